@@ -1,0 +1,144 @@
+// Package checkpoint keeps a run's TensorFlow checkpoints and the small
+// pointer file that says which one is the latest.
+//
+// A checkpoint is written by the graph's own saver under a new prefix
+// (ckpt-000500.index, ckpt-000500.data-*); its files are synced, and only then
+// does latest.json, replaced by an atomic rename, name it. A crash at any
+// moment leaves latest.json naming a complete checkpoint (or none). Files of
+// checkpoints that no longer count, including half-written ones, are removed
+// at the next save.
+package checkpoint
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/infomax/infomax/internal/fsutil"
+)
+
+// LatestFile is the pointer file's name in the checkpoint folder.
+const LatestFile = "latest.json"
+
+// State is what latest.json records: enough to resume without outside knowledge.
+type State struct {
+	Prefix     string   `json:"prefix"` // file prefix inside the folder, e.g. ckpt-000500
+	Step       int64    `json:"step"`
+	Epoch      int      `json:"epoch"`       // epoch of the next step
+	EpochStep  int      `json:"epoch_step"`  // position of the next step inside that epoch
+	ConfigHash string   `json:"config_hash"` // the spec the weights belong to
+	Time       string   `json:"time"`
+	Kept       []string `json:"kept"` // prefixes still on disk, oldest first
+}
+
+// Saver is what can write its variables under a prefix (graph.Model).
+type Saver interface {
+	Save(prefix string) error
+}
+
+// Dir manages the checkpoint folder of a run.
+type Dir struct {
+	Path string
+	Keep int // how many recent checkpoints to keep (the final one is always the latest)
+}
+
+// ErrNone means the folder holds no checkpoint.
+var ErrNone = errors.New("no checkpoint")
+
+// Latest reads latest.json.
+func (d Dir) Latest() (*State, error) {
+	path := filepath.Join(d.Path, LatestFile)
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("%s: %w", d.Path, ErrNone)
+	}
+	if err != nil {
+		return nil, err
+	}
+	var s State
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if s.Prefix == "" {
+		return nil, fmt.Errorf("%s: names no checkpoint", path)
+	}
+	if _, err := os.Stat(d.PrefixPath(s.Prefix) + ".index"); err != nil {
+		return nil, fmt.Errorf("%s names %s, which is missing: %w", path, s.Prefix, err)
+	}
+	return &s, nil
+}
+
+// PrefixPath is the full path of a checkpoint prefix.
+func (d Dir) PrefixPath(prefix string) string { return filepath.Join(d.Path, prefix) }
+
+// Save writes a checkpoint for state.Step through s, then points latest.json
+// at it and prunes old checkpoints. state.Prefix, Time and Kept are filled in.
+func (d Dir) Save(s Saver, state State) (*State, error) {
+	if err := os.MkdirAll(d.Path, 0o755); err != nil {
+		return nil, err
+	}
+	prev, err := d.Latest()
+	if err != nil && !errors.Is(err, ErrNone) {
+		return nil, err
+	}
+	state.Prefix = fmt.Sprintf("ckpt-%06d", state.Step)
+	if err := s.Save(d.PrefixPath(state.Prefix)); err != nil {
+		return nil, err
+	}
+	files, err := filepath.Glob(d.PrefixPath(state.Prefix) + ".*")
+	if err != nil {
+		return nil, err
+	}
+	for _, f := range files {
+		if err := fsutil.SyncFile(f); err != nil {
+			return nil, fmt.Errorf("sync %s: %w", f, err)
+		}
+	}
+	if err := fsutil.SyncDir(d.Path); err != nil {
+		return nil, err
+	}
+	if prev != nil {
+		state.Kept = slices.DeleteFunc(slices.Clone(prev.Kept), func(p string) bool { return p == state.Prefix })
+	}
+	state.Kept = append(state.Kept, state.Prefix)
+	if len(state.Kept) > d.Keep {
+		state.Kept = state.Kept[len(state.Kept)-d.Keep:]
+	}
+	state.Time = time.Now().UTC().Format(time.RFC3339)
+	raw, err := json.MarshalIndent(state, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(d.Path, LatestFile), append(raw, '\n')); err != nil {
+		return nil, fmt.Errorf("write %s: %w", LatestFile, err)
+	}
+	return &state, d.prune(state.Kept)
+}
+
+// prune removes checkpoint files whose prefix is not kept (old ones and
+// leftovers of saves that never completed).
+func (d Dir) prune(kept []string) error {
+	entries, err := os.ReadDir(d.Path)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		name := e.Name()
+		if !strings.HasPrefix(name, "ckpt-") {
+			continue
+		}
+		prefix, _, _ := strings.Cut(name, ".")
+		if slices.Contains(kept, prefix) {
+			continue
+		}
+		if err := os.RemoveAll(filepath.Join(d.Path, name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}

@@ -1,0 +1,403 @@
+// Package config is the one source of truth for a run: defaults, the YAML file,
+// flags and environment variables, resolved and validated in one place.
+//
+// The graph-shaping part of a config (model, loss, optimizer, seed) is written
+// as canonical JSON, the spec, which the Python exporter builds the SavedModel
+// from; the SHA-256 of those bytes goes into the manifest, so a SavedModel made
+// from another config is caught before any training starts.
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+
+	"github.com/go-viper/mapstructure/v2"
+	"github.com/spf13/pflag"
+	"github.com/spf13/viper"
+	"go.yaml.in/yaml/v3"
+)
+
+// Config is a resolved run configuration. Field tags are the YAML keys.
+type Config struct {
+	// Name labels the run; by default the config file's base name.
+	Name string `mapstructure:"name" yaml:"name"`
+	// ExportDir is where the SavedModel and its manifest live.
+	ExportDir string `mapstructure:"export_dir" yaml:"export_dir"`
+	// Seed drives weight initialisation, the in-graph random draws and the data order.
+	Seed      int64     `mapstructure:"seed" yaml:"seed"`
+	Data      Data      `mapstructure:"data" yaml:"data"`
+	Model     Model     `mapstructure:"model" yaml:"model"`
+	Loss      Loss      `mapstructure:"loss" yaml:"loss"`
+	Optimizer Optimizer `mapstructure:"optimizer" yaml:"optimizer"`
+	Train     Train     `mapstructure:"train" yaml:"train"`
+	Eval      Eval      `mapstructure:"eval" yaml:"eval"`
+}
+
+// Data names the data set and where its files are.
+type Data struct {
+	Format string `mapstructure:"format" yaml:"format"` // fashion_mnist, cifar10, tiny_imagenet
+	Path   string `mapstructure:"path" yaml:"path"`
+}
+
+// Model shapes the network (see pyexport/model.py).
+type Model struct {
+	ImageSize     int    `mapstructure:"image_size" yaml:"image_size" json:"image_size"`
+	Channels      int    `mapstructure:"channels" yaml:"channels" json:"channels"`
+	Blocks        int    `mapstructure:"blocks" yaml:"blocks" json:"blocks"`
+	ZDim          int    `mapstructure:"z_dim" yaml:"z_dim" json:"z_dim"`
+	Scaling       string `mapstructure:"scaling" yaml:"scaling" json:"scaling"`
+	GlobalPairing string `mapstructure:"global_pairing" yaml:"global_pairing" json:"global_pairing"`
+}
+
+// Loss weights the objective alpha·global + beta·local + gamma·prior.
+type Loss struct {
+	Alpha float64 `mapstructure:"alpha" yaml:"alpha" json:"alpha"`
+	Beta  float64 `mapstructure:"beta" yaml:"beta" json:"beta"`
+	Gamma float64 `mapstructure:"gamma" yaml:"gamma" json:"gamma"`
+}
+
+// Optimizer is Adam's setting, baked into the exported graph.
+type Optimizer struct {
+	LearningRate float64 `mapstructure:"learning_rate" yaml:"learning_rate" json:"learning_rate"`
+}
+
+// Train is the schedule; none of it is in the graph.
+type Train struct {
+	BatchSize       int `mapstructure:"batch_size" yaml:"batch_size"`
+	Epochs          int `mapstructure:"epochs" yaml:"epochs"`
+	LogEvery        int `mapstructure:"log_every" yaml:"log_every"`
+	CheckpointEvery int `mapstructure:"checkpoint_every" yaml:"checkpoint_every"`
+	KeepCheckpoints int `mapstructure:"keep_checkpoints" yaml:"keep_checkpoints"`
+	IntraOpThreads  int `mapstructure:"intra_op_threads" yaml:"intra_op_threads"` // 0: TensorFlow's choice (all cores)
+	InterOpThreads  int `mapstructure:"inter_op_threads" yaml:"inter_op_threads"`
+}
+
+// Eval sets the kNN report written at the end of training.
+type Eval struct {
+	K           int     `mapstructure:"k" yaml:"k"`                     // majority-vote kNN
+	WeightedK   int     `mapstructure:"weighted_k" yaml:"weighted_k"`   // similarity-weighted kNN
+	Temperature float64 `mapstructure:"temperature" yaml:"temperature"` // weight exp(sim / temperature)
+	BatchSize   int     `mapstructure:"batch_size" yaml:"batch_size"`   // images per encode call
+}
+
+// Defaults are the seed's settings where it has one; each override file lists
+// only what differs.
+func Defaults() Config {
+	return Config{
+		ExportDir: "",
+		Seed:      0,
+		Data:      Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist"},
+		Model: Model{
+			ImageSize:     28,
+			Channels:      1,
+			Blocks:        3,   // 28 → 14 → 7 → 3: a 3×3 local map
+			ZDim:          256, // the seed's code size
+			Scaling:       "unit_centered",
+			GlobalPairing: "seed", // [z, z] vs [z, shuffled z], as in the seed's script
+		},
+		Loss: Loss{
+			Alpha: 0.5,  // weight of global MI
+			Beta:  1.5,  // weight of local MI
+			Gamma: 0.01, // weight of the prior KL
+		},
+		Optimizer: Optimizer{LearningRate: 1e-3}, // the seed's Adam(1e-3)
+		Train: Train{
+			BatchSize:       64,
+			Epochs:          2,
+			LogEvery:        50,
+			CheckpointEvery: 500,
+			KeepCheckpoints: 3,
+		},
+		Eval: Eval{K: 20, WeightedK: 200, Temperature: 0.1, BatchSize: 500},
+	}
+}
+
+// Source says where a resolved value came from.
+type Source string
+
+const (
+	FromDefault Source = "default"
+	FromFile    Source = "file"
+	FromEnv     Source = "env"
+	FromFlag    Source = "flag"
+)
+
+// EnvPrefix starts every environment override: INFOMAX_TRAIN_BATCH_SIZE=32.
+const EnvPrefix = "INFOMAX"
+
+// Keys lists every config key in dotted form, in declaration order.
+func Keys() []string {
+	var keys []string
+	walk(reflect.TypeOf(Config{}), "", func(key string, _ reflect.Type) { keys = append(keys, key) })
+	return keys
+}
+
+func walk(t reflect.Type, prefix string, fn func(string, reflect.Type)) {
+	for i := 0; i < t.NumField(); i++ {
+		f := t.Field(i)
+		key := prefix + f.Tag.Get("mapstructure")
+		if f.Type.Kind() == reflect.Struct {
+			walk(f.Type, key+".", fn)
+			continue
+		}
+		fn(key, f.Type)
+	}
+}
+
+func defaultValue(key string) any {
+	v := reflect.ValueOf(Defaults())
+	for _, part := range strings.Split(key, ".") {
+		t := v.Type()
+		for i := 0; i < t.NumField(); i++ {
+			if t.Field(i).Tag.Get("mapstructure") == part {
+				v = v.Field(i)
+				break
+			}
+		}
+	}
+	return v.Interface()
+}
+
+// AddFlags registers one flag per config key (--train.batch_size 32, ...).
+// Only flags the user sets override the file.
+func AddFlags(fs *pflag.FlagSet) {
+	for _, key := range Keys() {
+		usage := "override config key " + key
+		switch d := defaultValue(key).(type) {
+		case int:
+			fs.Int(key, d, usage)
+		case int64:
+			fs.Int64(key, d, usage)
+		case float64:
+			fs.Float64(key, d, usage)
+		case string:
+			fs.String(key, d, usage)
+		default:
+			panic(fmt.Sprintf("config: no flag type for %s (%T)", key, d))
+		}
+	}
+}
+
+// Resolved is a validated config with the origin of each value.
+type Resolved struct {
+	Config
+	File    string
+	Sources map[string]Source
+}
+
+// Load resolves defaults, the YAML file (may be empty for defaults only), the
+// environment and the flags that were set, then validates the result.
+func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
+	v := viper.New()
+	for _, key := range Keys() {
+		v.SetDefault(key, defaultValue(key))
+	}
+	v.SetEnvPrefix(EnvPrefix)
+	v.SetEnvKeyReplacer(strings.NewReplacer(".", "_"))
+	v.AutomaticEnv()
+
+	fileKeys := map[string]bool{}
+	if file != "" {
+		raw, err := os.ReadFile(file)
+		if err != nil {
+			return nil, fmt.Errorf("read config: %w", err)
+		}
+		var tree map[string]any
+		if err := yaml.Unmarshal(raw, &tree); err != nil {
+			return nil, fmt.Errorf("config %s: not valid YAML: %w", file, err)
+		}
+		if err := checkKeys(tree, ""); err != nil {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+		for _, k := range flatten(tree, "") {
+			fileKeys[k] = true
+		}
+		v.SetConfigFile(file)
+		v.SetConfigType("yaml")
+		if err := v.ReadInConfig(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+	}
+	sources := map[string]Source{}
+	for _, key := range Keys() {
+		sources[key] = FromDefault
+		if fileKeys[key] {
+			sources[key] = FromFile
+		}
+		if _, ok := os.LookupEnv(envName(key)); ok {
+			sources[key] = FromEnv
+		}
+		if flags != nil {
+			if f := flags.Lookup(key); f != nil && f.Changed {
+				if err := v.BindPFlag(key, f); err != nil {
+					return nil, err
+				}
+				sources[key] = FromFlag
+			}
+		}
+	}
+
+	var c Config
+	err := v.UnmarshalExact(&c, func(dc *mapstructure.DecoderConfig) {
+		dc.WeaklyTypedInput = false
+		dc.DecodeHook = mapstructure.ComposeDecodeHookFunc(envStrings)
+	})
+	if err != nil {
+		where := "config"
+		if file != "" {
+			where = "config " + file
+		}
+		return nil, fmt.Errorf("%s: %w", where, err)
+	}
+	if c.Name == "" && file != "" {
+		c.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
+	}
+	if c.ExportDir == "" {
+		c.ExportDir = filepath.Join("exports", c.Name)
+	}
+	if err := c.Validate(); err != nil {
+		if file != "" {
+			return nil, fmt.Errorf("config %s: %w", file, err)
+		}
+		return nil, err
+	}
+	return &Resolved{Config: c, File: file, Sources: sources}, nil
+}
+
+func envName(key string) string {
+	return EnvPrefix + "_" + strings.ToUpper(strings.ReplaceAll(key, ".", "_"))
+}
+
+// envStrings turns string values from the environment into the field's kind;
+// file values keep their YAML types, so a quoted number in a file is an error.
+func envStrings(from, to reflect.Type, data any) (any, error) {
+	s, ok := data.(string)
+	if !ok || from.Kind() != reflect.String || to.Kind() == reflect.String {
+		return data, nil
+	}
+	var out any
+	switch to.Kind() {
+	case reflect.Int, reflect.Int64:
+		var n int64
+		if _, err := fmt.Sscan(s, &n); err != nil {
+			return nil, fmt.Errorf("%q is not an integer", s)
+		}
+		out = n
+	case reflect.Float64:
+		var f float64
+		if _, err := fmt.Sscan(s, &f); err != nil {
+			return nil, fmt.Errorf("%q is not a number", s)
+		}
+		out = f
+	default:
+		return data, nil
+	}
+	return out, nil
+}
+
+func flatten(tree map[string]any, prefix string) []string {
+	var out []string
+	for k, val := range tree {
+		if sub, ok := val.(map[string]any); ok {
+			out = append(out, flatten(sub, prefix+k+".")...)
+			continue
+		}
+		out = append(out, prefix+k)
+	}
+	return out
+}
+
+// checkKeys refuses keys that are not config keys, naming the closest one.
+func checkKeys(tree map[string]any, prefix string) error {
+	known := map[string]bool{}
+	sections := map[string]bool{}
+	for _, k := range Keys() {
+		known[k] = true
+		if i := strings.LastIndex(k, "."); i > 0 {
+			sections[k[:i]] = true
+		}
+	}
+	names := make([]string, 0, len(tree))
+	for k := range tree {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		key := prefix + k
+		if sub, ok := tree[k].(map[string]any); ok && sections[key] {
+			if err := checkKeys(sub, key+"."); err != nil {
+				return err
+			}
+			continue
+		}
+		if !known[key] {
+			return fmt.Errorf("unknown key %q (did you mean %q?)", key, closest(key, Keys()))
+		}
+	}
+	return nil
+}
+
+func closest(key string, keys []string) string {
+	best, bestD := "", 1<<30
+	for _, k := range keys {
+		if d := editDistance(key, k); d < bestD {
+			best, bestD = k, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// Spec is the graph-shaping part of the config, as the exporter reads it.
+type Spec struct {
+	Model     Model     `json:"model"`
+	Loss      Loss      `json:"loss"`
+	Optimizer Optimizer `json:"optimizer"`
+	Seed      int64     `json:"seed"`
+}
+
+// SpecJSON returns the canonical spec bytes and their SHA-256 (hex): the
+// config hash that the manifest records.
+func (c *Config) SpecJSON() ([]byte, string) {
+	raw, err := json.Marshal(Spec{Model: c.Model, Loss: c.Loss, Optimizer: c.Optimizer, Seed: c.Seed})
+	if err != nil {
+		panic(err) // plain structs of numbers and strings always marshal
+	}
+	sum := sha256.Sum256(raw)
+	return raw, hex.EncodeToString(sum[:])
+}
+
+// YAML renders the resolved config, for the run folder.
+func (c *Config) YAML() []byte {
+	out, err := yaml.Marshal(c)
+	if err != nil {
+		panic(err)
+	}
+	return out
+}

@@ -1,0 +1,68 @@
+package config
+
+import (
+	"fmt"
+	"os"
+	"slices"
+)
+
+// Scalings and pairings the exporter knows (pyexport/spec.py has the same lists
+// and checks them again).
+var (
+	scalings = []string{"unit_centered", "symmetric"}
+	pairings = []string{"seed", "paper"}
+	formats  = []string{"fashion_mnist", "cifar10", "tiny_imagenet"}
+)
+
+// Validate refuses values no run can use, naming the key, the value and why.
+func (c *Config) Validate() error {
+	type check struct {
+		key    string
+		value  any
+		ok     bool
+		reason string
+	}
+	m, t := c.Model, c.Train
+	checks := []check{
+		{"name", c.Name, c.Name != "", "a run needs a name (set name: or pass a config file)"},
+		{"data.format", c.Data.Format, oneOf(c.Data.Format, formats), fmt.Sprintf("must be one of %v", formats)},
+		{"model.image_size", m.ImageSize, m.ImageSize >= 8, "must be at least 8 pixels"},
+		{"model.channels", m.Channels, m.Channels == 1 || m.Channels == 3, "must be 1 (grey) or 3 (RGB)"},
+		{"model.blocks", m.Blocks, m.Blocks >= 1 && m.ImageSize>>m.Blocks >= 1, "must be at least 1 and leave a map of at least 1×1 pixel after halving image_size that often"},
+		{"model.z_dim", m.ZDim, m.ZDim > 0, "must be positive"},
+		{"model.scaling", m.Scaling, oneOf(m.Scaling, scalings), fmt.Sprintf("must be one of %v", scalings)},
+		{"model.global_pairing", m.GlobalPairing, oneOf(m.GlobalPairing, pairings), fmt.Sprintf("must be one of %v", pairings)},
+		{"loss.alpha", c.Loss.Alpha, c.Loss.Alpha >= 0, "must be >= 0"},
+		{"loss.beta", c.Loss.Beta, c.Loss.Beta >= 0, "must be >= 0"},
+		{"loss.gamma", c.Loss.Gamma, c.Loss.Gamma >= 0, "must be >= 0"},
+		{"optimizer.learning_rate", c.Optimizer.LearningRate, c.Optimizer.LearningRate > 0, "must be > 0"},
+		{"train.batch_size", t.BatchSize, t.BatchSize >= 2, "must be at least 2: the negatives are the batch shuffled"},
+		{"train.epochs", t.Epochs, t.Epochs >= 1, "must be at least 1"},
+		{"train.log_every", t.LogEvery, t.LogEvery >= 1, "must be at least 1"},
+		{"train.checkpoint_every", t.CheckpointEvery, t.CheckpointEvery >= 1, "must be at least 1"},
+		{"train.keep_checkpoints", t.KeepCheckpoints, t.KeepCheckpoints >= 1, "must be at least 1"},
+		{"train.intra_op_threads", t.IntraOpThreads, t.IntraOpThreads >= 0, "must be >= 0 (0: all cores)"},
+		{"train.inter_op_threads", t.InterOpThreads, t.InterOpThreads >= 0, "must be >= 0 (0: TensorFlow's choice)"},
+		{"eval.k", c.Eval.K, c.Eval.K >= 1, "must be at least 1"},
+		{"eval.weighted_k", c.Eval.WeightedK, c.Eval.WeightedK >= 1, "must be at least 1"},
+		{"eval.temperature", c.Eval.Temperature, c.Eval.Temperature > 0, "must be > 0"},
+		{"eval.batch_size", c.Eval.BatchSize, c.Eval.BatchSize >= 1, "must be at least 1"},
+	}
+	for _, ch := range checks {
+		if !ch.ok {
+			return fmt.Errorf("%s = %v: %s", ch.key, ch.value, ch.reason)
+		}
+	}
+	return nil
+}
+
+// CheckData refuses a data path that does not exist. It is separate from
+// Validate because exporting a model needs no data.
+func (c *Config) CheckData() error {
+	if _, err := os.Stat(c.Data.Path); err != nil {
+		return fmt.Errorf("data.path = %s: %w (for Fashion-MNIST run `make setup`; otherwise point data.path at the data set's folder)", c.Data.Path, err)
+	}
+	return nil
+}
+
+func oneOf(s string, list []string) bool { return slices.Contains(list, s) }

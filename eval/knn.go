@@ -1,0 +1,114 @@
+// Package eval judges features by their nearest neighbours: kNN classification
+// accuracy with cosine similarity, the measure used across self-supervised
+// learning. It works on plain row-major float32 arrays; the similarity matrix
+// and top-k run in TensorFlow, a chunk of queries at a time, so the full
+// query × bank matrix is never held at once.
+package eval
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"unsafe"
+
+	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/wamuir/graft/tensorflow/op"
+)
+
+// Features are N row-major vectors of Dim float32.
+type Features struct {
+	Data []float32
+	Dim  int
+}
+
+// Len is the number of vectors.
+func (f Features) Len() int { return len(f.Data) / f.Dim }
+
+// Normalized returns a copy with every row scaled to unit L2 norm (a zero row stays zero).
+func (f Features) Normalized() Features {
+	out := make([]float32, len(f.Data))
+	for i := 0; i < f.Len(); i++ {
+		row := f.Data[i*f.Dim : (i+1)*f.Dim]
+		var ss float64
+		for _, v := range row {
+			ss += float64(v) * float64(v)
+		}
+		if ss == 0 {
+			continue
+		}
+		inv := float32(1 / math.Sqrt(ss))
+		for j, v := range row {
+			out[i*f.Dim+j] = v * inv
+		}
+	}
+	return Features{Data: out, Dim: f.Dim}
+}
+
+// Neighbours holds, for each query, the indices of its K most similar bank
+// rows and their similarities, most similar first; equal similarities keep
+// the lower bank index first (TensorFlow's TopKV2 order).
+type Neighbours struct {
+	K     int
+	Index []int32   // [queries, K]
+	Sim   []float32 // [queries, K]
+}
+
+// Search finds the k nearest bank rows for every query by cosine similarity,
+// chunk queries at a time.
+func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
+	if bank.Dim != queries.Dim {
+		return nil, fmt.Errorf("knn: bank has dimension %d, queries %d", bank.Dim, queries.Dim)
+	}
+	if k < 1 || k > bank.Len() {
+		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, bank.Len())
+	}
+	d := int64(bank.Dim)
+	s := op.NewScope()
+	q := op.Placeholder(s.SubScope("queries"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
+	b := op.Placeholder(s.SubScope("bank"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
+	sim := op.MatMul(s, q, b, op.MatMulTransposeB(true))
+	vals, idx := op.TopKV2(s, sim, op.Const(s, int32(k)))
+	g, err := s.Finalize()
+	if err != nil {
+		return nil, fmt.Errorf("knn graph: %w", err)
+	}
+	sess, err := tf.NewSession(g, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer sess.Close()
+
+	bankT, err := tensor(bank.Normalized())
+	if err != nil {
+		return nil, err
+	}
+	nq := queries.Normalized()
+	out := &Neighbours{K: k, Index: make([]int32, 0, nq.Len()*k), Sim: make([]float32, 0, nq.Len()*k)}
+	for start := 0; start < nq.Len(); start += chunk {
+		end := min(start+chunk, nq.Len())
+		qT, err := tensor(Features{Data: nq.Data[start*bank.Dim : end*bank.Dim], Dim: bank.Dim})
+		if err != nil {
+			return nil, err
+		}
+		res, err := sess.Run(map[tf.Output]*tf.Tensor{q: qT, b: bankT}, []tf.Output{vals, idx}, nil)
+		if err != nil {
+			return nil, fmt.Errorf("knn: %w", err)
+		}
+		for _, row := range res[0].Value().([][]float32) {
+			out.Sim = append(out.Sim, row...)
+		}
+		for _, row := range res[1].Value().([][]int32) {
+			out.Index = append(out.Index, row...)
+		}
+	}
+	return out, nil
+}
+
+func tensor(f Features) (*tf.Tensor, error) {
+	n := len(f.Data)
+	if n == 0 {
+		return nil, fmt.Errorf("knn: no vectors")
+	}
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&f.Data[0])), 4*n)
+	return tf.ReadTensor(tf.Float, []int64{int64(f.Len()), int64(f.Dim)}, bytes.NewReader(raw))
+}

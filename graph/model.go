@@ -1,0 +1,363 @@
+// Package graph loads an exported InfoMax SavedModel and its manifest through
+// TensorFlow's C API (graft) and offers it as a typed Go value: TrainStep,
+// Encode, Save and Restore.
+//
+// Every tensor is found through the signature keys that the manifest names,
+// resolved once at load; the hot path builds one input tensor and calls
+// Session.Run. Checkpoints go through the SavedModel's own saver_def, so they
+// cover every variable, the optimizer's slots and the step counter, and are
+// ordinary TensorFlow checkpoints that Python's tf.train.Checkpoint can read.
+package graph
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"unsafe"
+
+	tf "github.com/wamuir/graft/tensorflow"
+	corepb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
+	"google.golang.org/protobuf/proto"
+)
+
+const (
+	sigTrain  = "train_step"
+	sigEncode = "encode"
+	// gcEvery bounds how much C tensor memory may wait for Go's finalizers: the
+	// Go objects that own it are tiny, so without a nudge the collector would
+	// rarely run while the C heap grows.
+	gcEvery = 256 << 20
+)
+
+// Options set up the TensorFlow session.
+type Options struct {
+	// ConfigHash, when not empty, must equal the manifest's config_hash.
+	ConfigHash string
+	// IntraOpThreads and InterOpThreads size TensorFlow's thread pools (0: its default).
+	IntraOpThreads, InterOpThreads int
+}
+
+// Model is a loaded InfoMax SavedModel. Its methods are not safe for
+// concurrent use.
+type Model struct {
+	Dir      string
+	Manifest *Manifest
+
+	saved *tf.SavedModel
+
+	trainIn   tf.Output
+	trainOut  []tf.Output // "loss", then Manifest.LossTerms, then "step"
+	encodeIn  tf.Output
+	encodeOut tf.Output
+
+	saveFilename tf.Output
+	saveTensor   tf.Output
+	restoreOp    *tf.Operation
+
+	cBytes atomic.Int64 // C tensor bytes allocated since the last GC nudge
+}
+
+// Losses is what one training step returns: the weighted total, each term the
+// manifest lists (computed before the update), and the new step counter.
+type Losses struct {
+	Step  int64
+	Loss  float64
+	Terms map[string]float64
+}
+
+// Load opens the SavedModel in dir. It checks the manifest against the graph
+// and, if opts.ConfigHash is set, against the config.
+func Load(dir string, opts Options) (*Model, error) {
+	m, err := load(dir, opts)
+	if err != nil {
+		return nil, fmt.Errorf("load savedmodel %s: %w", dir, err)
+	}
+	return m, nil
+}
+
+func load(dir string, opts Options) (*Model, error) {
+	man, err := ReadManifest(dir)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ConfigHash != "" && opts.ConfigHash != man.ConfigHash {
+		return nil, fmt.Errorf("%w: the manifest's config hash is %.12s, the config's is %.12s", ErrStale, man.ConfigHash, opts.ConfigHash)
+	}
+	saverDef, err := readSaverDef(dir)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := proto.Marshal(&corepb.ConfigProto{
+		IntraOpParallelismThreads: int32(opts.IntraOpThreads),
+		InterOpParallelismThreads: int32(opts.InterOpThreads),
+	})
+	if err != nil {
+		return nil, err
+	}
+	saved, err := tf.LoadSavedModel(dir, man.Tags, &tf.SessionOptions{Config: cfg})
+	if err != nil {
+		return nil, err
+	}
+	mod := &Model{Dir: dir, Manifest: man, saved: saved}
+	if err := mod.resolve(saverDef); err != nil {
+		saved.Session.Close()
+		return nil, err
+	}
+	return mod, nil
+}
+
+// readSaverDef reads the saver_def of the SavedModel's single MetaGraph.
+func readSaverDef(dir string) (*corepb.SaverDef, error) {
+	raw, err := os.ReadFile(filepath.Join(dir, "saved_model.pb"))
+	if err != nil {
+		return nil, err
+	}
+	var sm corepb.SavedModel
+	if err := proto.Unmarshal(raw, &sm); err != nil {
+		return nil, fmt.Errorf("saved_model.pb: %w", err)
+	}
+	if len(sm.MetaGraphs) != 1 || sm.MetaGraphs[0].SaverDef == nil {
+		return nil, errors.New("saved_model.pb: want one MetaGraph with a saver_def")
+	}
+	return sm.MetaGraphs[0].SaverDef, nil
+}
+
+// resolve finds every tensor the model uses, checking the manifest against
+// the graph's own signatures.
+func (m *Model) resolve(saver *corepb.SaverDef) error {
+	in, err := m.tensor(sigTrain, "images", true)
+	if err != nil {
+		return err
+	}
+	m.trainIn = in
+	for _, key := range m.outputKeys() {
+		out, err := m.tensor(sigTrain, key, false)
+		if err != nil {
+			return err
+		}
+		m.trainOut = append(m.trainOut, out)
+	}
+	if m.encodeIn, err = m.tensor(sigEncode, "images", true); err != nil {
+		return err
+	}
+	if m.encodeOut, err = m.tensor(sigEncode, "z_mean", false); err != nil {
+		return err
+	}
+	if m.saveFilename, err = m.output(saver.FilenameTensorName); err != nil {
+		return fmt.Errorf("saver_def filename tensor: %w", err)
+	}
+	if m.saveTensor, err = m.output(saver.SaveTensorName); err != nil {
+		return fmt.Errorf("saver_def save tensor: %w", err)
+	}
+	if m.restoreOp = m.saved.Graph.Operation(saver.RestoreOpName); m.restoreOp == nil {
+		return fmt.Errorf("saver_def restore op %q is not in the graph", saver.RestoreOpName)
+	}
+	return nil
+}
+
+func (m *Model) outputKeys() []string {
+	return append(append([]string{"loss"}, m.Manifest.LossTerms...), "step")
+}
+
+// tensor resolves one signature tensor by key and checks that the manifest
+// and the SavedModel's signature agree on its name and dtype.
+func (m *Model) tensor(sig, key string, input bool) (tf.Output, error) {
+	want, ok := m.Manifest.Signatures[sig].Inputs[key]
+	got, ok2 := m.saved.Signatures[sig].Inputs[key]
+	kind := "input"
+	if !input {
+		want, ok = m.Manifest.Signatures[sig].Outputs[key]
+		got, ok2 = m.saved.Signatures[sig].Outputs[key]
+		kind = "output"
+	}
+	switch {
+	case !ok:
+		return tf.Output{}, fmt.Errorf("manifest: signature %q has no %s %q", sig, kind, key)
+	case !ok2:
+		return tf.Output{}, fmt.Errorf("saved_model.pb: signature %q has no %s %q (the manifest lists it: export again)", sig, kind, key)
+	case got.Name != want.Name || dtypeName(got.DType) != want.DType:
+		return tf.Output{}, fmt.Errorf("signature %q %s %q: manifest says %s %s, the graph has %s %s: export again",
+			sig, kind, key, want.Name, want.DType, got.Name, dtypeName(got.DType))
+	}
+	return m.output(want.Name)
+}
+
+func (m *Model) output(name string) (tf.Output, error) {
+	op, idx := name, 0
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		n, err := strconv.Atoi(name[i+1:])
+		if err != nil {
+			return tf.Output{}, fmt.Errorf("tensor name %q: %w", name, err)
+		}
+		op, idx = name[:i], n
+	}
+	o := m.saved.Graph.Operation(op)
+	if o == nil {
+		return tf.Output{}, fmt.Errorf("tensor %q: no operation %q in the graph", name, op)
+	}
+	if idx >= o.NumOutputs() {
+		return tf.Output{}, fmt.Errorf("tensor %q: operation has %d outputs", name, o.NumOutputs())
+	}
+	return o.Output(idx), nil
+}
+
+func dtypeName(dt tf.DataType) string {
+	switch dt {
+	case tf.Uint8:
+		return "uint8"
+	case tf.Float:
+		return "float32"
+	case tf.Int32:
+		return "int32"
+	case tf.Int64:
+		return "int64"
+	case tf.String:
+		return "string"
+	}
+	return fmt.Sprintf("dtype(%d)", dt)
+}
+
+// Close releases the session.
+func (m *Model) Close() error { return m.saved.Session.Close() }
+
+// Devices lists the devices the session runs on.
+func (m *Model) Devices() ([]tf.Device, error) { return m.saved.Session.ListDevices() }
+
+// images builds a uint8 [N,H,W,C] tensor from packed pixels.
+func (m *Model) images(pixels []byte) (*tf.Tensor, error) {
+	per := m.Manifest.ImageBytes()
+	s := m.Manifest.Input.Shape
+	if len(pixels) == 0 || len(pixels)%per != 0 {
+		return nil, fmt.Errorf("batch of %d bytes is not a whole number of %d×%d×%d uint8 images (%d bytes each)", len(pixels), s[0], s[1], s[2], per)
+	}
+	shape := []int64{int64(len(pixels) / per), int64(s[0]), int64(s[1]), int64(s[2])}
+	m.track(int64(len(pixels)))
+	return tf.ReadTensor(tf.Uint8, shape, bytes.NewReader(pixels))
+}
+
+// track counts C tensor bytes and runs the collector once enough are waiting
+// for finalizers.
+func (m *Model) track(n int64) {
+	if m.cBytes.Add(n) > gcEvery {
+		m.cBytes.Store(0)
+		runtime.GC()
+	}
+}
+
+// TrainStep runs one training step on a batch of packed uint8 images
+// (N·H·W·C bytes, N >= 2).
+func (m *Model) TrainStep(pixels []byte) (Losses, error) {
+	x, err := m.images(pixels)
+	if err != nil {
+		return Losses{}, fmt.Errorf("train step: %w", err)
+	}
+	if n := x.Shape()[0]; n < 2 {
+		return Losses{}, fmt.Errorf("train step: a batch needs at least 2 images to shuffle, got %d", n)
+	}
+	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.trainIn: x}, m.trainOut, nil)
+	if err != nil {
+		return Losses{}, fmt.Errorf("train step: %w", err)
+	}
+	keys := m.outputKeys()
+	l := Losses{Terms: make(map[string]float64, len(keys)-2)}
+	for i, key := range keys {
+		switch v := out[i].Value().(type) {
+		case float32:
+			if key == "loss" {
+				l.Loss = float64(v)
+			} else {
+				l.Terms[key] = float64(v)
+			}
+		case int64:
+			l.Step = v
+		default:
+			return Losses{}, fmt.Errorf("train step: output %q is %T, want a scalar", key, v)
+		}
+	}
+	return l, nil
+}
+
+// Encode returns z_mean for a batch of packed uint8 images, row-major
+// [N, FeatureDim], with BatchNorm in inference mode.
+func (m *Model) Encode(pixels []byte) ([]float32, error) {
+	x, err := m.images(pixels)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.encodeIn: x}, []tf.Output{m.encodeOut}, nil)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	z := out[0]
+	n := int(z.Shape()[0]) * int(z.Shape()[1])
+	m.track(int64(4 * n))
+	return float32s(z, n)
+}
+
+// float32s copies a float32 tensor's contents without reflection.
+func float32s(t *tf.Tensor, n int) ([]float32, error) {
+	if t.DataType() != tf.Float {
+		return nil, fmt.Errorf("tensor is %s, want float32", dtypeName(t.DataType()))
+	}
+	f := make([]float32, n)
+	if n == 0 {
+		return f, nil
+	}
+	raw := unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*n)
+	w := sliceWriter{buf: raw}
+	if _, err := t.WriteContentsTo(&w); err != nil {
+		return nil, err
+	}
+	if w.n != len(raw) {
+		return nil, fmt.Errorf("tensor holds %d bytes, want %d", w.n, len(raw))
+	}
+	return f, nil
+}
+
+type sliceWriter struct {
+	buf []byte
+	n   int
+}
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	if len(p) > len(w.buf)-w.n {
+		return 0, io.ErrShortWrite
+	}
+	w.n += copy(w.buf[w.n:], p)
+	return len(p), nil
+}
+
+// Save writes a checkpoint of every variable under prefix (prefix.index and
+// prefix.data-*), the optimizer's slots and the step counter included.
+func (m *Model) Save(prefix string) error {
+	name, err := tf.NewTensor(prefix)
+	if err != nil {
+		return err
+	}
+	if _, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.saveFilename: name}, []tf.Output{m.saveTensor}, nil); err != nil {
+		return fmt.Errorf("save checkpoint %s: %w", prefix, err)
+	}
+	return nil
+}
+
+// Restore loads every variable from the checkpoint at prefix.
+func (m *Model) Restore(prefix string) error {
+	if _, err := os.Stat(prefix + ".index"); err != nil {
+		return fmt.Errorf("restore checkpoint %s: %w", prefix, err)
+	}
+	name, err := tf.NewTensor(prefix)
+	if err != nil {
+		return err
+	}
+	if _, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.saveFilename: name}, nil, []*tf.Operation{m.restoreOp}); err != nil {
+		return fmt.Errorf("restore checkpoint %s: %w", prefix, err)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+// Package pyexport runs the Python exporter that lives beside it: it writes a
+// config's spec as canonical JSON and calls `python -m pyexport`, which builds
+// the SavedModel and its manifest (see pyexport/export.py).
+package pyexport
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/graph"
+)
+
+// PythonEnv names the variable that overrides the Python interpreter.
+const PythonEnv = "INFOMAX_PYTHON"
+
+// Root finds the project root (the folder holding pyexport/__main__.py),
+// starting at the working directory and walking up.
+func Root() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if _, err := os.Stat(filepath.Join(d, "pyexport", "__main__.py")); err == nil {
+			return d, nil
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no pyexport/__main__.py in %s or above: run from the infomax project folder", dir)
+		}
+	}
+}
+
+// Python returns the interpreter to run the exporter with: $INFOMAX_PYTHON, or
+// the project's .venv made by `make setup`.
+func Python(root string) (string, error) {
+	if p := os.Getenv(PythonEnv); p != "" {
+		return p, nil
+	}
+	p := filepath.Join(root, ".venv", "bin", "python")
+	if _, err := os.Stat(p); err != nil {
+		return "", fmt.Errorf("no Python environment at %s: run `make setup` (or set %s)", p, PythonEnv)
+	}
+	return p, nil
+}
+
+// Fresh reports whether dir holds a SavedModel exported from cfg's spec.
+func Fresh(cfg *config.Config, dir string) (bool, error) {
+	man, err := graph.ReadManifest(dir)
+	if errors.Is(err, graph.ErrNoExport) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_, hash := cfg.SpecJSON()
+	return man.ConfigHash == hash, nil
+}
+
+// Export (re)writes the SavedModel for cfg into dir. Output of the exporter
+// goes to the given writers.
+func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr io.Writer) error {
+	root, err := Root()
+	if err != nil {
+		return err
+	}
+	py, err := Python(root)
+	if err != nil {
+		return err
+	}
+	spec, _ := cfg.SpecJSON()
+	f, err := os.CreateTemp("", "infomax-spec-*.json")
+	if err != nil {
+		return err
+	}
+	defer os.Remove(f.Name())
+	if _, err := f.Write(spec); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Close(); err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, py, "-m", "pyexport", "--spec", f.Name(), "--out", abs)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("export %s: %s -m pyexport: %w", dir, py, err)
+	}
+	return nil
+}

@@ -1,0 +1,101 @@
+"""pyexport.export: save an InfoMax module as a SavedModel with its manifest.
+
+The manifest (manifest.json beside saved_model.pb) is what Go reads: the input
+shape and scaling, every hyperparameter, each signature's tensor names, dtypes
+and shapes, the TensorFlow version and the hash of the spec it came from. The
+SavedModel is written into a temporary folder and renamed into place, so a
+crash never leaves a half-written export where Go would load it.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+import keras
+import tensorflow as tf
+from tensorflow.core.protobuf import saved_model_pb2
+
+from .module import LOSS_TERMS, InfoMax
+from .spec import SCALINGS
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+SIGNATURES = ("train_step", "train_step_with_noise", "encode")
+
+
+def _signature_table(export_dir):
+    """Signature name → inputs/outputs (key → tensor name, dtype, shape), read
+    back from saved_model.pb so the manifest states what was really saved."""
+    sm = saved_model_pb2.SavedModel()
+    with open(os.path.join(export_dir, "saved_model.pb"), "rb") as f:
+        sm.ParseFromString(f.read())
+    (meta,) = sm.meta_graphs
+
+    def info(t):
+        shape = [-1 if d.size < 0 else d.size for d in t.tensor_shape.dim]
+        return {"name": t.name, "dtype": tf.dtypes.as_dtype(t.dtype).name, "shape": shape}
+
+    table = {}
+    for name in SIGNATURES:
+        sig = meta.signature_def[name]
+        table[name] = {
+            "inputs": {k: info(v) for k, v in sorted(sig.inputs.items())},
+            "outputs": {k: info(v) for k, v in sorted(sig.outputs.items())},
+        }
+    return table
+
+
+def export(spec, config_hash, export_dir):
+    """Build a fresh module from a validated spec and save it to export_dir."""
+    return save(InfoMax(spec), config_hash, export_dir)
+
+
+def save(module, config_hash, export_dir):
+    """Save a module, with its current weights, to export_dir; return the manifest."""
+    spec = module.spec
+    parent = os.path.dirname(os.path.abspath(export_dir))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+    try:
+        tf.saved_model.save(
+            module,
+            tmp,
+            signatures={name: getattr(module, name) for name in SIGNATURES},
+        )
+        m = spec["model"]
+        scale, offset = SCALINGS[m["scaling"]]
+        manifest = {
+            "format": FORMAT,
+            "config_hash": config_hash,
+            "spec": spec,
+            "input": {
+                "shape": [m["image_size"], m["image_size"], m["channels"]],
+                "dtype": "uint8",
+                "scaling": m["scaling"],
+                "scale": scale,
+                "offset": offset,
+            },
+            "feature_map": list(module.map_shape),
+            "feature_dim": m["z_dim"],
+            "loss_terms": list(LOSS_TERMS),
+            "parameters": int(sum(v.shape.num_elements() for v in module.trainable)),
+            "tags": ["serve"],
+            "signatures": _signature_table(tmp),
+            "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__,
+        }
+        with open(os.path.join(tmp, MANIFEST), "w") as f:
+            json.dump(manifest, f, indent=2, sort_keys=True)
+            f.write("\n")
+        if os.path.exists(export_dir):
+            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
+            os.rename(export_dir, os.path.join(old, "x"))
+            os.rename(tmp, export_dir)
+            shutil.rmtree(old)
+        else:
+            os.rename(tmp, export_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return manifest

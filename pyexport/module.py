@@ -1,0 +1,119 @@
+"""pyexport.module: the trainable InfoMax module and its signatures.
+
+The module owns its training step and optimizer; Go only feeds uint8 images and
+reads back scalars (see tensorflow/rust's regression_savedmodel example). Its
+random draws come from stateless ops seeded by (spec seed, step), so a run that
+resumes from a checkpoint draws what an uninterrupted run would have drawn.
+"""
+
+import json
+
+import keras
+import tensorflow as tf
+
+from . import model
+
+# Loss terms the train signatures return, besides "loss" (the weighted total)
+# and "step". Go logs whatever the manifest lists.
+LOSS_TERMS = ("global", "local", "prior")
+
+
+class _Untracked:
+    """A plain holder: tf.Module does not track what it holds."""
+
+
+class InfoMax(tf.Module):
+    def __init__(self, spec):
+        super().__init__(name="infomax")
+        # Kept as text: tf.Module would wrap a dict attribute in a tracking wrapper.
+        self._spec_json = json.dumps(spec)
+        m = spec["model"]
+        keras.utils.set_random_seed(spec["seed"])  # weight initialisation
+        k = self._keras = _Untracked()
+        k.encoder = model.build_encoder(spec)
+        map_shape = tuple(int(d) for d in k.encoder.outputs[0].shape[1:])
+        z_dim = m["z_dim"]
+        self.map_shape = map_shape
+        k.global_disc = model.build_discriminator(
+            (model.global_input_dim(spec, map_shape),), z_dim, "global_discriminator"
+        )
+        k.local_disc = model.build_discriminator(
+            map_shape[:2] + (z_dim + map_shape[2],), z_dim, "local_discriminator"
+        )
+        k.optimizer = keras.optimizers.Adam(spec["optimizer"]["learning_rate"])
+        k.optimizer.build(self.trainable)
+        self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+        # The checkpoint tracks the tf.Variables under the Keras variables, by
+        # path. Keras 3 exports each Keras variable as a fresh copy ("Variable_N")
+        # that TensorFlow's graph-mode loader (the C API's) never connects to
+        # the handles the functions read, so they would stay uninitialised.
+        # Tracking the underlying variables gives the saver_def one variable per
+        # handle that the functions use.
+        self.weights = {
+            v.path.replace("/", "."): v.value
+            for net in (*self.nets, k.optimizer)
+            for v in net.variables
+        }
+        self._seed = tf.constant([spec["seed"], 0], dtype=tf.int64)
+
+        image = tf.TensorSpec([None, m["image_size"], m["image_size"], m["channels"]], tf.uint8, name="images")
+        self.train_step = tf.function(self._train_step, input_signature=[image])
+        self.train_step_with_noise = tf.function(
+            self._train_step_with_noise,
+            input_signature=[
+                image,
+                tf.TensorSpec([None, z_dim], tf.float32, name="eps"),
+                tf.TensorSpec([None], tf.int32, name="perm_global"),
+                tf.TensorSpec([None], tf.int32, name="perm_local"),
+            ],
+        )
+        self.encode = tf.function(self._encode, input_signature=[image])
+
+    @property
+    def spec(self):
+        """The spec this module was built from, as a plain dict."""
+        return json.loads(self._spec_json)
+
+    # The Keras objects, kept out of tf.Module's tracking (see __init__).
+    encoder = property(lambda self: self._keras.encoder)
+    global_disc = property(lambda self: self._keras.global_disc)
+    local_disc = property(lambda self: self._keras.local_disc)
+    optimizer = property(lambda self: self._keras.optimizer)
+
+    @property
+    def nets(self):
+        return self.encoder, self.global_disc, self.local_disc
+
+    @property
+    def trainable(self):
+        return [v for net in self.nets for v in net.trainable_variables]
+
+    def draws(self, batch):
+        """ε and the two permutations for this step, from (seed, step) alone."""
+        seed = tf.random.experimental.stateless_fold_in(self._seed, self.step)
+        fold = tf.random.experimental.stateless_fold_in
+        eps = tf.random.stateless_normal([batch, self.spec["model"]["z_dim"]], seed=fold(seed, 0))
+        perm_global = tf.argsort(tf.random.stateless_uniform([batch], seed=fold(seed, 1)))
+        perm_local = tf.argsort(tf.random.stateless_uniform([batch], seed=fold(seed, 2)))
+        return eps, perm_global, perm_local
+
+    def _train_step(self, images):
+        """One Adam step on a batch; returns the loss terms (before the update) and the new step."""
+        eps, perm_global, perm_local = self.draws(tf.shape(images)[0])
+        return self._train_step_with_noise(images, eps, perm_global, perm_local)
+
+    def _train_step_with_noise(self, images, eps, perm_global, perm_local):
+        """train_step with the random draws given: for tests and for exact replays."""
+        tf.debugging.assert_greater_equal(tf.shape(images)[0], 2, message="a batch needs at least 2 images to shuffle")
+        with tf.GradientTape() as tape:
+            terms = model.loss_terms(self.nets, self.spec, images, eps, perm_global, perm_local, training=True)
+        variables = self.trainable
+        grads = tape.gradient(terms["loss"], variables)
+        self.optimizer.apply_gradients(zip(grads, variables))
+        terms["step"] = self.step.assign_add(1)
+        return terms
+
+    def _encode(self, images):
+        """z_mean, the feature, with BatchNorm in inference mode."""
+        _, z_mean, _ = self.encoder(model.scale_images(images, self.spec), training=False)
+        return {"z_mean": z_mean}

@@ -1,0 +1,96 @@
+"""pyexport.spec: the part of a config that shapes the graph.
+
+Go (runner/) owns the configuration: it reads the YAML, applies overrides and
+validates it, then writes the graph-shaping sections as canonical JSON, the
+*spec*. The exporter builds the graph from that spec and records the SHA-256 of
+its exact bytes in the manifest, so Go can tell a stale SavedModel by comparing
+hashes, without either side re-serialising floats the other way.
+
+The spec is checked again here, because the exporter can also be run by hand.
+"""
+
+import hashlib
+import json
+
+# Input scalings: uint8 pixels x become x * scale + offset inside the graph.
+SCALINGS = {
+    "unit_centered": (1.0 / 255.0, -0.5),  # x/255 - 0.5: the seed's CIFAR-10 script
+    "symmetric": (2.0 / 255.0, -1.0),  # x/255*2 - 1: the seed's Tiny ImageNet script
+}
+
+GLOBAL_PAIRINGS = (
+    "seed",  # the seed's code: [z, z] against [z, shuffled z]
+    "paper",  # Deep InfoMax: [C, z] against [shuffled C, z]
+)
+
+# key -> (type, check, reason shown when the check fails)
+_FIELDS = {
+    "model": {
+        "image_size": (int, lambda v: v >= 8, "must be at least 8 pixels"),
+        "channels": (int, lambda v: v in (1, 3), "must be 1 (grey) or 3 (RGB)"),
+        "blocks": (int, lambda v: v >= 1, "must be at least 1"),
+        "z_dim": (int, lambda v: v >= 1, "must be positive"),
+        "scaling": (str, lambda v: v in SCALINGS, "must be one of %s" % sorted(SCALINGS)),
+        "global_pairing": (str, lambda v: v in GLOBAL_PAIRINGS, "must be one of %s" % list(GLOBAL_PAIRINGS)),
+    },
+    "loss": {
+        "alpha": (float, lambda v: v >= 0, "must be >= 0"),
+        "beta": (float, lambda v: v >= 0, "must be >= 0"),
+        "gamma": (float, lambda v: v >= 0, "must be >= 0"),
+    },
+    "optimizer": {
+        "learning_rate": (float, lambda v: v > 0, "must be > 0"),
+    },
+}
+
+
+class SpecError(ValueError):
+    """A spec that the exporter cannot build, with the key and the reason."""
+
+
+def validate(spec):
+    """Check every key, type and range; return the spec. Raises SpecError."""
+    known = set(_FIELDS) | {"seed"}
+    for key in spec:
+        if key not in known:
+            raise SpecError("spec: unknown key %r (known: %s)" % (key, ", ".join(sorted(known))))
+    for section, fields in _FIELDS.items():
+        if section not in spec or not isinstance(spec[section], dict):
+            raise SpecError("spec: missing section %r" % section)
+        for key in spec[section]:
+            if key not in fields:
+                raise SpecError("spec: unknown key %s.%s (known: %s)" % (section, key, ", ".join(sorted(fields))))
+        for key, (typ, check, reason) in fields.items():
+            if key not in spec[section]:
+                raise SpecError("spec: missing key %s.%s" % (section, key))
+            value = spec[section][key]
+            if typ is float and isinstance(value, int) and not isinstance(value, bool):
+                value = spec[section][key] = float(value)
+            if not isinstance(value, typ) or isinstance(value, bool):
+                raise SpecError("spec: %s.%s = %r: want a %s" % (section, key, value, typ.__name__))
+            if not check(value):
+                raise SpecError("spec: %s.%s = %r: %s" % (section, key, value, reason))
+    if not isinstance(spec.get("seed"), int):
+        raise SpecError("spec: seed = %r: want an integer" % (spec.get("seed"),))
+    m = spec["model"]
+    if m["image_size"] >> m["blocks"] < 1:
+        raise SpecError(
+            "spec: model.blocks = %d halves a %d-pixel image below 1 pixel; use fewer blocks"
+            % (m["blocks"], m["image_size"])
+        )
+    return spec
+
+
+def load(path):
+    """Read a spec file; return (spec, sha256 hex of its bytes)."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        spec = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise SpecError("%s: not JSON: %s" % (path, e)) from e
+    try:
+        validate(spec)
+    except SpecError as e:
+        raise SpecError("%s: %s" % (path, e)) from e
+    return spec, hashlib.sha256(raw).hexdigest()

@@ -1,0 +1,111 @@
+"""An independent NumPy forward pass of the seed's model, for the tests.
+
+It reads the weights layer by layer from the Keras models and recomputes every
+figure with plain NumPy (float64): convolution by sliding windows, BatchNorm
+with batch or moving statistics, pooling, the discriminators and the losses.
+"""
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+
+from pyexport.spec import SCALINGS
+
+
+def conv2d_same(x, kernel, bias):
+    """3×3 'same' cross-correlation, stride 1: x [N,H,W,Cin], kernel [3,3,Cin,Cout]."""
+    kh, kw = kernel.shape[:2]
+    xp = np.pad(x, ((0, 0), (kh // 2, kh // 2), (kw // 2, kw // 2), (0, 0)))
+    win = sliding_window_view(xp, (kh, kw), axis=(1, 2))  # [N,H,W,Cin,kh,kw]
+    return np.einsum("nhwcij,ijco->nhwo", win, kernel) + bias
+
+
+def batchnorm(x, gamma, beta, moving_mean, moving_var, training, eps=1e-3):
+    if training:
+        mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    else:
+        mean, var = moving_mean, moving_var
+    return gamma * (x - mean) / np.sqrt(var + eps) + beta
+
+
+def leaky_relu(x, slope=0.2):
+    return np.where(x >= 0, x, slope * x)
+
+
+def maxpool2(x):
+    n, h, w, c = x.shape
+    h2, w2 = h // 2, w // 2
+    return x[:, : 2 * h2, : 2 * w2].reshape(n, h2, 2, w2, 2, c).max(axis=(2, 4))
+
+
+def sigmoid(x):
+    return 1 / (1 + np.exp(-x))
+
+
+def encoder(weights, spec, images, training):
+    """weights: list of (kind, arrays) in layer order. Returns (C, z_mean, z_log_var)."""
+    scale, offset = SCALINGS[spec["model"]["scaling"]]
+    x = images.astype(np.float64) * scale + offset
+    convs = [w for k, w in weights if k == "conv"]
+    bns = [w for k, w in weights if k == "bn"]
+    dense = [w for k, w in weights if k == "dense"]
+    n = spec["model"]["blocks"]
+    for i in range(n):
+        x = maxpool2(leaky_relu(batchnorm(conv2d_same(x, *convs[i]), *bns[i], training)))
+    feature_map = x
+    for i in range(n, n + 2):
+        x = leaky_relu(batchnorm(conv2d_same(x, *convs[i]), *bns[i], training))
+    x = x.max(axis=(1, 2))
+    (wm, bm), (wv, bv) = dense
+    return feature_map, x @ wm + bm, x @ wv + bv
+
+
+def discriminator(weights, x):
+    for i, (w, b) in enumerate(weights):
+        x = x @ w + b
+        x = np.maximum(x, 0) if i < len(weights) - 1 else sigmoid(x)
+    return x
+
+
+def info_loss(pos, neg):
+    return -np.mean(np.log(pos + 1e-6) + np.log(1 - neg + 1e-6))
+
+
+def losses(w, spec, images, eps, perm_global, perm_local, training=True):
+    """Every loss term for fixed weights and draws; w has keys encoder, global, local."""
+    feature_map, z_mean, z_log_var = encoder(w["encoder"], spec, images, training)
+    z = z_mean + np.exp(z_log_var / 2) * eps
+    if spec["model"]["global_pairing"] == "seed":
+        g_pos = np.concatenate([z, z], -1)
+        g_neg = np.concatenate([z, z[perm_global]], -1)
+    else:
+        flat = feature_map.reshape(len(z), -1)
+        g_pos = np.concatenate([flat, z], -1)
+        g_neg = np.concatenate([flat[perm_global], z], -1)
+    n, h, wd, _ = feature_map.shape
+    z_map = np.broadcast_to(z[:, None, None, :], (n, h, wd, z.shape[1]))
+    l_pos = np.concatenate([z_map, feature_map], -1)
+    l_neg = np.concatenate([z_map, feature_map[perm_local]], -1)
+    out = {
+        "global": info_loss(discriminator(w["global"], g_pos), discriminator(w["global"], g_neg)),
+        "local": info_loss(discriminator(w["local"], l_pos), discriminator(w["local"], l_neg)),
+        "prior": -0.5 * np.mean(1 + z_log_var - z_mean**2 - np.exp(z_log_var)),
+    }
+    lw = spec["loss"]
+    out["loss"] = lw["alpha"] * out["global"] + lw["beta"] * out["local"] + lw["gamma"] * out["prior"]
+    return out, z_mean
+
+
+def weights_of(module):
+    """Read the weights of an InfoMax module into the form the functions above take."""
+    kinds = {"Conv2D": "conv", "BatchNormalization": "bn", "Dense": "dense"}
+    enc = []
+    for layer in module.encoder.layers:
+        kind = kinds.get(type(layer).__name__)
+        if kind:
+            arrays = [np.asarray(v, dtype=np.float64) for v in layer.get_weights()]
+            enc.append((kind, arrays))
+
+    def disc(model):
+        return [tuple(np.asarray(v, np.float64) for v in layer.get_weights()) for layer in model.layers]
+
+    return {"encoder": enc, "global": disc(module.global_disc), "local": disc(module.local_disc)}

@@ -1,0 +1,139 @@
+"""The exported SavedModel computes the seed's losses, trains, and matches its manifest."""
+
+import copy
+import json
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from pyexport import spec as specmod
+from pyexport.export import MANIFEST, SIGNATURES, save
+from pyexport.module import InfoMax
+
+from . import reference
+
+SMALL = {
+    "model": {"image_size": 28, "channels": 1, "blocks": 3, "z_dim": 16,
+              "scaling": "unit_centered", "global_pairing": "seed"},
+    "loss": {"alpha": 0.5, "beta": 1.5, "gamma": 0.01},
+    "optimizer": {"learning_rate": 1e-3},
+    "seed": 7,
+}
+# The DIM paper's pairing, RGB input, the Tiny ImageNet scaling, a 4×4 map.
+PAPER = copy.deepcopy(SMALL)
+PAPER["model"].update(image_size=32, channels=3, scaling="symmetric", global_pairing="paper")
+
+BATCH = 6
+
+
+def images(spec, n=BATCH, seed=0):
+    m = spec["model"]
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module", params=[SMALL, PAPER], ids=["seed-pairing", "paper-pairing"])
+def exported(request, tmp_path_factory):
+    """A module after one training step (so BatchNorm's moving statistics are not
+    their initial 0 and 1), exported; yields (spec, module, export dir)."""
+    spec = copy.deepcopy(request.param)
+    module = InfoMax(spec)
+    module.train_step(tf.constant(images(spec, seed=1)))
+    out = str(tmp_path_factory.mktemp("export") / "model")
+    save(module, "test-hash", out)
+    return spec, module, out
+
+
+def test_loss_terms_match_numpy(exported):
+    spec, module, out = exported
+    x = images(spec)
+    rng = np.random.default_rng(3)
+    eps = rng.standard_normal((BATCH, spec["model"]["z_dim"])).astype(np.float32)
+    perm_g = rng.permutation(BATCH).astype(np.int32)
+    perm_l = rng.permutation(BATCH).astype(np.int32)
+    want, _ = reference.losses(reference.weights_of(module), spec, x, eps, perm_g, perm_l)
+
+    loaded = tf.saved_model.load(out)
+    got = loaded.signatures["train_step_with_noise"](
+        images=tf.constant(x), eps=tf.constant(eps),
+        perm_global=tf.constant(perm_g), perm_local=tf.constant(perm_l))
+    for term in ("loss", "global", "local", "prior"):
+        np.testing.assert_allclose(float(got[term]), want[term], rtol=2e-4, atol=1e-5, err_msg=term)
+    assert int(got["step"]) == 2  # one step before export, this one after
+
+
+def test_encode_uses_moving_statistics(exported):
+    spec, module, out = exported
+    x = images(spec, seed=5)
+    w = reference.weights_of(module)
+    _, want_infer = reference.encoder(w["encoder"], spec, x, training=False)[:2]
+    _, train_mode = reference.encoder(w["encoder"], spec, x, training=True)[:2]
+    got = tf.saved_model.load(out).signatures["encode"](images=tf.constant(x))["z_mean"].numpy()
+    assert got.shape == (BATCH, spec["model"]["z_dim"])
+    np.testing.assert_allclose(got, want_infer, rtol=1e-3, atol=1e-4)
+    # Batch statistics give other features than the moving averages.
+    assert np.abs(got - train_mode).max() > 1e-2
+
+
+def test_steps_on_a_fixed_batch_lower_the_loss(exported):
+    spec, _, out = exported
+    step = tf.saved_model.load(out).signatures["train_step"]
+    x = tf.constant(images(spec, n=16, seed=9))
+    losses = [float(step(images=x)["loss"]) for _ in range(200)]
+    # Chance level is (alpha + beta)·ln 4 ≈ 2.77; the first steps sit above it.
+    assert np.mean(losses[-10:]) < 0.9 * np.mean(losses[:10]), losses[::10]
+
+
+def test_train_step_draws_depend_only_on_seed_and_step(exported):
+    spec, _, out = exported
+    x = tf.constant(images(spec, seed=11))
+    a = tf.saved_model.load(out).signatures["train_step"]
+    b = tf.saved_model.load(out).signatures["train_step"]
+    ra = [float(a(images=x)["loss"]) for _ in range(3)]
+    rb = [float(b(images=x)["loss"]) for _ in range(3)]
+    assert ra == rb
+
+
+def test_manifest_names_the_saved_signatures(exported):
+    spec, _, out = exported
+    with open(os.path.join(out, MANIFEST)) as f:
+        manifest = json.load(f)
+    assert manifest["spec"] == spec
+    assert manifest["config_hash"] == "test-hash"
+    loaded = tf.saved_model.load(out)
+    assert set(SIGNATURES) <= set(loaded.signatures.keys())
+    for name in SIGNATURES:
+        fn = loaded.signatures[name]
+        sig = manifest["signatures"][name]
+        _, kw = fn.structured_input_signature
+        assert set(kw) == set(sig["inputs"])
+        for key, t in kw.items():
+            assert t.dtype.name == sig["inputs"][key]["dtype"]
+            assert [-1 if d is None else d for d in t.shape.as_list()] == sig["inputs"][key]["shape"]
+        assert set(fn.structured_outputs) == set(sig["outputs"])
+    h, w, c = manifest["feature_map"]
+    size = spec["model"]["image_size"] >> spec["model"]["blocks"]
+    assert (h, w, c) == (size, size, spec["model"]["z_dim"])
+
+
+def test_spec_validation_names_key_and_reason():
+    cases = [
+        ({"model": {"z_dim": 0}}, "model.z_dim = 0: must be positive"),
+        ({"model": {"zdim": 4}}, "unknown key model.zdim"),
+        ({"model": {"blocks": 6}}, "halves a 28-pixel image"),
+        ({"loss": {"alpha": "x"}}, "loss.alpha = 'x': want a float"),
+        ({"model": {"global_pairing": "both"}}, "model.global_pairing = 'both'"),
+        ({"extra": 1}, "unknown key 'extra'"),
+    ]
+    for change, message in cases:
+        spec = copy.deepcopy(SMALL)
+        for section, values in change.items():
+            if isinstance(values, dict):
+                spec[section].update(values)
+            else:
+                spec[section] = values
+        with pytest.raises(specmod.SpecError, match=None) as e:
+            specmod.validate(spec)
+        assert message in str(e.value), (change, str(e.value))

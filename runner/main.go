@@ -1,0 +1,80 @@
+// Command runner trains and evaluates InfoMax models from Go.
+//
+//	go run ./runner export --config configs/fashion_mnist.yaml
+//	go run ./runner train  --config configs/fashion_mnist.yaml [--run-dir DIR] [--max-steps N] [--resume]
+//	go run ./runner config --config configs/fashion_mnist.yaml
+//
+// Every config key can be overridden by a flag (--train.batch_size 32) or an
+// environment variable (INFOMAX_TRAIN_BATCH_SIZE=32). The commands are thin:
+// each builds its options and calls a function that tests call directly.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/infomax/infomax/config"
+)
+
+// errInterrupted ends a run stopped by a signal after its checkpoint is written.
+var errInterrupted = errors.New("interrupted")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRoot().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "runner:", err)
+		if errors.Is(err, errInterrupted) {
+			os.Exit(130)
+		}
+		os.Exit(1)
+	}
+}
+
+func newRoot() *cobra.Command {
+	root := &cobra.Command{
+		Use:           "runner",
+		Short:         "Deep InfoMax (the seed's variant) on TensorFlow, from Go",
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(exportCmd(), trainCmd(), configCmd())
+	return root
+}
+
+// configFlags adds --config and one flag per config key.
+func configFlags(cmd *cobra.Command, file *string) {
+	cmd.Flags().StringVar(file, "config", "", "YAML config file (configs/*.yaml)")
+	config.AddFlags(cmd.Flags())
+}
+
+func configCmd() *cobra.Command {
+	var file string
+	cmd := &cobra.Command{
+		Use:   "config",
+		Short: "print the resolved config and where each value came from",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cfg, err := config.Load(file, cmd.Flags())
+			if err != nil {
+				return err
+			}
+			out := cmd.OutOrStdout()
+			fmt.Fprintf(out, "%s", cfg.YAML())
+			fmt.Fprintln(out, "# sources:")
+			for _, k := range config.Keys() {
+				fmt.Fprintf(out, "#   %-26s %s\n", k, cfg.Sources[k])
+			}
+			_, hash := cfg.SpecJSON()
+			fmt.Fprintf(out, "# spec hash: %s\n", hash)
+			return nil
+		},
+	}
+	configFlags(cmd, &file)
+	return cmd
+}

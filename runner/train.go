@@ -1,0 +1,283 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
+	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/fsutil"
+)
+
+type trainOptions struct {
+	ConfigFile string
+	RunDir     string
+	MaxSteps   int64
+	Resume     bool
+	Flags      *pflag.FlagSet // config overrides; may be nil
+}
+
+func trainCmd() *cobra.Command {
+	var o trainOptions
+	cmd := &cobra.Command{
+		Use:   "train",
+		Short: "train on the config's data set, writing checkpoints, metrics and a kNN report",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			o.Flags = cmd.Flags()
+			return runTrain(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	configFlags(cmd, &o.ConfigFile)
+	cmd.Flags().StringVar(&o.RunDir, "run-dir", "", "folder for checkpoints, metrics and the report (default runs/<name>)")
+	cmd.Flags().Int64Var(&o.MaxSteps, "max-steps", 0, "stop after this many steps in all (0: the config's epochs)")
+	cmd.Flags().BoolVar(&o.Resume, "resume", false, "continue from the run folder's latest checkpoint")
+	return cmd
+}
+
+// run is one training run's state.
+type run struct {
+	cfg    *config.Resolved
+	dir    string
+	model  *graph.Model
+	splits *data.Splits
+	ckpts  checkpoint.Dir
+	hash   string
+	out    io.Writer
+}
+
+func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
+	r, start, err := setUp(o, out)
+	if err != nil {
+		return err
+	}
+	defer r.model.Close()
+
+	train := r.splits.Train
+	batch := r.cfg.Train.BatchSize
+	perEpoch := int64(train.Len() / batch) // the last partial batch of an epoch is dropped
+	if perEpoch == 0 {
+		return fmt.Errorf("train.batch_size = %d is larger than the %d training images", batch, train.Len())
+	}
+	total := int64(r.cfg.Train.Epochs) * perEpoch
+	if o.MaxSteps > 0 && o.MaxSteps < total {
+		total = o.MaxSteps
+	}
+	fmt.Fprintf(out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
+		r.cfg.Data.Format, train.Len(), train.H, train.W, train.C, batch, perEpoch, total, start)
+
+	metrics, err := openMetrics(r.dir, start)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+
+	pixels := make([]byte, batch*train.ImageBytes())
+	var perm []int
+	permEpoch := -1
+	step := start
+	lastLog, lastLogStep := time.Now(), step
+	began := time.Now()
+	for step < total {
+		if ctx.Err() != nil {
+			if _, err := r.save(step, perEpoch); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, r.dir)
+			return fmt.Errorf("training stopped at step %d: %w", step, errInterrupted)
+		}
+		epoch := int(step / perEpoch)
+		if epoch != permEpoch {
+			perm = epochOrder(r.cfg.Seed, epoch, train.Len())
+			permEpoch = epoch
+		}
+		pos := int(step%perEpoch) * batch
+		for i, idx := range perm[pos : pos+batch] {
+			copy(pixels[i*train.ImageBytes():], train.Image(idx))
+		}
+		losses, err := r.model.TrainStep(pixels)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", step+1, err)
+		}
+		step++
+		if losses.Step != step {
+			return fmt.Errorf("step %d: the graph's step counter says %d: the checkpoint and latest.json disagree", step, losses.Step)
+		}
+		if step%int64(r.cfg.Train.LogEvery) == 0 || step == total {
+			now := time.Now()
+			ips := float64((step-lastLogStep)*int64(batch)) / now.Sub(lastLog).Seconds()
+			eta := time.Duration(float64(total-step) * float64(batch) / ips * float64(time.Second))
+			lastLog, lastLogStep = now, step
+			if err := metrics.write(step, float64(step)/float64(perEpoch), losses, ips, r.model.Manifest.LossTerms); err != nil {
+				return err
+			}
+			fmt.Fprintf(out, "step %d/%d  epoch %.2f  loss %.4f%s  %.0f img/s  ETA %s\n",
+				step, total, float64(step)/float64(perEpoch), losses.Loss, termsText(losses, r.model.Manifest.LossTerms), ips, eta.Round(time.Second))
+		}
+		if step%int64(r.cfg.Train.CheckpointEvery) == 0 || step == total {
+			if _, err := r.save(step, perEpoch); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Fprintf(out, "train: %d steps in %s\n", step-start, time.Since(began).Round(time.Second))
+	return r.report(step, out)
+}
+
+// setUp resolves the config, checks the SavedModel, loads data and prepares
+// the run folder; it returns the step to start from.
+func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
+	file := o.ConfigFile
+	if file == "" && o.Resume && o.RunDir != "" {
+		file = filepath.Join(o.RunDir, "config.yaml")
+	}
+	if file == "" {
+		return nil, 0, errors.New("train: pass --config FILE (or --run-dir DIR --resume)")
+	}
+	cfg, err := config.Load(file, o.Flags)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := cfg.CheckData(); err != nil {
+		return nil, 0, fmt.Errorf("config %s: %w", file, err)
+	}
+	dir := o.RunDir
+	if dir == "" {
+		dir = filepath.Join("runs", cfg.Name)
+	}
+	_, hash := cfg.SpecJSON()
+	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
+
+	exportHint := fmt.Sprintf("run `go run ./runner export --config %s` (or `make export`) and try again", file)
+	r.model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads})
+	switch {
+	case errors.Is(err, graph.ErrNoExport):
+		return nil, 0, fmt.Errorf("no SavedModel for this config at %s: %s", cfg.ExportDir, exportHint)
+	case errors.Is(err, graph.ErrStale):
+		return nil, 0, fmt.Errorf("%w: %s", err, exportHint)
+	case err != nil:
+		return nil, 0, err
+	}
+	fail := func(err error) (*run, int64, error) {
+		r.model.Close()
+		return nil, 0, err
+	}
+
+	r.splits, err = data.Load(cfg.Data.Format, cfg.Data.Path)
+	if err != nil {
+		return fail(err)
+	}
+	in := r.model.Manifest.Input.Shape
+	if s := r.splits.Train; s.H != in[0] || s.W != in[1] || s.C != in[2] {
+		return fail(fmt.Errorf("%s holds %dx%dx%d images, the model takes %dx%dx%d: set model.image_size and model.channels to match",
+			s.Source, s.H, s.W, s.C, in[0], in[1], in[2]))
+	}
+
+	state, err := r.ckpts.Latest()
+	var start int64
+	switch {
+	case err == nil && !o.Resume:
+		return fail(fmt.Errorf("%s already has a checkpoint at step %d: pass --resume to continue it, or choose another --run-dir", dir, state.Step))
+	case err == nil:
+		if state.ConfigHash != hash {
+			return fail(fmt.Errorf("%s was trained from another config (spec hash %.12s, now %.12s): resume with its own %s", dir, state.ConfigHash, hash, filepath.Join(dir, "config.yaml")))
+		}
+		if err := r.model.Restore(r.ckpts.PrefixPath(state.Prefix)); err != nil {
+			return fail(err)
+		}
+		start = state.Step
+		fmt.Fprintf(out, "train: resumed %s from %s (step %d, epoch %d, position %d)\n", dir, state.Prefix, state.Step, state.Epoch, state.EpochStep)
+	case errors.Is(err, checkpoint.ErrNone) && o.Resume:
+		return fail(fmt.Errorf("--resume: no checkpoint in %s to resume from", r.ckpts.Path))
+	case errors.Is(err, checkpoint.ErrNone):
+	default:
+		return fail(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fail(err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "config.yaml"), cfg.YAML()); err != nil {
+		return fail(err)
+	}
+	return r, start, nil
+}
+
+// epochOrder is the data order of an epoch: a permutation that depends only on
+// the seed and the epoch, so a resumed run sees the batches an uninterrupted
+// one would.
+func epochOrder(seed int64, epoch, n int) []int {
+	return rand.New(rand.NewPCG(uint64(seed), uint64(epoch))).Perm(n)
+}
+
+func (r *run) save(step, perEpoch int64) (*checkpoint.State, error) {
+	return r.ckpts.Save(r.model, checkpoint.State{
+		Step: step, Epoch: int(step / perEpoch), EpochStep: int(step % perEpoch), ConfigHash: r.hash,
+	})
+}
+
+func termsText(l graph.Losses, names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %s %.4f", n, l.Terms[n])
+	}
+	return b.String()
+}
+
+// metricsFile appends one JSON object per logged step to metrics.jsonl.
+type metricsFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// openMetrics opens DIR/metrics.jsonl for appending, first dropping lines
+// beyond step start (logged after the checkpoint a resume starts from).
+func openMetrics(dir string, start int64) (*metricsFile, error) {
+	path := filepath.Join(dir, "metrics.jsonl")
+	if raw, err := os.ReadFile(path); err == nil {
+		var keep []byte
+		for _, line := range strings.SplitAfter(string(raw), "\n") {
+			var rec struct {
+				Step int64 `json:"step"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Step <= start && strings.HasSuffix(line, "\n") {
+				keep = append(keep, line...)
+			}
+		}
+		if err := fsutil.WriteFileAtomic(path, keep); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &metricsFile{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+func (m *metricsFile) write(step int64, epoch float64, l graph.Losses, ips float64, names []string) error {
+	rec := map[string]any{"step": step, "epoch": epoch, "loss": l.Loss, "images_per_sec": ips}
+	for _, n := range names {
+		rec[n] = l.Terms[n]
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	m.w.Write(append(line, '\n'))
+	return m.w.Flush()
+}
+
+func (m *metricsFile) Close() error { return m.f.Close() }
