@@ -1,0 +1,153 @@
+package graph_test
+
+import (
+	"errors"
+	"math"
+	"math/rand/v2"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/testmodel"
+)
+
+func load(t *testing.T) (*graph.Model, string) {
+	t.Helper()
+	cfg := testmodel.Config()
+	dir := testmodel.Export(t, cfg)
+	_, hash := cfg.SpecJSON()
+	m, err := graph.Load(dir, graph.Options{ConfigHash: hash, IntraOpThreads: 2, InterOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Close() })
+	return m, dir
+}
+
+func batch(m *graph.Model, n int, seed uint64) []byte {
+	r := rand.New(rand.NewPCG(seed, 0))
+	b := make([]byte, n*m.Manifest.ImageBytes())
+	for i := range b {
+		b[i] = byte(r.IntN(256))
+	}
+	return b
+}
+
+func TestTrainStepAndEncode(t *testing.T) {
+	m, _ := load(t)
+	x := batch(m, 8, 1)
+	for want := int64(1); want <= 3; want++ {
+		l, err := m.TrainStep(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Step != want {
+			t.Errorf("step = %d, want %d", l.Step, want)
+		}
+		for _, term := range m.Manifest.LossTerms {
+			v, ok := l.Terms[term]
+			if !ok || math.IsNaN(v) || math.IsInf(v, 0) {
+				t.Errorf("term %s = %v (present %v)", term, v, ok)
+			}
+		}
+		// The total is the manifest's weighted sum of the terms.
+		want := 0.5*l.Terms["global"] + 1.5*l.Terms["local"] + 0.01*l.Terms["prior"]
+		if math.Abs(l.Loss-want) > 1e-4*math.Abs(want) {
+			t.Errorf("loss %v, weighted terms %v", l.Loss, want)
+		}
+	}
+	z, err := m.Encode(x[:5*m.Manifest.ImageBytes()])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(z) != 5*m.Manifest.FeatureDim {
+		t.Fatalf("encode: %d floats, want %d", len(z), 5*m.Manifest.FeatureDim)
+	}
+	// Inference mode: an image's feature does not depend on its batch.
+	z1, err := m.Encode(x[:m.Manifest.ImageBytes()])
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range z1 {
+		if math.Abs(float64(z1[i]-z[i])) > 1e-5 {
+			t.Fatalf("feature %d: %v alone, %v in a batch", i, z1[i], z[i])
+		}
+	}
+}
+
+func TestBadBatches(t *testing.T) {
+	m, _ := load(t)
+	per := m.Manifest.ImageBytes()
+	cases := []struct {
+		name string
+		run  func() error
+		want string
+	}{
+		{"ragged", func() error { _, err := m.TrainStep(make([]byte, 3*per+7)); return err }, "not a whole number of 28×28×1"},
+		{"one image", func() error { _, err := m.TrainStep(make([]byte, per)); return err }, "at least 2 images"},
+		{"empty encode", func() error { _, err := m.Encode(nil); return err }, "batch of 0 bytes"},
+	}
+	for _, c := range cases {
+		err := c.run()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+func TestLoadErrors(t *testing.T) {
+	_, dir := load(t)
+	_, err := graph.Load(dir, graph.Options{ConfigHash: "0123456789abcdef"})
+	if !errors.Is(err, graph.ErrStale) || !strings.Contains(err.Error(), dir) {
+		t.Errorf("other config: %v, want ErrStale naming %s", err, dir)
+	}
+	missing := filepath.Join(t.TempDir(), "nothing")
+	_, err = graph.Load(missing, graph.Options{})
+	if !errors.Is(err, graph.ErrNoExport) || !strings.Contains(err.Error(), missing) {
+		t.Errorf("missing export: %v, want ErrNoExport naming %s", err, missing)
+	}
+}
+
+// A checkpoint restores weights, BatchNorm statistics, Adam's slots and the
+// step: the steps after a restore repeat the steps after the save exactly
+// (the in-graph draws depend only on the seed and the step).
+func TestSaveRestoreRepeatsSteps(t *testing.T) {
+	m, _ := load(t)
+	x := batch(m, 8, 2)
+	for i := 0; i < 3; i++ {
+		if _, err := m.TrainStep(x); err != nil {
+			t.Fatal(err)
+		}
+	}
+	prefix := filepath.Join(t.TempDir(), "ckpt")
+	if err := m.Save(prefix); err != nil {
+		t.Fatal(err)
+	}
+	var first []graph.Losses
+	for i := 0; i < 3; i++ {
+		l, err := m.TrainStep(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		first = append(first, l)
+	}
+	if err := m.Restore(prefix); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		l, err := m.TrainStep(x)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Step != first[i].Step {
+			t.Errorf("after restore, step %d, want %d", l.Step, first[i].Step)
+		}
+		if math.Abs(l.Loss-first[i].Loss) > 1e-5*math.Abs(first[i].Loss) {
+			t.Errorf("step %d after restore: loss %v, first time %v", l.Step, l.Loss, first[i].Loss)
+		}
+	}
+	if err := m.Restore(filepath.Join(t.TempDir(), "none")); err == nil || !strings.Contains(err.Error(), "none.index") {
+		t.Errorf("restore of a missing checkpoint: %v", err)
+	}
+}

@@ -1,0 +1,59 @@
+package testmodel
+
+import (
+	"bytes"
+	"compress/gzip"
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/data"
+)
+
+// FashionMNIST writes the first nTrain training and nTest test images of the
+// real Fashion-MNIST (from the default data path, installed by `make setup`)
+// as gzipped IDX files into a new folder, and returns it.
+func FashionMNIST(t testing.TB, nTrain, nTest int) string {
+	t.Helper()
+	src := config.Defaults().Data.Path
+	full, err := data.LoadFashionMNIST(src)
+	if err != nil {
+		t.Fatalf("Fashion-MNIST is needed for this test (run `make setup`): %v", err)
+	}
+	dir := t.TempDir()
+	write := func(s *data.Set, n int, images, labels string) {
+		WriteIDX(t, filepath.Join(dir, images), 0x803, []int{n, s.H, s.W}, s.Images[:n*s.ImageBytes()])
+		lb := make([]byte, n)
+		for i := range lb {
+			lb[i] = byte(s.Labels[i])
+		}
+		WriteIDX(t, filepath.Join(dir, labels), 0x801, []int{n}, lb)
+	}
+	write(full.Train, nTrain, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
+	write(full.Test, nTest, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+	return dir
+}
+
+// WriteIDX writes an IDX file (gzipped when path ends in .gz).
+func WriteIDX(t testing.TB, path string, magic uint32, dims []int, payload []byte) {
+	t.Helper()
+	var b bytes.Buffer
+	binary.Write(&b, binary.BigEndian, magic)
+	for _, d := range dims {
+		binary.Write(&b, binary.BigEndian, uint32(d))
+	}
+	b.Write(payload)
+	out := b.Bytes()
+	if filepath.Ext(path) == ".gz" {
+		var z bytes.Buffer
+		w := gzip.NewWriter(&z)
+		w.Write(out)
+		w.Close()
+		out = z.Bytes()
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,256 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/internal/testmodel"
+)
+
+// smallRun writes a config for the test model on a slice of real
+// Fashion-MNIST and returns its path.
+func smallRun(t *testing.T, extra string) string {
+	t.Helper()
+	cfg := testmodel.Config()
+	exportDir := testmodel.Export(t, cfg)
+	dataDir := testmodel.FashionMNIST(t, 640, 200)
+	path := filepath.Join(t.TempDir(), "small.yaml")
+	yaml := fmt.Sprintf(`name: small
+export_dir: %s
+seed: %d
+data: {format: fashion_mnist, path: %s}
+model: {z_dim: %d}
+train: {batch_size: 32, epochs: 3, log_every: 1, checkpoint_every: 10, keep_checkpoints: 2, intra_op_threads: 2, inter_op_threads: 1}
+eval: {weighted_k: 50}
+%s`, exportDir, cfg.Seed, dataDir, cfg.Model.ZDim, extra)
+	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+type metric struct {
+	Step   int64   `json:"step"`
+	Loss   float64 `json:"loss"`
+	Global float64 `json:"global"`
+	Local  float64 `json:"local"`
+	Prior  float64 `json:"prior"`
+	Epoch  float64 `json:"epoch"`
+	IPS    float64 `json:"images_per_sec"`
+}
+
+func readMetrics(t *testing.T, dir string) []metric {
+	t.Helper()
+	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var out []metric
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m metric
+		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
+			t.Fatalf("metrics.jsonl line %q: %v", sc.Text(), err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+func TestTrainEndToEnd(t *testing.T) {
+	cfgPath := smallRun(t, "")
+	dir := filepath.Join(t.TempDir(), "run")
+	var out bytes.Buffer
+	if err := runTrain(context.Background(), trainOptions{ConfigFile: cfgPath, RunDir: dir}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	ms := readMetrics(t, dir)
+	if len(ms) != 60 || ms[59].Step != 60 { // 640/32 = 20 steps per epoch, 3 epochs, logged every step
+		t.Fatalf("metrics: %d lines, last %+v; want 60 lines to step 60", len(ms), ms[len(ms)-1])
+	}
+	for _, m := range ms {
+		if m.IPS <= 0 || math.IsNaN(m.Loss) {
+			t.Fatalf("bad metrics line %+v", m)
+		}
+	}
+	if first, last := mean(ms[:10]), mean(ms[50:]); !(last < first) {
+		t.Errorf("loss did not fall: first 10 steps %.4f, last 10 %.4f", first, last)
+	}
+	st, err := checkpoint.Dir{Path: filepath.Join(dir, "checkpoints")}.Latest()
+	if err != nil || st.Step != 60 || st.Epoch != 3 || len(st.Kept) != 2 {
+		t.Fatalf("latest checkpoint %+v, %v; want step 60, epoch 3, 2 kept", st, err)
+	}
+	ckpts, _ := filepath.Glob(filepath.Join(dir, "checkpoints", "ckpt-*.index"))
+	if len(ckpts) != 2 {
+		t.Errorf("checkpoint files %v, want the 2 kept", ckpts)
+	}
+	var rep Report
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	if rep.TrainSize != 640 || rep.TestSize != 200 || rep.Step != 60 || rep.FeatureDim != 16 {
+		t.Errorf("report %+v", rep)
+	}
+	// Ten classes: chance is 0.1. Even a briefly trained encoder beats it by far.
+	if rep.KNN.Top1NN < 0.3 || rep.KNN.Majority < 0.3 {
+		t.Errorf("kNN accuracies %+v: not above chance", rep.KNN)
+	}
+	if !strings.Contains(out.String(), "1-NN") {
+		t.Errorf("output has no kNN report:\n%s", out.String())
+	}
+}
+
+func mean(ms []metric) float64 {
+	s := 0.0
+	for _, m := range ms {
+		s += m.Loss
+	}
+	return s / float64(len(ms))
+}
+
+func TestTrainErrors(t *testing.T) {
+	cfgPath := smallRun(t, "")
+	ctx := context.Background()
+	cases := []struct {
+		name string
+		opts trainOptions
+		want string
+	}{
+		{"missing export", trainOptions{ConfigFile: smallConfigWith(t, cfgPath, "export_dir: "+filepath.Join(t.TempDir(), "none"))},
+			"run `go run ./runner export --config"},
+		{"stale export", trainOptions{ConfigFile: smallConfigWith(t, cfgPath, "optimizer: {learning_rate: 0.5}")},
+			"exported from another config"},
+		{"missing data", trainOptions{ConfigFile: smallConfigWith(t, cfgPath, "data: {format: fashion_mnist, path: /nonexistent/fmnist}")},
+			"data.path = /nonexistent/fmnist"},
+		{"resume without checkpoint", trainOptions{ConfigFile: cfgPath, RunDir: t.TempDir(), Resume: true},
+			"no checkpoint in"},
+		{"missing config", trainOptions{ConfigFile: "/nonexistent.yaml"}, "/nonexistent.yaml"},
+	}
+	for _, c := range cases {
+		if c.opts.RunDir == "" {
+			c.opts.RunDir = filepath.Join(t.TempDir(), "run")
+		}
+		err := runTrain(ctx, c.opts, new(bytes.Buffer))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: error %v, want it to contain %q", c.name, err, c.want)
+		}
+	}
+}
+
+// smallConfigWith appends YAML to a copy of the config, overriding sections.
+func smallConfigWith(t *testing.T, base, override string) string {
+	t.Helper()
+	raw, err := os.ReadFile(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, _, _ := strings.Cut(override, ":")
+	var kept []string
+	for _, line := range strings.Split(string(raw), "\n") {
+		if !strings.HasPrefix(line, key+":") {
+			kept = append(kept, line)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "override.yaml")
+	if err := os.WriteFile(path, []byte(strings.Join(kept, "\n")+"\n"+override+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// A run stopped by SIGINT writes a checkpoint, says how to resume and exits
+// non-zero; resumed, it continues with the same step, data order and optimizer
+// state, and its losses equal those of an uninterrupted run.
+func TestInterruptAndResume(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the runner binary")
+	}
+	cfgPath := smallRun(t, "")
+	bin := filepath.Join(t.TempDir(), "runner")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	whole := filepath.Join(t.TempDir(), "whole")
+	if out, err := exec.Command(bin, "train", "--config", cfgPath, "--run-dir", whole).CombinedOutput(); err != nil {
+		t.Fatalf("uninterrupted run: %v\n%s", err, out)
+	}
+
+	dir := filepath.Join(t.TempDir(), "stopped")
+	cmd := exec.Command(bin, "train", "--config", cfgPath, "--run-dir", dir)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Minute)
+	for {
+		if raw, _ := os.ReadFile(filepath.Join(dir, "metrics.jsonl")); bytes.Count(raw, []byte("\n")) >= 25 {
+			break
+		}
+		if time.Now().After(deadline) {
+			cmd.Process.Kill()
+			t.Fatalf("no progress:\n%s", out.String())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := cmd.Wait()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Fatalf("after SIGINT: %v, want exit code 130\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "--resume") {
+		t.Errorf("no resume hint in:\n%s", out.String())
+	}
+	st, err := checkpoint.Dir{Path: filepath.Join(dir, "checkpoints")}.Latest()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Step < 25 || st.Step >= 60 {
+		t.Fatalf("interrupted at step %d: want a mid-run checkpoint", st.Step)
+	}
+	t.Logf("interrupted at step %d (epoch %d, position %d)", st.Step, st.Epoch, st.EpochStep)
+
+	res, err := exec.Command(bin, "train", "--run-dir", dir, "--resume").CombinedOutput()
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, res)
+	}
+	if want := fmt.Sprintf("step %d,", st.Step); !strings.Contains(string(res), want) {
+		t.Errorf("resume output does not say it resumed at %q:\n%s", want, res)
+	}
+	a, b := readMetrics(t, whole), readMetrics(t, dir)
+	if len(a) != len(b) {
+		t.Fatalf("metrics: %d lines uninterrupted, %d stopped and resumed", len(a), len(b))
+	}
+	maxDiff := 0.0
+	for i := range a {
+		maxDiff = math.Max(maxDiff, math.Abs(a[i].Loss-b[i].Loss))
+		if a[i].Step != b[i].Step {
+			t.Fatalf("line %d: step %d vs %d", i, a[i].Step, b[i].Step)
+		}
+		for _, pair := range [][2]float64{{a[i].Loss, b[i].Loss}, {a[i].Global, b[i].Global}, {a[i].Local, b[i].Local}, {a[i].Prior, b[i].Prior}} {
+			if math.Abs(pair[0]-pair[1]) > 1e-4*math.Max(1, math.Abs(pair[0])) {
+				t.Fatalf("step %d: uninterrupted %+v, resumed %+v", a[i].Step, a[i], b[i])
+			}
+		}
+	}
+	t.Logf("%d steps compared, largest loss difference %g", len(a), maxDiff)
+}
