@@ -338,7 +338,12 @@ func checkKeys(tree map[string]any, prefix string) error {
 			continue
 		}
 		if !known[key] {
-			return fmt.Errorf("unknown key %q (did you mean %q?)", key, closest(key, Keys()))
+			candidates := Keys()
+			for sec := range sections {
+				candidates = append(candidates, sec)
+			}
+			sort.Strings(candidates)
+			return fmt.Errorf("unknown key %q (did you mean %q?)", key, closest(key, candidates))
 		}
 	}
 	return nil

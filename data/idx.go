@@ -74,7 +74,12 @@ func readIDX(path string, magic uint32) ([]int, []byte, error) {
 		}
 		return nil, nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if extra, _ := io.Copy(io.Discard, r); extra > 0 {
+	// Read to the end: a gzip stream is checked (CRC, length) only there.
+	extra, err := io.Copy(io.Discard, r)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w (truncated or corrupt)", path, err)
+	}
+	if extra > 0 {
 		return nil, nil, fmt.Errorf("%s: %d bytes after the %v the header promises", path, extra, dims)
 	}
 	return dims, buf, nil

@@ -1,0 +1,109 @@
+package config
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/spf13/pflag"
+)
+
+func write(t *testing.T, body string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "run.yaml")
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestLoadLayers(t *testing.T) {
+	p := write(t, "model:\n  z_dim: 64\ntrain:\n  batch_size: 16\n")
+	t.Setenv("INFOMAX_TRAIN_EPOCHS", "7")
+	fs := pflag.NewFlagSet("x", pflag.ContinueOnError)
+	AddFlags(fs)
+	if err := fs.Parse([]string{"--train.batch_size", "8", "--loss.alpha", "0"}); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Load(p, fs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		key    string
+		got    any
+		want   any
+		source Source
+	}{
+		{"model.z_dim", c.Model.ZDim, 64, FromFile},
+		{"train.batch_size", c.Train.BatchSize, 8, FromFlag},
+		{"train.epochs", c.Train.Epochs, 7, FromEnv},
+		{"loss.alpha", c.Loss.Alpha, 0.0, FromFlag},
+		{"loss.beta", c.Loss.Beta, 1.5, FromDefault},
+	}
+	for _, ch := range checks {
+		if ch.got != ch.want || c.Sources[ch.key] != ch.source {
+			t.Errorf("%s = %v from %s, want %v from %s", ch.key, ch.got, c.Sources[ch.key], ch.want, ch.source)
+		}
+	}
+	if c.Name != "run" || c.ExportDir != filepath.Join("exports", "run") {
+		t.Errorf("name %q, export dir %q: want both from the file name", c.Name, c.ExportDir)
+	}
+}
+
+func TestLoadRefusesBadValues(t *testing.T) {
+	cases := []struct{ body, want string }{
+		{"model:\n  zdim: 3\n", `unknown key "model.zdim" (did you mean "model.z_dim"?)`},
+		{"trian:\n  epochs: 3\n", `unknown key "trian" (did you mean "train"?)`},
+		{"train:\n  batch_size: 1\n", "train.batch_size = 1: must be at least 2"},
+		{"model:\n  z_dim: 0\n", "model.z_dim = 0: must be positive"},
+		{"model:\n  z_dim: \"big\"\n", "z_dim"},
+		{"model:\n  blocks: 9\n", "model.blocks = 9"},
+		{"model:\n  scaling: wide\n", "model.scaling = wide: must be one of"},
+		{"model: [1, 2\n", "not valid YAML"},
+	}
+	for _, c := range cases {
+		p := write(t, c.body)
+		_, err := Load(p, nil)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%q: error %v, want it to name %s and contain %q", c.body, err, p, c.want)
+		}
+	}
+	if _, err := Load("/no/such/config.yaml", nil); err == nil || !strings.Contains(err.Error(), "/no/such/config.yaml") {
+		t.Errorf("missing file: %v", err)
+	}
+	t.Setenv("INFOMAX_MODEL_Z_DIM", "lots")
+	if _, err := Load(write(t, ""), nil); err == nil || !strings.Contains(err.Error(), `"lots" is not an integer`) {
+		t.Errorf("bad environment value: %v", err)
+	}
+}
+
+func TestCheckDataNamesPath(t *testing.T) {
+	c := Defaults()
+	c.Data.Path = "/nonexistent/data"
+	if err := c.CheckData(); err == nil || !strings.Contains(err.Error(), "data.path = /nonexistent/data") {
+		t.Errorf("CheckData: %v", err)
+	}
+}
+
+func TestSpecHashFollowsGraphKeysOnly(t *testing.T) {
+	a := Defaults()
+	b := Defaults()
+	b.Train.Epochs = 99
+	b.Data.Path = "/elsewhere"
+	_, ha := a.SpecJSON()
+	_, hb := b.SpecJSON()
+	if ha != hb {
+		t.Error("schedule and data changed the spec hash")
+	}
+	b.Loss.Gamma = 0.02
+	if _, hc := b.SpecJSON(); hc == ha {
+		t.Error("a loss weight did not change the spec hash")
+	}
+	raw, _ := a.SpecJSON()
+	want := `{"model":{"image_size":28,"channels":1,"blocks":3,"z_dim":256,"scaling":"unit_centered","global_pairing":"seed"},"loss":{"alpha":0.5,"beta":1.5,"gamma":0.01},"optimizer":{"learning_rate":0.001},"seed":0}`
+	if string(raw) != want {
+		t.Errorf("spec\n%s\nwant\n%s", raw, want)
+	}
+}
