@@ -52,7 +52,7 @@ func readIDX(path string, magic uint32) ([]int, []byte, error) {
 	defer closeFn()
 	var head uint32
 	if err := binary.Read(r, binary.BigEndian, &head); err != nil {
-		return nil, nil, fmt.Errorf("%s: reading the IDX header: %w", path, err)
+		return nil, nil, fmt.Errorf("%s: reading the IDX header: %w (truncated or corrupt)", path, err)
 	}
 	if head != magic {
 		return nil, nil, fmt.Errorf("%s: IDX magic number 0x%08x, want 0x%08x (a uint8 file of %d dimensions)", path, head, magic, magic&0xff)
@@ -62,7 +62,7 @@ func readIDX(path string, magic uint32) ([]int, []byte, error) {
 	for i := range dims {
 		var d uint32
 		if err := binary.Read(r, binary.BigEndian, &d); err != nil {
-			return nil, nil, fmt.Errorf("%s: reading the IDX header: %w", path, err)
+			return nil, nil, fmt.Errorf("%s: reading the IDX header: %w (truncated or corrupt)", path, err)
 		}
 		dims[i] = int(d)
 		total *= int(d)
