@@ -116,7 +116,7 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 		if losses.Step != step {
 			return fmt.Errorf("step %d: the graph's step counter says %d: the checkpoint and latest.json disagree", step, losses.Step)
 		}
-		if step%int64(r.cfg.Train.LogEvery) == 0 || step == total {
+		if step%int64(r.cfg.Train.LogEvery) == 0 || step == total || step == start+1 {
 			now := time.Now()
 			ips := float64((step-lastLogStep)*int64(batch)) / now.Sub(lastLog).Seconds()
 			eta := time.Duration(float64(total-step) * float64(batch) / ips * float64(time.Second))
