@@ -6,13 +6,13 @@
 package eval
 
 import (
-	"bytes"
 	"fmt"
 	"math"
-	"unsafe"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
+
+	"github.com/infomax/infomax/internal/tfutil"
 )
 
 // Features are N row-major vectors of Dim float32.
@@ -94,21 +94,20 @@ func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
 		if err != nil {
 			return nil, fmt.Errorf("knn: %w", err)
 		}
-		for _, row := range res[0].Value().([][]float32) {
-			out.Sim = append(out.Sim, row...)
+		sims, err := tfutil.Float32s(res[0])
+		if err != nil {
+			return nil, err
 		}
-		for _, row := range res[1].Value().([][]int32) {
-			out.Index = append(out.Index, row...)
+		idxs, err := tfutil.Int32s(res[1])
+		if err != nil {
+			return nil, err
 		}
+		out.Sim = append(out.Sim, sims...)
+		out.Index = append(out.Index, idxs...)
 	}
 	return out, nil
 }
 
 func tensor(f Features) (*tf.Tensor, error) {
-	n := len(f.Data)
-	if n == 0 {
-		return nil, fmt.Errorf("knn: no vectors")
-	}
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(&f.Data[0])), 4*n)
-	return tf.ReadTensor(tf.Float, []int64{int64(f.Len()), int64(f.Dim)}, bytes.NewReader(raw))
+	return tfutil.FromFloat32s(f.Data, int64(f.Len()), int64(f.Dim))
 }

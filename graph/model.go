@@ -13,18 +13,18 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"sync/atomic"
-	"unsafe"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	corepb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
 	"google.golang.org/protobuf/proto"
+
+	"github.com/infomax/infomax/internal/tfutil"
 )
 
 const (
@@ -295,43 +295,9 @@ func (m *Model) Encode(pixels []byte) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	z := out[0]
-	n := int(z.Shape()[0]) * int(z.Shape()[1])
-	m.track(int64(4 * n))
-	return float32s(z, n)
-}
-
-// float32s copies a float32 tensor's contents without reflection.
-func float32s(t *tf.Tensor, n int) ([]float32, error) {
-	if t.DataType() != tf.Float {
-		return nil, fmt.Errorf("tensor is %s, want float32", dtypeName(t.DataType()))
-	}
-	f := make([]float32, n)
-	if n == 0 {
-		return f, nil
-	}
-	raw := unsafe.Slice((*byte)(unsafe.Pointer(&f[0])), 4*n)
-	w := sliceWriter{buf: raw}
-	if _, err := t.WriteContentsTo(&w); err != nil {
-		return nil, err
-	}
-	if w.n != len(raw) {
-		return nil, fmt.Errorf("tensor holds %d bytes, want %d", w.n, len(raw))
-	}
-	return f, nil
-}
-
-type sliceWriter struct {
-	buf []byte
-	n   int
-}
-
-func (w *sliceWriter) Write(p []byte) (int, error) {
-	if len(p) > len(w.buf)-w.n {
-		return 0, io.ErrShortWrite
-	}
-	w.n += copy(w.buf[w.n:], p)
-	return len(p), nil
+	z, err := tfutil.Float32s(out[0])
+	m.track(int64(4 * len(z)))
+	return z, err
 }
 
 // Save writes a checkpoint of every variable under prefix (prefix.index and

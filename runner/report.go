@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -30,9 +31,13 @@ type Report struct {
 }
 
 // encodeAll returns z_mean for every image of a split, batch images at a time.
-func encodeAll(m *graph.Model, s *data.Set, batch int) (eval.Features, error) {
+// A cancelled context (Ctrl-C) stops it between batches.
+func encodeAll(ctx context.Context, m *graph.Model, s *data.Set, batch int) (eval.Features, error) {
 	f := eval.Features{Dim: m.Manifest.FeatureDim, Data: make([]float32, 0, s.Len()*m.Manifest.FeatureDim)}
 	for i := 0; i < s.Len(); i += batch {
+		if ctx.Err() != nil {
+			return f, fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", errInterrupted)
+		}
 		j := min(i+batch, s.Len())
 		z, err := m.Encode(s.Images[i*s.ImageBytes() : j*s.ImageBytes()])
 		if err != nil {
@@ -43,13 +48,13 @@ func encodeAll(m *graph.Model, s *data.Set, batch int) (eval.Features, error) {
 	return f, nil
 }
 
-func (r *run) report(step int64, out io.Writer) error {
+func (r *run) report(ctx context.Context, step int64, out io.Writer) error {
 	t0 := time.Now()
-	bank, err := encodeAll(r.model, r.splits.Train, r.cfg.Eval.BatchSize)
+	bank, err := encodeAll(ctx, r.model, r.splits.Train, r.cfg.Eval.BatchSize)
 	if err != nil {
 		return err
 	}
-	queries, err := encodeAll(r.model, r.splits.Test, r.cfg.Eval.BatchSize)
+	queries, err := encodeAll(ctx, r.model, r.splits.Test, r.cfg.Eval.BatchSize)
 	if err != nil {
 		return err
 	}

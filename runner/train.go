@@ -134,7 +134,7 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 		}
 	}
 	fmt.Fprintf(out, "train: %d steps in %s\n", step-start, time.Since(began).Round(time.Second))
-	return r.report(step, out)
+	return r.report(ctx, step, out)
 }
 
 // setUp resolves the config, checks the SavedModel, loads data and prepares

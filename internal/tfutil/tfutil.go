@@ -1,0 +1,74 @@
+// Package tfutil moves flat Go slices in and out of graft tensors by copying
+// bytes, without graft's reflection over nested slices.
+package tfutil
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"unsafe"
+
+	tf "github.com/wamuir/graft/tensorflow"
+)
+
+// FromFloat32s builds a float32 tensor of the given shape from a flat slice.
+func FromFloat32s(data []float32, shape ...int64) (*tf.Tensor, error) {
+	if len(data) == 0 {
+		return nil, fmt.Errorf("tensor of shape %v: no data", shape)
+	}
+	return tf.ReadTensor(tf.Float, shape, bytes.NewReader(unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data))))
+}
+
+// Float32s copies a float32 tensor's contents into a new flat slice.
+func Float32s(t *tf.Tensor) ([]float32, error) {
+	if t.DataType() != tf.Float {
+		return nil, fmt.Errorf("tensor is dtype %d, want float32", t.DataType())
+	}
+	out := make([]float32, numElements(t))
+	return out, copyOut(t, out)
+}
+
+// Int32s copies an int32 tensor's contents into a new flat slice.
+func Int32s(t *tf.Tensor) ([]int32, error) {
+	if t.DataType() != tf.Int32 {
+		return nil, fmt.Errorf("tensor is dtype %d, want int32", t.DataType())
+	}
+	out := make([]int32, numElements(t))
+	return out, copyOut(t, out)
+}
+
+func numElements(t *tf.Tensor) int {
+	n := 1
+	for _, d := range t.Shape() {
+		n *= int(d)
+	}
+	return n
+}
+
+// copyOut writes the tensor's bytes over the memory of a 4-byte slice.
+func copyOut[T float32 | int32](t *tf.Tensor, dst []T) error {
+	if len(dst) == 0 {
+		return nil
+	}
+	w := sliceWriter{buf: unsafe.Slice((*byte)(unsafe.Pointer(&dst[0])), 4*len(dst))}
+	if _, err := t.WriteContentsTo(&w); err != nil {
+		return err
+	}
+	if w.n != len(w.buf) {
+		return fmt.Errorf("tensor holds %d bytes, want %d", w.n, len(w.buf))
+	}
+	return nil
+}
+
+type sliceWriter struct {
+	buf []byte
+	n   int
+}
+
+func (w *sliceWriter) Write(p []byte) (int, error) {
+	if len(p) > len(w.buf)-w.n {
+		return 0, io.ErrShortWrite
+	}
+	w.n += copy(w.buf[w.n:], p)
+	return len(p), nil
+}
