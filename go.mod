@@ -1,6 +1,6 @@
 module github.com/infomax/infomax
 
-go 1.24.0
+go 1.26.0
 
 require (
 	github.com/go-viper/mapstructure/v2 v2.4.0
@@ -21,6 +21,7 @@ require (
 	github.com/spf13/afero v1.15.0 // indirect
 	github.com/spf13/cast v1.10.0 // indirect
 	github.com/subosito/gotenv v1.6.0 // indirect
-	golang.org/x/sys v0.29.0 // indirect
-	golang.org/x/text v0.28.0 // indirect
+	golang.org/x/image v0.48.0 // indirect
+	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/text v0.44.0 // indirect
 )

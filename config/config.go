@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
 	"github.com/go-viper/mapstructure/v2"
@@ -40,10 +41,19 @@ type Config struct {
 	Eval      Eval      `mapstructure:"eval" yaml:"eval"`
 }
 
-// Data names the data set and where its files are.
+// Data names the data set and where its files are (see package data).
 type Data struct {
-	Format string `mapstructure:"format" yaml:"format"` // fashion_mnist, cifar10, tiny_imagenet
-	Path   string `mapstructure:"path" yaml:"path"`
+	Format string `mapstructure:"format" yaml:"format"` // fashion_mnist, mnist, cifar10, tiny_imagenet, folder
+	Path   string `mapstructure:"path" yaml:"path"`     // a folder or a .tar, .tar.gz or .zip archive
+	// SkipBad leaves out images that fail to decode (reported) instead of failing.
+	SkipBad bool `mapstructure:"skip_bad" yaml:"skip_bad"`
+	// TestFraction is held out as the test split of a folder without train/ and test/.
+	TestFraction float64 `mapstructure:"test_fraction" yaml:"test_fraction"`
+	// TinyTestForTraining adds Tiny ImageNet's unlabelled test/ images to training.
+	TinyTestForTraining bool `mapstructure:"tiny_test_for_training" yaml:"tiny_test_for_training"`
+	// CacheDir keeps decoded copies of data sets: "" for the user cache
+	// folder (~/.cache/infomax/data), "off" for none.
+	CacheDir string `mapstructure:"cache_dir" yaml:"cache_dir"`
 }
 
 // Model shapes the network (see pyexport/model.py).
@@ -93,7 +103,7 @@ func Defaults() Config {
 	return Config{
 		ExportDir: "",
 		Seed:      0,
-		Data:      Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist"},
+		Data:      Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist", TestFraction: 0.1},
 		Model: Model{
 			ImageSize:     28,
 			Channels:      1,
@@ -179,6 +189,8 @@ func AddFlags(fs *pflag.FlagSet) {
 			fs.Float64(key, d, usage)
 		case string:
 			fs.String(key, d, usage)
+		case bool:
+			fs.Bool(key, d, usage)
 		default:
 			panic(fmt.Sprintf("config: no flag type for %s (%T)", key, d))
 		}
@@ -296,6 +308,12 @@ func envStrings(from, to reflect.Type, data any) (any, error) {
 			return nil, fmt.Errorf("%q is not a number", s)
 		}
 		out = f
+	case reflect.Bool:
+		b, err := strconv.ParseBool(s)
+		if err != nil {
+			return nil, fmt.Errorf("%q is not true or false", s)
+		}
+		out = b
 	default:
 		return data, nil
 	}

@@ -11,7 +11,7 @@ import (
 var (
 	scalings = []string{"unit_centered", "symmetric"}
 	pairings = []string{"seed", "paper"}
-	formats  = []string{"fashion_mnist", "cifar10", "tiny_imagenet"}
+	formats  = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder"} // package data's Formats
 )
 
 // Validate refuses values no run can use, naming the key, the value and why.
@@ -26,6 +26,7 @@ func (c *Config) Validate() error {
 	checks := []check{
 		{"name", c.Name, c.Name != "", "a run needs a name (set name: or pass a config file)"},
 		{"data.format", c.Data.Format, oneOf(c.Data.Format, formats), fmt.Sprintf("must be one of %v", formats)},
+		{"data.test_fraction", c.Data.TestFraction, c.Data.TestFraction >= 0 && c.Data.TestFraction < 1, "must be in [0, 1)"},
 		{"model.image_size", m.ImageSize, m.ImageSize >= 8, "must be at least 8 pixels"},
 		{"model.channels", m.Channels, m.Channels == 1 || m.Channels == 3, "must be 1 (grey) or 3 (RGB)"},
 		{"model.blocks", m.Blocks, m.Blocks >= 1 && m.ImageSize>>m.Blocks >= 1, "must be at least 1 and leave a map of at least 1×1 pixel after halving image_size that often"},

@@ -1,17 +1,29 @@
 // Package data reads image data sets into one contiguous uint8 array per
 // split (N·H·W·C bytes, row-major, channels last) plus int labels: the form
 // the graph's uint8 input takes, with no per-image Go objects.
+//
+// Formats: Fashion-MNIST/MNIST IDX files; CIFAR-10's official binary release
+// or a CIFAR-10 image folder; Tiny ImageNet's official layout; and folders of
+// images (ROOT/<class>/<file>, or flat and unlabelled). Folders are read as
+// they are on disk or straight from a .tar, .tar.gz or .zip archive. Images
+// are decoded on every core, converted to the model's channel count and
+// resized to its input size.
 package data
 
 import (
 	"fmt"
+	"io"
 	"path/filepath"
+	"slices"
 )
+
+// Unlabelled marks an image without a class (a flat folder, Tiny ImageNet's test split).
+const Unlabelled = -1
 
 // Set is one split of a data set.
 type Set struct {
 	Images  []byte // N·H·W·C bytes
-	Labels  []int  // N class indices into Classes
+	Labels  []int  // N class indices into Classes, or Unlabelled
 	H, W, C int
 	Classes []string
 	Source  string // where it was read from, for messages
@@ -29,33 +41,143 @@ func (s *Set) Image(i int) []byte {
 	return s.Images[i*n : (i+1)*n]
 }
 
-// Splits are a data set's training and test splits.
-type Splits struct {
-	Train, Test *Set
+// Labelled is the subset of images that have a class (a copy when some do not).
+func (s *Set) Labelled() *Set {
+	if !slices.Contains(s.Labels, Unlabelled) {
+		return s
+	}
+	out := *s
+	out.Images, out.Labels = nil, nil
+	for i, l := range s.Labels {
+		if l != Unlabelled {
+			out.Images = append(out.Images, s.Image(i)...)
+			out.Labels = append(out.Labels, l)
+		}
+	}
+	return &out
 }
 
-// Load reads a data set in the named format from path.
-func Load(format, path string) (*Splits, error) {
-	switch format {
-	case "fashion_mnist":
-		return LoadFashionMNIST(path)
-	case "cifar10", "tiny_imagenet":
-		return nil, fmt.Errorf("data.format %s: no loader yet (it comes with the data-set issue); export works, training does not", format)
-	}
-	return nil, fmt.Errorf("data.format %q: unknown format", format)
+// Splits are a data set's training and test splits, and what loading them
+// found worth telling.
+type Splits struct {
+	Train, Test *Set
+	Resized     int        // images resized to the model's input
+	Bad         []BadImage // images left out (only with Options.SkipBad)
+	Cached      string     // the decoded cache file read or written, if any
+	FromCache   bool
 }
+
+// Options say what to read and what to turn it into.
+type Options struct {
+	Format string // fashion_mnist (or mnist), cifar10, tiny_imagenet, folder
+	Path   string
+	Shape  Shape // the model's input
+	// SkipBad leaves out images that fail to decode (reported in Splits.Bad)
+	// instead of failing the load.
+	SkipBad bool
+	// TestFraction of a folder without train/ and test/ sub-folders is held
+	// out, by a permutation drawn from Seed, as the test split.
+	TestFraction float64
+	Seed         int64
+	// TinyTestForTraining adds Tiny ImageNet's unlabelled test/ images to
+	// the training split.
+	TinyTestForTraining bool
+	// CacheDir holds decoded copies keyed by the source (see cache.go); "" for none.
+	CacheDir string
+}
+
+// Formats lists the accepted Options.Format values.
+var Formats = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder"}
+
+// Load reads a data set, from the decoded cache when it holds a copy of this
+// exact source.
+func Load(o Options) (*Splits, error) {
+	if o.Shape.C != 1 && o.Shape.C != 3 {
+		return nil, fmt.Errorf("data: %d channels: want 1 or 3", o.Shape.C)
+	}
+	key := ""
+	if o.CacheDir != "" {
+		k, err := cacheKey(o)
+		if err != nil {
+			return nil, err
+		}
+		key = k
+		if s, err := readCache(o.CacheDir, key); err == nil {
+			return s, nil
+		}
+	}
+	s, err := load(o)
+	if err != nil {
+		return nil, err
+	}
+	if key != "" {
+		s.Cached, err = writeCache(o.CacheDir, key, s)
+		if err != nil {
+			return nil, fmt.Errorf("write the decoded cache: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func load(o Options) (*Splits, error) {
+	switch o.Format {
+	case "fashion_mnist", "mnist":
+		s, err := LoadIDXFolder(o.Path, FashionMNISTClasses)
+		if err != nil {
+			return nil, err
+		}
+		if o.Format == "mnist" {
+			s.Train.Classes = digits
+			s.Test.Classes = digits
+		}
+		return s.conform(o.Shape)
+	case "cifar10":
+		return loadCIFAR10(o)
+	case "tiny_imagenet":
+		return loadTinyImageNet(o)
+	case "folder":
+		return loadFolder(o)
+	}
+	return nil, fmt.Errorf("data.format %q: want one of %v", o.Format, Formats)
+}
+
+// Summary tells, in a few lines, what Load found: sizes, resized and skipped images.
+func (s *Splits) Summary(w io.Writer) {
+	fmt.Fprintf(w, "data: %d training and %d test images of %dx%dx%d, %d classes, from %s\n",
+		s.Train.Len(), s.Test.Len(), s.Train.H, s.Train.W, s.Train.C, len(s.Train.Classes), s.Train.Source)
+	if s.FromCache {
+		fmt.Fprintf(w, "data: decoded copy read from %s\n", s.Cached)
+	}
+	if s.Resized > 0 {
+		fmt.Fprintf(w, "data: %d images resized to %dx%d\n", s.Resized, s.Train.W, s.Train.H)
+	}
+	if len(s.Bad) > 0 {
+		fmt.Fprintf(w, "data: %d images could not be decoded and were left out (--skip-bad):\n", len(s.Bad))
+		for _, b := range s.Bad[:min(5, len(s.Bad))] {
+			fmt.Fprintf(w, "  %s\n", b.Error())
+		}
+		if len(s.Bad) > 5 {
+			fmt.Fprintf(w, "  ... and %d more\n", len(s.Bad)-5)
+		}
+	}
+}
+
+var digits = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 
 // FashionMNISTClasses are Fashion-MNIST's labels 0..9.
 var FashionMNISTClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
-// LoadFashionMNIST reads the four official IDX files (gzipped or not) from dir.
-func LoadFashionMNIST(dir string) (*Splits, error) {
+// LoadFashionMNIST reads the four official Fashion-MNIST IDX files from dir.
+func LoadFashionMNIST(dir string) (*Splits, error) { return LoadIDXFolder(dir, FashionMNISTClasses) }
+
+// LoadIDXFolder reads the four IDX files of the MNIST family (gzipped or not) from dir.
+func LoadIDXFolder(dir string, classes []string) (*Splits, error) {
 	load := func(images, labels string) (*Set, error) {
-		s, err := ReadIDXPair(findIDX(dir, images), findIDX(dir, labels), len(FashionMNISTClasses))
+		s, err := ReadIDXPair(findIDX(dir, images), findIDX(dir, labels), len(classes))
 		if err != nil {
 			return nil, err
 		}
-		s.Classes = FashionMNISTClasses
+		s.Classes = classes
 		return s, nil
 	}
 	train, err := load("train-images-idx3-ubyte", "train-labels-idx1-ubyte")

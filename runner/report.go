@@ -49,17 +49,22 @@ func encodeAll(ctx context.Context, m *graph.Model, s *data.Set, batch int) (eva
 }
 
 func (r *run) report(ctx context.Context, step int64, out io.Writer) error {
+	train, test := r.splits.Train.Labelled(), r.splits.Test.Labelled()
+	if train.Len() == 0 || test.Len() == 0 {
+		fmt.Fprintf(out, "kNN report skipped: it needs labelled training and test images (%d and %d here)\n", train.Len(), test.Len())
+		return nil
+	}
 	t0 := time.Now()
-	bank, err := encodeAll(ctx, r.model, r.splits.Train, r.cfg.Eval.BatchSize)
+	bank, err := encodeAll(ctx, r.model, train, r.cfg.Eval.BatchSize)
 	if err != nil {
 		return err
 	}
-	queries, err := encodeAll(ctx, r.model, r.splits.Test, r.cfg.Eval.BatchSize)
+	queries, err := encodeAll(ctx, r.model, test, r.cfg.Eval.BatchSize)
 	if err != nil {
 		return err
 	}
 	t1 := time.Now()
-	knn, err := eval.KNN(bank, r.splits.Train.Labels, queries, r.splits.Test.Labels, len(r.splits.Train.Classes), eval.KNNSettings{
+	knn, err := eval.KNN(bank, train.Labels, queries, test.Labels, len(train.Classes), eval.KNNSettings{
 		K: r.cfg.Eval.K, WeightedK: r.cfg.Eval.WeightedK, Temperature: r.cfg.Eval.Temperature,
 	})
 	if err != nil {
@@ -67,7 +72,7 @@ func (r *run) report(ctx context.Context, step int64, out io.Writer) error {
 	}
 	rep := Report{
 		Data: r.cfg.Data.Format, DataPath: r.cfg.Data.Path,
-		TrainSize: r.splits.Train.Len(), TestSize: r.splits.Test.Len(),
+		TrainSize: train.Len(), TestSize: test.Len(),
 		Step: step, Time: time.Now().UTC().Format(time.RFC3339),
 		Feature: "z_mean", FeatureDim: bank.Dim, ConfigHash: r.hash, KNN: knn,
 		EncodeSec: t1.Sub(t0).Seconds(), KNNSec: time.Since(t1).Seconds(),

@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
@@ -28,6 +27,7 @@ type trainOptions struct {
 	RunDir     string
 	MaxSteps   int64
 	Resume     bool
+	SkipBad    bool // same as data.skip_bad
 	Flags      *pflag.FlagSet // config overrides; may be nil
 }
 
@@ -45,6 +45,7 @@ func trainCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.RunDir, "run-dir", "", "folder for checkpoints, metrics and the report (default runs/<name>)")
 	cmd.Flags().Int64Var(&o.MaxSteps, "max-steps", 0, "stop after this many steps in all (0: the config's epochs)")
 	cmd.Flags().BoolVar(&o.Resume, "resume", false, "continue from the run folder's latest checkpoint")
+	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them (same as --data.skip_bad)")
 	return cmd
 }
 
@@ -85,11 +86,10 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 	}
 	defer metrics.Close()
 
-	pixels := make([]byte, batch*train.ImageBytes())
-	var perm []int
-	permEpoch := -1
+	batches := prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, start, total)
+	defer batches.stop()
 	step := start
-	lastLog, lastLogStep := time.Now(), step
+	lastLog, lastLogStep, lastWait := time.Now(), step, time.Duration(0)
 	began := time.Now()
 	for step < total {
 		if ctx.Err() != nil {
@@ -99,16 +99,9 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 			fmt.Fprintf(out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, r.dir)
 			return fmt.Errorf("training stopped at step %d: %w", step, errInterrupted)
 		}
-		epoch := int(step / perEpoch)
-		if epoch != permEpoch {
-			perm = epochOrder(r.cfg.Seed, epoch, train.Len())
-			permEpoch = epoch
-		}
-		pos := int(step%perEpoch) * batch
-		for i, idx := range perm[pos : pos+batch] {
-			copy(pixels[i*train.ImageBytes():], train.Image(idx))
-		}
+		pixels := batches.next()
 		losses, err := r.model.TrainStep(pixels)
+		batches.done(pixels)
 		if err != nil {
 			return fmt.Errorf("step %d: %w", step+1, err)
 		}
@@ -120,8 +113,9 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 			now := time.Now()
 			ips := float64((step-lastLogStep)*int64(batch)) / now.Sub(lastLog).Seconds()
 			eta := time.Duration(float64(total-step) * float64(batch) / ips * float64(time.Second))
-			lastLog, lastLogStep = now, step
-			if err := metrics.write(step, float64(step)/float64(perEpoch), losses, ips, r.model.Manifest.LossTerms); err != nil {
+			wait := (batches.waited - lastWait).Seconds() / now.Sub(lastLog).Seconds()
+			lastLog, lastLogStep, lastWait = now, step, batches.waited
+			if err := metrics.write(step, float64(step)/float64(perEpoch), losses, ips, wait, r.model.Manifest.LossTerms); err != nil {
 				return err
 			}
 			fmt.Fprintf(out, "step %d/%d  epoch %.2f  loss %.4f%s  %.0f img/s  ETA %s\n",
@@ -133,7 +127,9 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 			}
 		}
 	}
-	fmt.Fprintf(out, "train: %d steps in %s\n", step-start, time.Since(began).Round(time.Second))
+	wall := time.Since(began)
+	fmt.Fprintf(out, "train: %d steps in %s; waiting for data %.2f%% of that time\n",
+		step-start, wall.Round(time.Second), 100*batches.waited.Seconds()/wall.Seconds())
 	return r.report(ctx, step, out)
 }
 
@@ -176,14 +172,11 @@ func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
 		return nil, 0, err
 	}
 
-	r.splits, err = data.Load(cfg.Data.Format, cfg.Data.Path)
-	if err != nil {
-		return fail(err)
+	if o.SkipBad {
+		cfg.Data.SkipBad = true
 	}
-	in := r.model.Manifest.Input.Shape
-	if s := r.splits.Train; s.H != in[0] || s.W != in[1] || s.C != in[2] {
-		return fail(fmt.Errorf("%s holds %dx%dx%d images, the model takes %dx%dx%d: set model.image_size and model.channels to match",
-			s.Source, s.H, s.W, s.C, in[0], in[1], in[2]))
+	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
+		return fail(err)
 	}
 
 	state, err := r.ckpts.Latest()
@@ -213,13 +206,6 @@ func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
 		return fail(err)
 	}
 	return r, start, nil
-}
-
-// epochOrder is the data order of an epoch: a permutation that depends only on
-// the seed and the epoch, so a resumed run sees the batches an uninterrupted
-// one would.
-func epochOrder(seed int64, epoch, n int) []int {
-	return rand.New(rand.NewPCG(uint64(seed), uint64(epoch))).Perm(n)
 }
 
 func (r *run) save(step, perEpoch int64) (*checkpoint.State, error) {
@@ -267,8 +253,8 @@ func openMetrics(dir string, start int64) (*metricsFile, error) {
 	return &metricsFile{f: f, w: bufio.NewWriter(f)}, nil
 }
 
-func (m *metricsFile) write(step int64, epoch float64, l graph.Losses, ips float64, names []string) error {
-	rec := map[string]any{"step": step, "epoch": epoch, "loss": l.Loss, "images_per_sec": ips}
+func (m *metricsFile) write(step int64, epoch float64, l graph.Losses, ips, dataWait float64, names []string) error {
+	rec := map[string]any{"step": step, "epoch": epoch, "loss": l.Loss, "images_per_sec": ips, "data_wait": dataWait}
 	for _, n := range names {
 		rec[n] = l.Terms[n]
 	}
