@@ -3,6 +3,7 @@
 //	go run ./runner export --config configs/fashion_mnist.yaml
 //	go run ./runner train  --config configs/fashion_mnist.yaml [--run-dir DIR] [--max-steps N] [--resume]
 //	go run ./runner config --config configs/fashion_mnist.yaml
+//	go run ./runner data fetch cifar10|fashion-mnist|tiny-imagenet [--dir D]
 //
 // Every config key can be overridden by a flag (--train.batch_size 32) or an
 // environment variable (INFOMAX_TRAIN_BATCH_SIZE=32). The commands are thin:
@@ -44,7 +45,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(exportCmd(), trainCmd(), configCmd())
+	root.AddCommand(exportCmd(), trainCmd(), configCmd(), dataCmd())
 	return root
 }
 

@@ -27,7 +27,7 @@ type trainOptions struct {
 	RunDir     string
 	MaxSteps   int64
 	Resume     bool
-	SkipBad    bool // same as data.skip_bad
+	SkipBad    bool           // same as data.skip_bad
 	Flags      *pflag.FlagSet // config overrides; may be nil
 }
 
