@@ -33,3 +33,7 @@ pytest:
 
 clean:
 	rm -rf exports runs third_party/tflib
+
+## bench: speed and memory figures (prints them; asserts none)
+bench: setup
+	@$(ENV) go test -run '^$$' -bench . -benchtime 1x ./data ./runner

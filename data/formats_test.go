@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"encoding/base64"
 	"image"
 	"image/color"
 	"image/gif"
@@ -97,6 +98,9 @@ func (fs files) writeZip(t *testing.T) string {
 	return p
 }
 
+// webpGrey is a 1×1 lossy WebP of mid grey (Go has no WebP encoder).
+var webpGrey, _ = base64.StdEncoding.DecodeString("UklGRiIAAABXRUJQVlA4IBYAAAAwAQCdASoBAAEADsD+JaQAA3AAAAAA")
+
 // solid is a w×h image of one colour.
 func solid(w, h int, c color.Color) *image.RGBA {
 	img := image.NewRGBA(image.Rect(0, 0, w, h))
@@ -157,6 +161,8 @@ func TestColourModelsBecomeTheModelsChannels(t *testing.T) {
 		{"bmp→rgb", bmpb.Bytes(), nil, 3, []byte{200, 10, 20}},
 		{"png alpha→rgb", encodePNG(alpha), nil, 3, []byte{0, 0, 0}},
 		{"cmyk→rgb", nil, cmyk, 3, []byte{255, 0, 0}},
+		// A 1×1 lossy WebP (mid grey), resized to 4×4.
+		{"webp→rgb", webpGrey, nil, 3, []byte{128, 128, 128}},
 	}
 	for _, c := range cases {
 		dst := make([]byte, 4*4*c.c)
@@ -208,6 +214,7 @@ func labelledFolder() files {
 		"photos/cats/notes.txt":  []byte("not an image"),
 		"photos/dogs/c.png":      encodePNG(solid(16, 8, blue)), // another size: resized
 		"photos/dogs/deep/d.png": encodePNG(solid(8, 8, blue)),
+		"photos/dogs/e.webp":     webpGrey, // 1×1: resized
 	}
 }
 
@@ -226,11 +233,11 @@ func TestFolderFromDiskAndArchives(t *testing.T) {
 		if got := strings.Join(s.Train.Classes, ","); got != "cats,dogs" {
 			t.Errorf("%s: classes %s", src.name, got)
 		}
-		if s.Train.Len()+s.Test.Len() != 4 || s.Test.Len() != 1 {
-			t.Errorf("%s: %d train + %d test, want 3 + 1", src.name, s.Train.Len(), s.Test.Len())
+		if s.Train.Len()+s.Test.Len() != 5 || s.Test.Len() != 1 {
+			t.Errorf("%s: %d train + %d test, want 4 + 1", src.name, s.Train.Len(), s.Test.Len())
 		}
-		if s.Resized != 1 {
-			t.Errorf("%s: %d resized, want 1", src.name, s.Resized)
+		if s.Resized != 2 {
+			t.Errorf("%s: %d resized, want 2", src.name, s.Resized)
 		}
 		for _, set := range []*Set{s.Train, s.Test} {
 			for i, l := range set.Labels {
@@ -494,7 +501,7 @@ func TestCacheServesTheSameArraysAndNoticesChanges(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if third.FromCache || third.Train.Len()+third.Test.Len() != 5 {
+	if third.FromCache || third.Train.Len()+third.Test.Len() != 6 {
 		t.Errorf("changed source: from cache %v, %d images", third.FromCache, third.Train.Len()+third.Test.Len())
 	}
 }
