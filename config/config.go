@@ -95,6 +95,13 @@ type Eval struct {
 	WeightedK   int     `mapstructure:"weighted_k" yaml:"weighted_k"`   // similarity-weighted kNN
 	Temperature float64 `mapstructure:"temperature" yaml:"temperature"` // weight exp(sim / temperature)
 	BatchSize   int     `mapstructure:"batch_size" yaml:"batch_size"`   // images per encode call
+	// ProbeEpochs and ProbeBatchSize train the linear probe (Adam 1e-3).
+	ProbeEpochs    int `mapstructure:"probe_epochs" yaml:"probe_epochs"`
+	ProbeBatchSize int `mapstructure:"probe_batch_size" yaml:"probe_batch_size"`
+	// GridRows random test queries, each with its GridNeighbours nearest
+	// training images, make the retrieval grids.
+	GridRows       int `mapstructure:"grid_rows" yaml:"grid_rows"`
+	GridNeighbours int `mapstructure:"grid_neighbours" yaml:"grid_neighbours"`
 }
 
 // Defaults are the seed's settings where it has one; each override file lists
@@ -125,7 +132,8 @@ func Defaults() Config {
 			CheckpointEvery: 500,
 			KeepCheckpoints: 3,
 		},
-		Eval: Eval{K: 20, WeightedK: 200, Temperature: 0.1, BatchSize: 500},
+		Eval: Eval{K: 20, WeightedK: 200, Temperature: 0.1, BatchSize: 500,
+			ProbeEpochs: 30, ProbeBatchSize: 256, GridRows: 10, GridNeighbours: 9},
 	}
 }
 

@@ -38,7 +38,8 @@ type badEntry struct {
 	Path, Err string
 }
 
-func cacheKey(o Options) (string, error) {
+// CacheKey names a decoded copy of the source o reads, as loaded with o.
+func CacheKey(o Options) (string, error) {
 	h := sha256.New()
 	abs, _ := filepath.Abs(o.Path)
 	opts, _ := json.Marshal(struct {

@@ -97,7 +97,7 @@ func Load(o Options) (*Splits, error) {
 	}
 	key := ""
 	if o.CacheDir != "" {
-		k, err := cacheKey(o)
+		k, err := CacheKey(o)
 		if err != nil {
 			return nil, err
 		}

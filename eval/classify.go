@@ -75,11 +75,13 @@ type KNNSettings struct {
 	K           int     // majority vote over the K nearest
 	WeightedK   int     // weighted vote over the WeightedK nearest
 	Temperature float64 // weight exp(similarity / Temperature)
-	Chunk       int     // queries per similarity block
+	Chunk       int     // queries per similarity block (default 1024)
 }
 
-// KNNResult holds top-1 accuracies of cosine kNN classifiers.
+// KNNResult holds top-1 accuracies of kNN classifiers: cosine 1-NN, majority
+// and weighted votes, and Euclidean 1-NN.
 type KNNResult struct {
+	L2NN1       float64 `json:"l2_nn1"`
 	Top1NN      float64 `json:"nn1"`
 	Majority    float64 `json:"majority"`
 	K           int     `json:"k"`
@@ -108,6 +110,13 @@ func KNN(bank Features, bankLabels []int, queries Features, queryLabels []int, n
 		if *c.dst, err = Accuracy(nb, bankLabels, queryLabels, numClasses, c.vote); err != nil {
 			return nil, err
 		}
+	}
+	l2, err := SearchMetric(bank, queries, 1, chunk, L2)
+	if err != nil {
+		return nil, err
+	}
+	if res.L2NN1, err = Accuracy(l2, bankLabels, queryLabels, numClasses, Majority(1)); err != nil {
+		return nil, err
 	}
 	return res, nil
 }

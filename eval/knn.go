@@ -53,9 +53,27 @@ type Neighbours struct {
 	Sim   []float32 // [queries, K]
 }
 
+// Metric is how neighbours are found.
+type Metric string
+
+const (
+	// Cosine ranks by cosine similarity (rows L2-normalised); Sim holds it.
+	Cosine Metric = "cosine"
+	// L2 ranks by Euclidean distance; Sim holds the distance's negative.
+	L2 Metric = "l2"
+)
+
 // Search finds the k nearest bank rows for every query by cosine similarity,
 // chunk queries at a time.
 func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
+	return SearchMetric(bank, queries, k, chunk, Cosine)
+}
+
+// SearchMetric finds the k nearest bank rows for every query by the metric,
+// chunk queries at a time: one chunk × bank block of scores exists at once.
+// For L2 the score is 2·q·b − |b|² (the same order as −|q − b|²), turned into
+// −|q − b| for Sim.
+func SearchMetric(bank, queries Features, k, chunk int, metric Metric) (*Neighbours, error) {
 	if bank.Dim != queries.Dim {
 		return nil, fmt.Errorf("knn: bank has dimension %d, queries %d", bank.Dim, queries.Dim)
 	}
@@ -67,7 +85,14 @@ func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
 	q := op.Placeholder(s.SubScope("queries"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
 	b := op.Placeholder(s.SubScope("bank"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
 	sim := op.MatMul(s, q, b, op.MatMulTransposeB(true))
-	vals, idx := op.TopKV2(s, sim, op.Const(s, int32(k)))
+	var bankSq tf.Output
+	if metric == L2 {
+		bankSq = op.Placeholder(s.SubScope("bank_sq"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1)))
+		sim = op.Sub(s, op.Mul(s, sim, op.Const(s.SubScope("two"), float32(2))), bankSq)
+	} else if metric != Cosine {
+		return nil, fmt.Errorf("knn: metric %q: want cosine or l2", metric)
+	}
+	vals, idx := op.TopKV2(s, sim, op.Const(s.SubScope("k"), int32(k)))
 	g, err := s.Finalize()
 	if err != nil {
 		return nil, fmt.Errorf("knn graph: %w", err)
@@ -78,11 +103,26 @@ func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
 	}
 	defer sess.Close()
 
-	bankT, err := tensor(bank.Normalized())
+	nq, nb := queries, bank
+	feeds := map[tf.Output]*tf.Tensor{}
+	if metric == Cosine {
+		nq, nb = queries.Normalized(), bank.Normalized()
+	} else {
+		sq := make([]float32, bank.Len())
+		for i := range sq {
+			sq[i] = float32(sqNorm(bank.Data[i*bank.Dim : (i+1)*bank.Dim]))
+		}
+		sqT, err := tfutil.FromFloat32s(sq, int64(len(sq)))
+		if err != nil {
+			return nil, err
+		}
+		feeds[bankSq] = sqT
+	}
+	bankT, err := tensor(nb)
 	if err != nil {
 		return nil, err
 	}
-	nq := queries.Normalized()
+	feeds[b] = bankT
 	out := &Neighbours{K: k, Index: make([]int32, 0, nq.Len()*k), Sim: make([]float32, 0, nq.Len()*k)}
 	for start := 0; start < nq.Len(); start += chunk {
 		end := min(start+chunk, nq.Len())
@@ -90,7 +130,8 @@ func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
 		if err != nil {
 			return nil, err
 		}
-		res, err := sess.Run(map[tf.Output]*tf.Tensor{q: qT, b: bankT}, []tf.Output{vals, idx}, nil)
+		feeds[q] = qT
+		res, err := sess.Run(feeds, []tf.Output{vals, idx}, nil)
 		if err != nil {
 			return nil, fmt.Errorf("knn: %w", err)
 		}
@@ -102,10 +143,25 @@ func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
 		if err != nil {
 			return nil, err
 		}
+		if metric == L2 {
+			for r := range sims {
+				qi := start + r/k
+				d2 := sqNorm(nq.Data[qi*bank.Dim:(qi+1)*bank.Dim]) - float64(sims[r])
+				sims[r] = -float32(math.Sqrt(math.Max(d2, 0)))
+			}
+		}
 		out.Sim = append(out.Sim, sims...)
 		out.Index = append(out.Index, idxs...)
 	}
 	return out, nil
+}
+
+func sqNorm(v []float32) float64 {
+	var s float64
+	for _, x := range v {
+		s += float64(x) * float64(x)
+	}
+	return s
 }
 
 func tensor(f Features) (*tf.Tensor, error) {

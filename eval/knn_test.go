@@ -87,11 +87,25 @@ func TestKNNAccuraciesMatchBruteForce(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var nn1, maj, wtd int
+	var nn1, maj, wtd, l2 int
 	for q := 0; q < queries.Len(); q++ {
 		idx, sim := bruteForce(bank, queries, q)
 		if bl[idx[0]] == ql[q] {
 			nn1++
+		}
+		best, bestD := -1, math.Inf(1)
+		for i := 0; i < bank.Len(); i++ {
+			var d2 float64
+			for j := 0; j < dim; j++ {
+				v := float64(queries.Data[q*dim+j] - bank.Data[i*dim+j])
+				d2 += v * v
+			}
+			if d2 < bestD {
+				best, bestD = i, d2
+			}
+		}
+		if bl[best] == ql[q] {
+			l2++
 		}
 		votes, weights := [classes]float64{}, [classes]float64{}
 		for j := 0; j < s.K; j++ {
@@ -120,8 +134,8 @@ func TestKNNAccuraciesMatchBruteForce(t *testing.T) {
 		}
 	}
 	n := float64(queries.Len())
-	want := KNNResult{Top1NN: float64(nn1) / n, Majority: float64(maj) / n, Weighted: float64(wtd) / n}
-	if got.Top1NN != want.Top1NN || got.Majority != want.Majority || got.Weighted != want.Weighted {
+	want := KNNResult{Top1NN: float64(nn1) / n, Majority: float64(maj) / n, Weighted: float64(wtd) / n, L2NN1: float64(l2) / n}
+	if got.Top1NN != want.Top1NN || got.Majority != want.Majority || got.Weighted != want.Weighted || got.L2NN1 != want.L2NN1 {
 		t.Errorf("kNN %+v, brute force %+v", *got, want)
 	}
 	if want.Majority < 0.3 || want.Majority > 0.99 {
@@ -143,5 +157,41 @@ func TestSearchErrors(t *testing.T) {
 	}
 	if _, err := Search(f, f, 4, 8); err == nil {
 		t.Error("k larger than the bank accepted")
+	}
+}
+
+func TestL2SearchMatchesBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	bank, queries := randomFeatures(r, 500, 12), randomFeatures(r, 70, 12)
+	for i := range bank.Data { // rows of different norms, so L2 and cosine disagree
+		bank.Data[i] *= float32(1 + i/12%5)
+	}
+	const k = 5
+	nb, err := SearchMetric(bank, queries, k, 16, L2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := bank.Dim
+	for q := 0; q < queries.Len(); q++ {
+		dist := make([]float64, bank.Len())
+		idx := make([]int, bank.Len())
+		for i := range idx {
+			idx[i] = i
+			for j := 0; j < d; j++ {
+				v := float64(queries.Data[q*d+j] - bank.Data[i*d+j])
+				dist[i] += v * v
+			}
+			dist[i] = math.Sqrt(dist[i])
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return dist[idx[a]] < dist[idx[b]] })
+		for j := 0; j < k; j++ {
+			got := int(nb.Index[q*k+j])
+			if math.Abs(float64(-nb.Sim[q*k+j])-dist[idx[j]]) > 1e-3 {
+				t.Fatalf("query %d rank %d: distance %v, brute force %v", q, j, -nb.Sim[q*k+j], dist[idx[j]])
+			}
+			if got != idx[j] && math.Abs(dist[got]-dist[idx[j]]) > 1e-4 {
+				t.Fatalf("query %d rank %d: index %d, brute force %d", q, j, got, idx[j])
+			}
+		}
 	}
 }

@@ -16,8 +16,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
-	"strings"
 	"sync/atomic"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -189,24 +187,7 @@ func (m *Model) tensor(sig, key string, input bool) (tf.Output, error) {
 	return m.output(want.Name)
 }
 
-func (m *Model) output(name string) (tf.Output, error) {
-	op, idx := name, 0
-	if i := strings.LastIndexByte(name, ':'); i >= 0 {
-		n, err := strconv.Atoi(name[i+1:])
-		if err != nil {
-			return tf.Output{}, fmt.Errorf("tensor name %q: %w", name, err)
-		}
-		op, idx = name[:i], n
-	}
-	o := m.saved.Graph.Operation(op)
-	if o == nil {
-		return tf.Output{}, fmt.Errorf("tensor %q: no operation %q in the graph", name, op)
-	}
-	if idx >= o.NumOutputs() {
-		return tf.Output{}, fmt.Errorf("tensor %q: operation has %d outputs", name, o.NumOutputs())
-	}
-	return o.Output(idx), nil
-}
+func (m *Model) output(name string) (tf.Output, error) { return tfutil.Output(m.saved.Graph, name) }
 
 func dtypeName(dt tf.DataType) string {
 	switch dt {

@@ -98,3 +98,35 @@ func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr 
 	}
 	return nil
 }
+
+// ProbeDir is where the linear probe for dim features and classes classes is
+// exported, under the project's exports/ folder.
+func ProbeDir(root string, dim, classes int) string {
+	return filepath.Join(root, "exports", fmt.Sprintf("probe-%dx%d", dim, classes))
+}
+
+// ExportProbe writes the linear probe's SavedModel (pyexport/probe.py) for
+// dim features and classes classes, unless it is already there; it returns
+// its folder.
+func ExportProbe(ctx context.Context, dim, classes int, stderr io.Writer) (string, error) {
+	root, err := Root()
+	if err != nil {
+		return "", err
+	}
+	dir := ProbeDir(root, dim, classes)
+	if _, err := os.Stat(filepath.Join(dir, "probe.json")); err == nil {
+		return dir, nil
+	}
+	py, err := Python(root)
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.CommandContext(ctx, py, "-m", "pyexport.probe", "--dim", fmt.Sprint(dim), "--classes", fmt.Sprint(classes), "--out", dir)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = io.Discard, stderr
+	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2")
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("export the linear probe %s: %w", dir, err)
+	}
+	return dir, nil
+}

@@ -130,7 +130,8 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 	wall := time.Since(began)
 	fmt.Fprintf(out, "train: %d steps in %s; waiting for data %.2f%% of that time\n",
 		step-start, wall.Round(time.Second), 100*batches.waited.Seconds()/wall.Seconds())
-	return r.report(ctx, step, out)
+	_, err = r.evaluate(ctx, step, out)
+	return err
 }
 
 // setUp resolves the config, checks the SavedModel, loads data and prepares

@@ -110,8 +110,11 @@ func TestTrainEndToEnd(t *testing.T) {
 		t.Errorf("report %+v", rep)
 	}
 	// Ten classes: chance is 0.1. Even a briefly trained encoder beats it by far.
-	if rep.KNN.Top1NN < 0.3 || rep.KNN.Majority < 0.3 {
-		t.Errorf("kNN accuracies %+v: not above chance", rep.KNN)
+	if k := rep.Model.KNN; k.Top1NN < 0.3 || k.Majority < 0.3 || k.L2NN1 < 0.3 {
+		t.Errorf("kNN accuracies %+v: not above chance", k)
+	}
+	if rep.Model.Probe == nil || rep.Pixels == nil || rep.Pixels.Probe == nil || len(rep.Files.Grids) != 2 || len(rep.Files.Features) != 4 {
+		t.Errorf("report lacks the probe, the pixel baseline, grids or features: %+v", rep)
 	}
 	if !strings.Contains(out.String(), "1-NN") {
 		t.Errorf("output has no kNN report:\n%s", out.String())

@@ -6,6 +6,8 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"unsafe"
 
 	tf "github.com/wamuir/graft/tensorflow"
@@ -71,4 +73,24 @@ func (w *sliceWriter) Write(p []byte) (int, error) {
 	}
 	w.n += copy(w.buf[w.n:], p)
 	return len(p), nil
+}
+
+// Output resolves a tensor name ("op:index", or "op" for index 0) in a graph.
+func Output(g *tf.Graph, name string) (tf.Output, error) {
+	op, idx := name, 0
+	if i := strings.LastIndexByte(name, ':'); i >= 0 {
+		n, err := strconv.Atoi(name[i+1:])
+		if err != nil {
+			return tf.Output{}, fmt.Errorf("tensor name %q: %w", name, err)
+		}
+		op, idx = name[:i], n
+	}
+	o := g.Operation(op)
+	if o == nil {
+		return tf.Output{}, fmt.Errorf("tensor %q: no operation %q in the graph", name, op)
+	}
+	if idx >= o.NumOutputs() {
+		return tf.Output{}, fmt.Errorf("tensor %q: operation has %d outputs", name, o.NumOutputs())
+	}
+	return o.Output(idx), nil
 }

@@ -1,0 +1,122 @@
+package eval
+
+import (
+	"image/png"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/infomax/infomax/pyexport"
+)
+
+// The .npy files load in NumPy unchanged: read back by the project's Python.
+func TestNPYReadsBackInNumPy(t *testing.T) {
+	root, err := pyexport.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	py, err := pyexport.Python(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	f := []float32{1.5, -2, 0.25, 3, 4, 5}
+	if err := WriteNPY(filepath.Join(dir, "f.npy"), f, 2, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := WriteNPY(filepath.Join(dir, "l.npy"), []int32{7, -1, 3}, 3); err != nil {
+		t.Fatal(err)
+	}
+	script := `import numpy as np, sys
+f = np.load(sys.argv[1] + "/f.npy"); l = np.load(sys.argv[1] + "/l.npy")
+print(f.dtype, f.shape, f.tolist(), l.dtype, l.shape, l.tolist())`
+	out, err := exec.Command(py, "-c", script, dir).CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	want := "float32 (2, 3) [[1.5, -2.0, 0.25], [3.0, 4.0, 5.0]] int32 (3,) [7, -1, 3]"
+	if strings.TrimSpace(string(out)) != want {
+		t.Errorf("numpy read %q, want %q", out, want)
+	}
+	if err := WriteNPY(filepath.Join(dir, "bad.npy"), f, 4, 2); err == nil {
+		t.Error("a shape that does not hold the data was accepted")
+	}
+}
+
+// On a separable problem (the class is the sign pattern of two dimensions,
+// buried among noise dimensions) the probe learns near-perfect accuracy.
+func TestLinearProbeSeparable(t *testing.T) {
+	dir, err := pyexport.ExportProbe(t.Context(), 6, 4, os.Stderr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(7, 8))
+	make := func(n int) (Features, []int) {
+		f := Features{Dim: 6, Data: make([]float32, n*6)}
+		labels := make([]int, n)
+		for i := 0; i < n; i++ {
+			for j := 0; j < 6; j++ {
+				f.Data[i*6+j] = float32(r.NormFloat64())
+			}
+			c := 0
+			if f.Data[i*6] > 0 {
+				c++
+			}
+			if f.Data[i*6+1] > 0 {
+				c += 2
+			}
+			labels[i] = c
+		}
+		return f, labels
+	}
+	train, tl := make(2000)
+	test, el := make(500)
+	res, err := LinearProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 20, BatchSize: 64, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accuracy < 0.95 || res.TrainAccuracy < 0.95 {
+		t.Errorf("probe on a separable problem: test %.3f, train %.3f", res.Accuracy, res.TrainAccuracy)
+	}
+	// Shuffled labels cannot be learned: test accuracy stays near chance (0.25).
+	r.Shuffle(len(tl), func(i, j int) { tl[i], tl[j] = tl[j], tl[i] })
+	res, err = LinearProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 5, BatchSize: 64, Seed: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Accuracy > 0.35 {
+		t.Errorf("probe on shuffled labels: test %.3f, want near 0.25", res.Accuracy)
+	}
+}
+
+func TestGridLayout(t *testing.T) {
+	px := func(v byte) []byte {
+		b := make([]byte, 4*4*3)
+		for i := range b {
+			b[i] = v
+		}
+		return b
+	}
+	rows := []GridRow{{Query: px(10), Neighbours: [][]byte{px(20), px(30)}}, {Query: px(40), Neighbours: [][]byte{px(50), px(60)}}}
+	p := filepath.Join(t.TempDir(), "g.png")
+	if err := WriteGrid(p, rows, 4, 4, 3, 3); err != nil {
+		t.Fatal(err)
+	}
+	f, _ := os.Open(p)
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// 3 cells of 12 px, one 8 px gap after the query and one 2 px gap; 2 rows of 12 with a 2 px gap.
+	if b := img.Bounds(); b.Dx() != 3*12+8+2 || b.Dy() != 2*12+2 {
+		t.Fatalf("grid is %v", b)
+	}
+	at := func(x, y int) uint32 { r, _, _, _ := img.At(x, y).RGBA(); return r >> 8 }
+	if at(0, 0) != 10 || at(11, 11) != 10 || at(12+8, 0) != 20 || at(12+8+12+2, 14) != 60 || at(12, 0) != 255 {
+		t.Errorf("cells: %d %d %d %d gap %d", at(0, 0), at(11, 11), at(20, 0), at(34, 14), at(12, 0))
+	}
+}

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/spf13/cobra"
+
+	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/fsutil"
+)
+
+type evalOptions struct {
+	RunDirs []string
+	Table   string // write the comparison table here too
+}
+
+func evalCmd() *cobra.Command {
+	var o evalOptions
+	cmd := &cobra.Command{
+		Use:   "eval",
+		Short: "evaluate trained runs: kNN, linear probe, raw-pixel baseline, retrieval grids, features",
+		Long: `Evaluates the latest checkpoint of each --run-dir: kNN accuracy (cosine:
+weighted k = 200, majority k = 20, 1-NN; Euclidean 1-NN), a linear probe, the
+same for raw pixels, retrieval grids and the features as .npy. With several
+--run-dir it prints them in one table (an ablation, e.g. alpha = 0 vs beta = 0).`,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runEval(cmd.Context(), o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringArrayVar(&o.RunDirs, "run-dir", nil, "a run folder (repeat to compare runs)")
+	cmd.Flags().StringVar(&o.Table, "table", "", "also write the comparison table (Markdown) to this file")
+	return cmd
+}
+
+func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
+	if len(o.RunDirs) == 0 {
+		return errors.New("eval: pass --run-dir DIR (repeat it to compare runs)")
+	}
+	var reps []*Report
+	for _, dir := range o.RunDirs {
+		rep, err := evalRun(ctx, dir, out)
+		if err != nil {
+			return fmt.Errorf("eval %s: %w", dir, err)
+		}
+		if rep != nil {
+			reps = append(reps, rep)
+		}
+	}
+	if len(reps) > 1 || o.Table != "" {
+		t := compareTable(reps)
+		fmt.Fprint(out, "\n"+t)
+		if o.Table != "" {
+			return fsutil.WriteFileAtomic(o.Table, []byte(t))
+		}
+	}
+	return nil
+}
+
+// evalRun loads a run's config, model and latest checkpoint and evaluates it.
+func evalRun(ctx context.Context, dir string, out io.Writer) (*Report, error) {
+	cfg, err := config.Load(filepath.Join(dir, "config.yaml"), nil)
+	if err != nil {
+		return nil, err
+	}
+	if err := cfg.CheckData(); err != nil {
+		return nil, err
+	}
+	_, hash := cfg.SpecJSON()
+	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
+	st, err := r.ckpts.Latest()
+	if err != nil {
+		return nil, err
+	}
+	if st.ConfigHash != hash {
+		return nil, fmt.Errorf("the checkpoint was trained from spec %.12s, the run's config.yaml says %.12s", st.ConfigHash, hash)
+	}
+	r.model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads})
+	if err != nil {
+		return nil, err
+	}
+	defer r.model.Close()
+	if err := r.model.Restore(r.ckpts.PrefixPath(st.Prefix)); err != nil {
+		return nil, err
+	}
+	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
+		return nil, err
+	}
+	return r.evaluate(ctx, st.Step, out)
+}
