@@ -239,3 +239,21 @@ func (t *tree) index() {
 		}
 	}
 }
+
+// readFileOrMember reads a file, or a member of an archive written as
+// archive:member (as tree.where names it).
+func readFileOrMember(p string) ([]byte, error) {
+	if _, err := os.Stat(p); err == nil {
+		return os.ReadFile(p)
+	}
+	for _, ext := range []string{".tar.gz:", ".tgz:", ".tar:", ".zip:"} {
+		if i := strings.Index(p, ext); i > 0 {
+			t, err := openTree(p[:i+len(ext)-1])
+			if err != nil {
+				return nil, err
+			}
+			return t.read(p[i+len(ext):])
+		}
+	}
+	return os.ReadFile(p) // the error names the path
+}

@@ -22,7 +22,12 @@ type Features struct {
 }
 
 // Len is the number of vectors.
-func (f Features) Len() int { return len(f.Data) / f.Dim }
+func (f Features) Len() int {
+	if f.Dim == 0 {
+		return 0
+	}
+	return len(f.Data) / f.Dim
+}
 
 // Normalized returns a copy with every row scaled to unit L2 norm (a zero row stays zero).
 func (f Features) Normalized() Features {

@@ -45,7 +45,7 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(exportCmd(), trainCmd(), evalCmd(), configCmd(), dataCmd())
+	root.AddCommand(exportCmd(), trainCmd(), evalCmd(), indexCmd(), searchCmd(), configCmd(), dataCmd())
 	return root
 }
 

@@ -57,3 +57,14 @@ func WriteIDX(t testing.TB, path string, magic uint32, dims []int, payload []byt
 		t.Fatal(err)
 	}
 }
+
+// FashionMNISTSet is the first n real Fashion-MNIST training images.
+func FashionMNISTSet(t testing.TB, n int) *data.Set {
+	t.Helper()
+	full, err := data.LoadFashionMNIST(config.Defaults().Data.Path)
+	if err != nil {
+		t.Fatalf("Fashion-MNIST is needed for this test (run `make setup`): %v", err)
+	}
+	s := full.Train
+	return &data.Set{Images: s.Images[:n*s.ImageBytes()], Labels: s.Labels[:n], H: s.H, W: s.W, C: s.C, Classes: s.Classes, Source: s.Source}
+}

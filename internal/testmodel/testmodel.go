@@ -15,7 +15,9 @@ import (
 	"syscall"
 	"testing"
 
+	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/pyexport"
 )
 
@@ -32,9 +34,18 @@ func Config() *config.Config {
 // Export returns the folder of a SavedModel exported from cfg.
 func Export(t testing.TB, cfg *config.Config) string {
 	t.Helper()
-	root, err := pyexport.Root()
+	dir, err := ExportDir(cfg)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return dir
+}
+
+// ExportDir is Export for code without a testing.TB (Example functions).
+func ExportDir(cfg *config.Config) (string, error) {
+	root, err := pyexport.Root()
+	if err != nil {
+		return "", err
 	}
 	_, hash := cfg.SpecJSON()
 	key := sha256.New()
@@ -44,30 +55,55 @@ func Export(t testing.TB, cfg *config.Config) string {
 	for _, p := range srcs {
 		b, err := os.ReadFile(p)
 		if err != nil {
-			t.Fatal(err)
+			return "", err
 		}
 		key.Write(b)
 	}
 	cache := filepath.Join(os.TempDir(), "infomax-testmodels")
 	if err := os.MkdirAll(cache, 0o755); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	lock, err := os.OpenFile(filepath.Join(cache, ".lock"), os.O_CREATE|os.O_RDWR, 0o644)
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer lock.Close()
 	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
 	defer syscall.Flock(int(lock.Fd()), syscall.LOCK_UN)
 
 	dir := filepath.Join(cache, hex.EncodeToString(key.Sum(nil))[:16])
 	if fresh, err := pyexport.Fresh(cfg, dir); err == nil && fresh {
-		return dir
+		return dir, nil
 	}
 	if err := pyexport.Export(context.Background(), cfg, dir, io.Discard, os.Stderr); err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	return dir
+	return dir, nil
+}
+
+// Run makes a run folder for the test model with an untrained checkpoint
+// (step 0) in dir: enough for code that loads a trained run.
+func Run(dir string) (string, error) {
+	cfg := Config()
+	exportDir, err := ExportDir(cfg)
+	if err != nil {
+		return "", err
+	}
+	cfg.ExportDir = exportDir
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return "", err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), cfg.YAML(), 0o644); err != nil {
+		return "", err
+	}
+	_, hash := cfg.SpecJSON()
+	m, err := graph.Load(exportDir, graph.Options{ConfigHash: hash})
+	if err != nil {
+		return "", err
+	}
+	defer m.Close()
+	_, err = checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: 1}.Save(m, checkpoint.State{ConfigHash: hash})
+	return dir, err
 }

@@ -1,0 +1,91 @@
+// Package encoder loads a trained run's encoder for Go programs: images in,
+// z_mean features out. It is what a batch job imports; `runner index` and
+// `runner search` are thin layers over it and package search.
+//
+//	enc, err := encoder.Load("runs/fashion_mnist")
+//	defer enc.Close()
+//	feats, err := enc.EncodeImages(imgs) // []image.Image of any size
+package encoder
+
+import (
+	"fmt"
+	"image"
+	"path/filepath"
+
+	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/graph"
+)
+
+// Encoder is a trained encoder. Its methods are not safe for concurrent use.
+type Encoder struct {
+	Run        string     // the run folder
+	Step       int64      // the checkpoint's training step
+	ConfigHash string     // the manifest's spec hash: which model made the features
+	Shape      data.Shape // the input every image is converted to
+	model      *graph.Model
+	batch      int
+}
+
+// Load opens the run folder's SavedModel (from its config.yaml) and restores
+// its latest checkpoint.
+func Load(runDir string) (*Encoder, error) {
+	cfg, err := config.Load(filepath.Join(runDir, "config.yaml"), nil)
+	if err != nil {
+		return nil, fmt.Errorf("load encoder: %w", err)
+	}
+	_, hash := cfg.SpecJSON()
+	st, err := checkpoint.Dir{Path: filepath.Join(runDir, "checkpoints")}.Latest()
+	if err != nil {
+		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
+	}
+	m, err := graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads})
+	if err != nil {
+		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
+	}
+	ckpt := checkpoint.Dir{Path: filepath.Join(runDir, "checkpoints")}.PrefixPath(st.Prefix)
+	if err := m.Restore(ckpt); err != nil {
+		m.Close()
+		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
+	}
+	in := m.Manifest.Input.Shape
+	return &Encoder{Run: runDir, Step: st.Step, ConfigHash: m.Manifest.ConfigHash, Shape: data.Shape{H: in[0], W: in[1], C: in[2]},
+		model: m, batch: cfg.Eval.BatchSize}, nil
+}
+
+// Dim is the feature size.
+func (e *Encoder) Dim() int { return e.model.Manifest.FeatureDim }
+
+// Close releases the TensorFlow session.
+func (e *Encoder) Close() error { return e.model.Close() }
+
+// EncodePixels returns the features of packed uint8 images of the encoder's
+// Shape (N·H·W·C bytes), row-major [N, Dim()].
+func (e *Encoder) EncodePixels(pixels []byte) ([]float32, error) {
+	per := e.Shape.H * e.Shape.W * e.Shape.C
+	if len(pixels)%per != 0 {
+		return nil, fmt.Errorf("encode: %d bytes is not a whole number of %d×%d×%d images", len(pixels), e.Shape.H, e.Shape.W, e.Shape.C)
+	}
+	out := make([]float32, 0, len(pixels)/per*e.Dim())
+	for i := 0; i < len(pixels); i += e.batch * per {
+		z, err := e.model.Encode(pixels[i:min(i+e.batch*per, len(pixels))])
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, z...)
+	}
+	return out, nil
+}
+
+// EncodeImages converts images of any size and colour model to the encoder's
+// input (as training data is: resized with an antialiasing filter) and
+// returns their features, row-major [len(imgs), Dim()].
+func (e *Encoder) EncodeImages(imgs []image.Image) ([]float32, error) {
+	per := e.Shape.H * e.Shape.W * e.Shape.C
+	pixels := make([]byte, len(imgs)*per)
+	for i, img := range imgs {
+		data.ImageInto(pixels[i*per:(i+1)*per], img, e.Shape)
+	}
+	return e.EncodePixels(pixels)
+}

@@ -1,0 +1,166 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/search"
+)
+
+type indexOptions struct {
+	RunDir, Images, Out string
+	SkipBad             bool
+}
+
+func indexCmd() *cobra.Command {
+	var o indexOptions
+	cmd := &cobra.Command{
+		Use:   "index",
+		Short: "encode every image of a folder or archive into a search index",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runIndex(o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&o.RunDir, "run-dir", "", "the trained run whose encoder to use")
+	cmd.Flags().StringVar(&o.Images, "images", "", "a folder or .tar/.tar.gz/.zip of images (any layout, any size)")
+	cmd.Flags().StringVar(&o.Out, "out", "", "the index file to write")
+	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them")
+	for _, f := range []string{"run-dir", "images", "out"} {
+		cmd.MarkFlagRequired(f)
+	}
+	return cmd
+}
+
+func runIndex(o indexOptions, out io.Writer) error {
+	t := time.Now()
+	enc, err := encoder.Load(o.RunDir)
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	imgs, err := data.ReadImages(o.Images, enc.Shape, o.SkipBad)
+	if err != nil {
+		return err
+	}
+	feats, err := enc.EncodePixels(imgs.Set.Images)
+	if err != nil {
+		return err
+	}
+	run, _ := filepath.Abs(o.RunDir)
+	ix := &search.Index{Paths: imgs.Paths, Features: eval.Features{Data: feats, Dim: enc.Dim()}, Run: run, ConfigHash: enc.ConfigHash, Step: enc.Step}
+	if err := ix.Save(o.Out); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "index: %d images from %s (%d resized to %dx%d, %d left out) encoded by %s at step %d → %s in %.1fs\n",
+		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, o.Out, time.Since(t).Seconds())
+	for _, b := range imgs.Bad[:min(5, len(imgs.Bad))] {
+		fmt.Fprintf(out, "  left out: %s\n", b.Error())
+	}
+	return nil
+}
+
+type searchOptions struct {
+	Index, Query, Metric, Strip string
+	K                           int
+	JSON                        bool
+}
+
+func searchCmd() *cobra.Command {
+	var o searchOptions
+	cmd := &cobra.Command{
+		Use:   "search",
+		Short: "find the images of an index most like a query image",
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runSearch(o, cmd.OutOrStdout())
+		},
+	}
+	cmd.Flags().StringVar(&o.Index, "index", "", "an index made by `runner index`")
+	cmd.Flags().StringVar(&o.Query, "query", "", "the query image (any size)")
+	cmd.Flags().IntVarP(&o.K, "k", "k", 9, "how many neighbours")
+	cmd.Flags().StringVar(&o.Metric, "metric", "cosine", "cosine or l2")
+	cmd.Flags().StringVar(&o.Strip, "strip", "search.png", "PNG of the query and its neighbours (\"\" for none)")
+	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the hits as JSON")
+	cmd.MarkFlagRequired("index")
+	cmd.MarkFlagRequired("query")
+	return cmd
+}
+
+func runSearch(o searchOptions, out io.Writer) error {
+	metric := eval.Metric(o.Metric)
+	if metric != eval.Cosine && metric != eval.L2 {
+		return fmt.Errorf("--metric %q: want cosine or l2", o.Metric)
+	}
+	if o.K < 1 {
+		return fmt.Errorf("-k %d: want at least 1", o.K)
+	}
+	ix, err := search.Load(o.Index)
+	if err != nil {
+		return err
+	}
+	if len(ix.Paths) == 0 {
+		return fmt.Errorf("%s: %w: index a folder with images first (`runner index`)", o.Index, search.ErrEmpty)
+	}
+	enc, err := encoder.Load(ix.Run)
+	if err != nil {
+		return fmt.Errorf("the encoder of index %s: %w", o.Index, err)
+	}
+	defer enc.Close()
+	if enc.ConfigHash != ix.ConfigHash || enc.Step != ix.Step {
+		return fmt.Errorf("%s was made by another model (spec %.12s at step %d; %s now holds spec %.12s at step %d): index the images again",
+			o.Index, ix.ConfigHash, ix.Step, ix.Run, enc.ConfigHash, enc.Step)
+	}
+	q, err := data.ReadImage(o.Query, enc.Shape)
+	if err != nil {
+		return fmt.Errorf("query: %w (want a JPEG, PNG, GIF, BMP or WebP image)", err)
+	}
+	feat, err := enc.EncodePixels(q)
+	if err != nil {
+		return err
+	}
+	hits, err := ix.Search(eval.Features{Data: feat, Dim: enc.Dim()}, o.K, metric)
+	if err != nil {
+		return err
+	}
+	if o.JSON {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(hits[0]); err != nil {
+			return err
+		}
+	} else {
+		label := "cosine"
+		if metric == eval.L2 {
+			label = "distance"
+		}
+		for _, h := range hits[0] {
+			fmt.Fprintf(out, "%s %.4f  %s\n", label, h.Score, h.Path)
+		}
+	}
+	if o.Strip == "" {
+		return nil
+	}
+	row := eval.GridRow{Query: q}
+	for _, h := range hits[0] {
+		px, err := data.ReadImage(h.Path, enc.Shape)
+		if err != nil {
+			return fmt.Errorf("strip: %w", err)
+		}
+		row.Neighbours = append(row.Neighbours, px)
+	}
+	s := enc.Shape
+	if err := eval.WriteGrid(o.Strip, []eval.GridRow{row}, s.H, s.W, s.C, max(1, (64+s.H-1)/s.H)); err != nil {
+		return err
+	}
+	if !o.JSON {
+		fmt.Fprintf(out, "strip: %s\n", o.Strip)
+	}
+	return nil
+}

@@ -1,0 +1,100 @@
+package main
+
+import (
+	"bytes"
+	"encoding/json"
+	"image"
+	"image/png"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/search"
+)
+
+func TestIndexAndSearch(t *testing.T) {
+	tmp := t.TempDir()
+	runDir, err := testmodel.Run(filepath.Join(tmp, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Real Fashion-MNIST images as PNG files of another size (56×56), plus a
+	// file that is not an image.
+	fm := testmodel.FashionMNISTSet(t, 12)
+	imgDir := filepath.Join(tmp, "images")
+	os.MkdirAll(filepath.Join(imgDir, "sub"), 0o755)
+	for i := 0; i < fm.Len(); i++ {
+		g := image.NewGray(image.Rect(0, 0, 56, 56))
+		for y := 0; y < 56; y++ {
+			for x := 0; x < 56; x++ {
+				g.Pix[y*56+x] = fm.Image(i)[(y/2)*28+x/2]
+			}
+		}
+		var b bytes.Buffer
+		png.Encode(&b, g)
+		name := filepath.Join(imgDir, "img"+string(rune('a'+i))+".png")
+		if i%3 == 0 {
+			name = filepath.Join(imgDir, "sub", "img"+string(rune('a'+i))+".png")
+		}
+		os.WriteFile(name, b.Bytes(), 0o644)
+	}
+	os.WriteFile(filepath.Join(imgDir, "notes.txt"), []byte("skip me"), 0o644)
+	idx := filepath.Join(tmp, "images.idx")
+	var out bytes.Buffer
+	if err := runIndex(indexOptions{RunDir: runDir, Images: imgDir, Out: idx}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "index: 12 images") || !strings.Contains(out.String(), "12 resized") {
+		t.Errorf("index output: %s", out.String())
+	}
+
+	query := filepath.Join(imgDir, "imgb.png")
+	out.Reset()
+	strip := filepath.Join(tmp, "strip.png")
+	if err := runSearch(searchOptions{Index: idx, Query: query, K: 4, Metric: "cosine", Strip: strip, JSON: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var hits []search.Hit
+	if err := json.Unmarshal(out.Bytes(), &hits); err != nil {
+		t.Fatalf("--json output %q: %v", out.String(), err)
+	}
+	if len(hits) != 4 || hits[0].Path != query || hits[0].Score < 0.9999 || hits[1].Score > hits[0].Score {
+		t.Errorf("hits %+v: want the query itself first with similarity 1", hits)
+	}
+	if fi, err := os.Stat(strip); err != nil || fi.Size() == 0 {
+		t.Errorf("strip: %v", err)
+	}
+	out.Reset()
+	if err := runSearch(searchOptions{Index: idx, Query: query, K: 3, Metric: "l2", Strip: ""}, &out); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(out.String(), "distance 0.0000  "+query) {
+		t.Errorf("l2 search output:\n%s", out.String())
+	}
+
+	// Bad input: clear errors.
+	ix, _ := search.Load(idx)
+	ix.ConfigHash = "0000000000000000"
+	other := filepath.Join(tmp, "other.idx")
+	ix.Save(other)
+	empty := filepath.Join(tmp, "empty.idx")
+	(&search.Index{Run: runDir}).Save(empty)
+	cases := []struct {
+		o    searchOptions
+		want string
+	}{
+		{searchOptions{Index: idx, Query: filepath.Join(imgDir, "notes.txt"), K: 3, Metric: "cosine"}, "notes.txt: image: unknown format"},
+		{searchOptions{Index: other, Query: query, K: 3, Metric: "cosine"}, "was made by another model"},
+		{searchOptions{Index: empty, Query: query, K: 3, Metric: "cosine"}, "empty index"},
+		{searchOptions{Index: query, Query: query, K: 3, Metric: "cosine"}, "not an infomax index"},
+		{searchOptions{Index: idx, Query: query, K: 3, Metric: "manhattan"}, `--metric "manhattan"`},
+	}
+	for _, c := range cases {
+		err := runSearch(c.o, new(bytes.Buffer))
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: error %v, want %q", c.o, err, c.want)
+		}
+	}
+}
