@@ -36,4 +36,4 @@ clean:
 
 ## bench: speed and memory figures (prints them; asserts none)
 bench: setup
-	@$(ENV) go test -run '^$$' -bench . -benchtime 1x ./data ./runner
+	@$(ENV) go test -run '^$$' -bench . -benchtime 1x ./data ./eval ./runner
