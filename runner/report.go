@@ -69,11 +69,14 @@ func encodeAll(ctx context.Context, m *graph.Model, s *data.Set, batch int) (eva
 	return f, nil
 }
 
-// pixelFeatures are raw pixels scaled to [0, 1], the baseline features.
-func pixelFeatures(s *data.Set) eval.Features {
+// pixelFeatures are the baseline features: raw pixels scaled as the model's
+// input is (x·scale + offset, e.g. x/255 − 0.5), so cosine similarity sees
+// what the encoder sees.
+func pixelFeatures(s *data.Set, man *graph.Manifest) eval.Features {
+	scale, offset := float32(man.Input.Scale), float32(man.Input.Offset)
 	f := eval.Features{Dim: s.ImageBytes(), Data: make([]float32, len(s.Images))}
 	for i, v := range s.Images {
-		f.Data[i] = float32(v) / 255
+		f.Data[i] = float32(v)*scale + offset
 	}
 	return f
 }
@@ -119,10 +122,11 @@ func (r *run) pixelScores(ctx context.Context, train, test *data.Set) (*Scores, 
 			return nil, err
 		}
 		settings, _ := json.Marshal(struct {
-			V    int
-			E    any
-			Seed int64
-		}{1, r.cfg.Eval, r.cfg.Seed})
+			V       int
+			E       any
+			Seed    int64
+			Scaling string
+		}{2, r.cfg.Eval, r.cfg.Seed, r.model.Manifest.Input.Scaling})
 		sum := sha256.Sum256(append([]byte(key), settings...))
 		cache = filepath.Join(o.CacheDir, "pixels-"+hex.EncodeToString(sum[:])[:24]+".json")
 		if raw, err := os.ReadFile(cache); err == nil {
@@ -132,7 +136,7 @@ func (r *run) pixelScores(ctx context.Context, train, test *data.Set) (*Scores, 
 			}
 		}
 	}
-	sc, err := r.scores(ctx, pixelFeatures(train), pixelFeatures(test), train, test)
+	sc, err := r.scores(ctx, pixelFeatures(train, r.model.Manifest), pixelFeatures(test, r.model.Manifest), train, test)
 	if err != nil {
 		return nil, fmt.Errorf("raw-pixel baseline: %w", err)
 	}
