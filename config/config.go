@@ -32,7 +32,9 @@ type Config struct {
 	// ExportDir is where the SavedModel and its manifest live.
 	ExportDir string `mapstructure:"export_dir" yaml:"export_dir"`
 	// Seed drives weight initialisation, the in-graph random draws and the data order.
-	Seed      int64     `mapstructure:"seed" yaml:"seed"`
+	Seed int64 `mapstructure:"seed" yaml:"seed"`
+	// Device is auto (a GPU if TensorFlow sees one), cpu or gpu.
+	Device    string    `mapstructure:"device" yaml:"device"`
 	Data      Data      `mapstructure:"data" yaml:"data"`
 	Model     Model     `mapstructure:"model" yaml:"model"`
 	Loss      Loss      `mapstructure:"loss" yaml:"loss"`
@@ -87,6 +89,15 @@ type Train struct {
 	KeepCheckpoints int `mapstructure:"keep_checkpoints" yaml:"keep_checkpoints"`
 	IntraOpThreads  int `mapstructure:"intra_op_threads" yaml:"intra_op_threads"` // 0: TensorFlow's choice (all cores)
 	InterOpThreads  int `mapstructure:"inter_op_threads" yaml:"inter_op_threads"`
+	// OnNonFinite is what a NaN or infinite loss does: stop (with the step
+	// and the term named), or rollback to the last checkpoint with the
+	// learning rate times LRBackoff, at most MaxRollbacks times.
+	OnNonFinite  string  `mapstructure:"on_nonfinite" yaml:"on_nonfinite"`
+	LRBackoff    float64 `mapstructure:"lr_backoff" yaml:"lr_backoff"`
+	MaxRollbacks int     `mapstructure:"max_rollbacks" yaml:"max_rollbacks"`
+	// ForceNonFiniteAt is a test hook: at this step (0: never) the runner
+	// feeds NaN noise, which makes every loss term NaN.
+	ForceNonFiniteAt int64 `mapstructure:"force_nonfinite_at" yaml:"force_nonfinite_at"`
 }
 
 // Eval sets the kNN report written at the end of training.
@@ -110,6 +121,7 @@ func Defaults() Config {
 	return Config{
 		ExportDir: "",
 		Seed:      0,
+		Device:    "auto",
 		Data:      Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist", TestFraction: 0.1},
 		Model: Model{
 			ImageSize:     28,
@@ -131,6 +143,9 @@ func Defaults() Config {
 			LogEvery:        50,
 			CheckpointEvery: 500,
 			KeepCheckpoints: 3,
+			OnNonFinite:     "stop",
+			LRBackoff:       0.5,
+			MaxRollbacks:    3,
 		},
 		Eval: Eval{K: 20, WeightedK: 200, Temperature: 0.1, BatchSize: 500,
 			ProbeEpochs: 30, ProbeBatchSize: 256, GridRows: 10, GridNeighbours: 9},

@@ -12,7 +12,7 @@ import (
 const ManifestFile = "manifest.json"
 
 // manifestFormat is the manifest layout this package reads (pyexport/export.py FORMAT).
-const manifestFormat = 1
+const manifestFormat = 2
 
 // Manifest is what pyexport wrote beside the SavedModel: everything Go needs
 // to know about the graph, so Go never repeats a constant the graph holds.
@@ -71,12 +71,12 @@ func ReadManifest(dir string) (*Manifest, error) {
 		return nil, fmt.Errorf("%s: not a manifest: %w", path, err)
 	}
 	if m.Format != manifestFormat {
-		return nil, fmt.Errorf("%s: manifest format %d, this build reads %d: export the model again", path, m.Format, manifestFormat)
+		return nil, fmt.Errorf("%s: manifest format %d, this build reads %d: %w", path, m.Format, manifestFormat, ErrStale)
 	}
 	if len(m.Input.Shape) != 3 || m.Input.DType != "uint8" {
 		return nil, fmt.Errorf("%s: input %v %s: want a uint8 [H, W, C] input", path, m.Input.Shape, m.Input.DType)
 	}
-	for _, name := range []string{sigTrain, sigEncode} {
+	for _, name := range []string{sigTrain, sigTrainNoise, sigEncode, sigSetLR} {
 		if _, ok := m.Signatures[name]; !ok {
 			return nil, fmt.Errorf("%s: no %q signature", path, name)
 		}

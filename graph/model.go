@@ -13,6 +13,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -26,8 +27,10 @@ import (
 )
 
 const (
-	sigTrain  = "train_step"
-	sigEncode = "encode"
+	sigTrain      = "train_step"
+	sigTrainNoise = "train_step_with_noise"
+	sigEncode     = "encode"
+	sigSetLR      = "set_learning_rate"
 	// gcEvery bounds how much C tensor memory may wait for Go's finalizers: the
 	// Go objects that own it are tiny, so without a nudge the collector would
 	// rarely run while the C heap grows.
@@ -40,7 +43,13 @@ type Options struct {
 	ConfigHash string
 	// IntraOpThreads and InterOpThreads size TensorFlow's thread pools (0: its default).
 	IntraOpThreads, InterOpThreads int
+	// Device is "auto" or "" (a GPU if TensorFlow sees one), "cpu" (hide any
+	// GPU) or "gpu" (an error without one).
+	Device string
 }
+
+// ErrNoGPU means device gpu was asked for and TensorFlow sees none.
+var ErrNoGPU = errors.New(`device: gpu, but TensorFlow sees no GPU. This build is CPU-only: install a GPU build, either the "tensorflow[and-cuda]" 2.18 wheel in .venv (with requirements.txt's tensorflow-cpu replaced) or an official GPU libtensorflow 2.18 through TF_DIR (see the README), or set device: auto or cpu`)
 
 // Model is a loaded InfoMax SavedModel. Its methods are not safe for
 // concurrent use.
@@ -49,11 +58,18 @@ type Model struct {
 	Manifest *Manifest
 
 	saved *tf.SavedModel
+	// Devices are the devices the session sees; Using is "GPU" or "CPU".
+	Devices []tf.Device
+	Using   string
 
 	trainIn   tf.Output
-	trainOut  []tf.Output // "loss", then Manifest.LossTerms, then "step"
+	trainOut  []tf.Output // outputKeys(), the same for train_step_with_noise
+	noiseIn   [4]tf.Output
+	noiseOut  []tf.Output
 	encodeIn  tf.Output
 	encodeOut tf.Output
+	lrIn      tf.Output
+	lrOut     tf.Output
 
 	saveFilename tf.Output
 	saveTensor   tf.Output
@@ -63,11 +79,27 @@ type Model struct {
 }
 
 // Losses is what one training step returns: the weighted total, each term the
-// manifest lists (computed before the update), and the new step counter.
+// manifest lists (computed before the update), the new step counter and the
+// learning rate.
 type Losses struct {
-	Step  int64
-	Loss  float64
-	Terms map[string]float64
+	Step         int64
+	Loss         float64
+	Terms        map[string]float64
+	LearningRate float64
+}
+
+// NonFinite names the first of the loss and its terms that is NaN or
+// infinite, or returns "".
+func (l Losses) NonFinite(terms []string) string {
+	if math.IsNaN(l.Loss) || math.IsInf(l.Loss, 0) {
+		return "loss"
+	}
+	for _, t := range terms {
+		if v := l.Terms[t]; math.IsNaN(v) || math.IsInf(v, 0) {
+			return t
+		}
+	}
+	return ""
 }
 
 // Load opens the SavedModel in dir. It checks the manifest against the graph
@@ -92,10 +124,14 @@ func load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := proto.Marshal(&corepb.ConfigProto{
+	cp := &corepb.ConfigProto{
 		IntraOpParallelismThreads: int32(opts.IntraOpThreads),
 		InterOpParallelismThreads: int32(opts.InterOpThreads),
-	})
+	}
+	if opts.Device == "cpu" {
+		cp.DeviceCount = map[string]int32{"GPU": 0}
+	}
+	cfg, err := proto.Marshal(cp)
 	if err != nil {
 		return nil, err
 	}
@@ -103,10 +139,23 @@ func load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod := &Model{Dir: dir, Manifest: man, saved: saved}
+	mod := &Model{Dir: dir, Manifest: man, saved: saved, Using: "CPU"}
 	if err := mod.resolve(saverDef); err != nil {
 		saved.Session.Close()
 		return nil, err
+	}
+	if mod.Devices, err = saved.Session.ListDevices(); err != nil {
+		saved.Session.Close()
+		return nil, err
+	}
+	for _, d := range mod.Devices {
+		if d.Type == "GPU" {
+			mod.Using = "GPU"
+		}
+	}
+	if opts.Device == "gpu" && mod.Using != "GPU" {
+		saved.Session.Close()
+		return nil, ErrNoGPU
 	}
 	return mod, nil
 }
@@ -141,6 +190,21 @@ func (m *Model) resolve(saver *corepb.SaverDef) error {
 			return err
 		}
 		m.trainOut = append(m.trainOut, out)
+		if out, err = m.tensor(sigTrainNoise, key, false); err != nil {
+			return err
+		}
+		m.noiseOut = append(m.noiseOut, out)
+	}
+	for i, key := range []string{"images", "eps", "perm_global", "perm_local"} {
+		if m.noiseIn[i], err = m.tensor(sigTrainNoise, key, true); err != nil {
+			return err
+		}
+	}
+	if m.lrIn, err = m.tensor(sigSetLR, "learning_rate", true); err != nil {
+		return err
+	}
+	if m.lrOut, err = m.tensor(sigSetLR, "learning_rate", false); err != nil {
+		return err
 	}
 	if m.encodeIn, err = m.tensor(sigEncode, "images", true); err != nil {
 		return err
@@ -161,7 +225,7 @@ func (m *Model) resolve(saver *corepb.SaverDef) error {
 }
 
 func (m *Model) outputKeys() []string {
-	return append(append([]string{"loss"}, m.Manifest.LossTerms...), "step")
+	return append(append([]string{"loss"}, m.Manifest.LossTerms...), "step", "learning_rate")
 }
 
 // tensor resolves one signature tensor by key and checks that the manifest
@@ -208,9 +272,6 @@ func dtypeName(dt tf.DataType) string {
 // Close releases the session.
 func (m *Model) Close() error { return m.saved.Session.Close() }
 
-// Devices lists the devices the session runs on.
-func (m *Model) Devices() ([]tf.Device, error) { return m.saved.Session.ListDevices() }
-
 // images builds a uint8 [N,H,W,C] tensor from packed pixels.
 func (m *Model) images(pixels []byte) (*tf.Tensor, error) {
 	per := m.Manifest.ImageBytes()
@@ -246,14 +307,21 @@ func (m *Model) TrainStep(pixels []byte) (Losses, error) {
 	if err != nil {
 		return Losses{}, fmt.Errorf("train step: %w", err)
 	}
+	return m.losses(out)
+}
+
+func (m *Model) losses(out []*tf.Tensor) (Losses, error) {
 	keys := m.outputKeys()
-	l := Losses{Terms: make(map[string]float64, len(keys)-2)}
+	l := Losses{Terms: make(map[string]float64, len(keys)-3)}
 	for i, key := range keys {
 		switch v := out[i].Value().(type) {
 		case float32:
-			if key == "loss" {
+			switch key {
+			case "loss":
 				l.Loss = float64(v)
-			} else {
+			case "learning_rate":
+				l.LearningRate = float64(v)
+			default:
 				l.Terms[key] = float64(v)
 			}
 		case int64:
@@ -263,6 +331,50 @@ func (m *Model) TrainStep(pixels []byte) (Losses, error) {
 		}
 	}
 	return l, nil
+}
+
+// TrainStepWithNoise is TrainStep with the random draws given: eps
+// [N, FeatureDim] for the reparameterisation and the two permutations that
+// make negatives. Tests use it to replay or to force a value.
+func (m *Model) TrainStepWithNoise(pixels []byte, eps []float32, permGlobal, permLocal []int32) (Losses, error) {
+	x, err := m.images(pixels)
+	if err != nil {
+		return Losses{}, fmt.Errorf("train step: %w", err)
+	}
+	n := x.Shape()[0]
+	if int64(len(eps)) != n*int64(m.Manifest.FeatureDim) || int64(len(permGlobal)) != n || int64(len(permLocal)) != n {
+		return Losses{}, fmt.Errorf("train step: %d images need %d×%d eps and two permutations of %d", n, n, m.Manifest.FeatureDim, n)
+	}
+	e, err := tfutil.FromFloat32s(eps, n, int64(m.Manifest.FeatureDim))
+	if err != nil {
+		return Losses{}, err
+	}
+	pg, err := tf.NewTensor(permGlobal)
+	if err != nil {
+		return Losses{}, err
+	}
+	pl, err := tf.NewTensor(permLocal)
+	if err != nil {
+		return Losses{}, err
+	}
+	feeds := map[tf.Output]*tf.Tensor{m.noiseIn[0]: x, m.noiseIn[1]: e, m.noiseIn[2]: pg, m.noiseIn[3]: pl}
+	out, err := m.saved.Session.Run(feeds, m.noiseOut, nil)
+	if err != nil {
+		return Losses{}, fmt.Errorf("train step: %w", err)
+	}
+	return m.losses(out)
+}
+
+// SetLearningRate changes Adam's learning rate (saved in checkpoints).
+func (m *Model) SetLearningRate(lr float64) error {
+	v, err := tf.NewTensor(float32(lr))
+	if err != nil {
+		return err
+	}
+	if _, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.lrIn: v}, []tf.Output{m.lrOut}, nil); err != nil {
+		return fmt.Errorf("set learning rate: %w", err)
+	}
+	return nil
 }
 
 // Encode returns z_mean for a batch of packed uint8 images, row-major

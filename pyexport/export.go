@@ -52,7 +52,7 @@ func Python(root string) (string, error) {
 // Fresh reports whether dir holds a SavedModel exported from cfg's spec.
 func Fresh(cfg *config.Config, dir string) (bool, error) {
 	man, err := graph.ReadManifest(dir)
-	if errors.Is(err, graph.ErrNoExport) {
+	if errors.Is(err, graph.ErrNoExport) || errors.Is(err, graph.ErrStale) {
 		return false, nil
 	}
 	if err != nil {

@@ -20,8 +20,8 @@ from .module import LOSS_TERMS, InfoMax
 from .spec import SCALINGS
 
 MANIFEST = "manifest.json"
-FORMAT = 1
-SIGNATURES = ("train_step", "train_step_with_noise", "encode")
+FORMAT = 2
+SIGNATURES = ("train_step", "train_step_with_noise", "encode", "set_learning_rate")
 
 
 def _signature_table(export_dir):

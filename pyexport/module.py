@@ -68,6 +68,9 @@ class InfoMax(tf.Module):
             ],
         )
         self.encode = tf.function(self._encode, input_signature=[image])
+        self.set_learning_rate = tf.function(
+            self._set_learning_rate, input_signature=[tf.TensorSpec([], tf.float32, name="learning_rate")]
+        )
 
     @property
     def spec(self):
@@ -111,7 +114,14 @@ class InfoMax(tf.Module):
         grads = tape.gradient(terms["loss"], variables)
         self.optimizer.apply_gradients(zip(grads, variables))
         terms["step"] = self.step.assign_add(1)
+        terms["learning_rate"] = tf.identity(self.optimizer.learning_rate)
         return terms
+
+    def _set_learning_rate(self, learning_rate):
+        """Change Adam's learning rate (kept in checkpoints): the runner lowers
+        it when it rolls back from a non-finite loss."""
+        self.optimizer.learning_rate.assign(learning_rate)
+        return {"learning_rate": tf.identity(self.optimizer.learning_rate)}
 
     def _encode(self, images):
         """z_mean, the feature, with BatchNorm in inference mode."""

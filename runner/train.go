@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/tboard"
 )
 
 type trainOptions struct {
@@ -51,6 +53,7 @@ func trainCmd() *cobra.Command {
 
 // run is one training run's state.
 type run struct {
+	tb     *tboard.Writer
 	cfg    *config.Resolved
 	dir    string
 	model  *graph.Model
@@ -85,41 +88,78 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 		return err
 	}
 	defer metrics.Close()
+	if r.tb, err = tboard.NewWriter(r.dir); err != nil {
+		return err
+	}
+	defer r.tb.Close()
+	terms := r.model.Manifest.LossTerms
+	prog := newProgress(out, total, start)
+	defer prog.finish()
 
 	batches := prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, start, total)
-	defer batches.stop()
+	defer func() { batches.stop() }()
 	step := start
 	lastLog, lastLogStep, lastWait := time.Now(), step, time.Duration(0)
 	began := time.Now()
+	rollbacks, forced := 0, false
 	for step < total {
 		if ctx.Err() != nil {
 			if _, err := r.save(step, perEpoch); err != nil {
 				return err
 			}
+			prog.finish()
 			fmt.Fprintf(out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, r.dir)
 			return fmt.Errorf("training stopped at step %d: %w", step, errInterrupted)
 		}
 		pixels := batches.next()
-		losses, err := r.model.TrainStep(pixels)
+		var losses graph.Losses
+		if step+1 == r.cfg.Train.ForceNonFiniteAt && !forced {
+			forced = true
+			losses, err = r.forceNonFinite(pixels)
+		} else {
+			losses, err = r.model.TrainStep(pixels)
+		}
 		batches.done(pixels)
 		if err != nil {
 			return fmt.Errorf("step %d: %w", step+1, err)
+		}
+		if term := losses.NonFinite(terms); term != "" {
+			// These weights are already spoilt: never save them.
+			prog.finish()
+			if r.cfg.Train.OnNonFinite != "rollback" || rollbacks >= r.cfg.Train.MaxRollbacks {
+				return r.nonFiniteError(step+1, term, losses, rollbacks)
+			}
+			st, err := r.rollBack(step+1, term, losses)
+			if err != nil {
+				return err
+			}
+			rollbacks++
+			batches.stop()
+			step = st.Step
+			batches = prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, step, total)
+			continue
 		}
 		step++
 		if losses.Step != step {
 			return fmt.Errorf("step %d: the graph's step counter says %d: the checkpoint and latest.json disagree", step, losses.Step)
 		}
+		prog.step(step)
 		if step%int64(r.cfg.Train.LogEvery) == 0 || step == total || step == start+1 {
 			now := time.Now()
 			ips := float64((step-lastLogStep)*int64(batch)) / now.Sub(lastLog).Seconds()
 			eta := time.Duration(float64(total-step) * float64(batch) / ips * float64(time.Second))
 			wait := (batches.waited - lastWait).Seconds() / now.Sub(lastLog).Seconds()
 			lastLog, lastLogStep, lastWait = now, step, batches.waited
-			if err := metrics.write(step, float64(step)/float64(perEpoch), losses, ips, wait, r.model.Manifest.LossTerms); err != nil {
+			epoch := float64(step) / float64(perEpoch)
+			if err := metrics.write(step, epoch, losses, ips, wait, terms); err != nil {
 				return err
 			}
-			fmt.Fprintf(out, "step %d/%d  epoch %.2f  loss %.4f%s  %.0f img/s  ETA %s\n",
-				step, total, float64(step)/float64(perEpoch), losses.Loss, termsText(losses, r.model.Manifest.LossTerms), ips, eta.Round(time.Second))
+			if err := r.logScalars(step, losses, ips, wait); err != nil {
+				return err
+			}
+			prog.log(fmt.Sprintf("step %d/%d  epoch %.2f  loss %.4f%s  %.0f img/s  ETA %s",
+				step, total, epoch, losses.Loss, termsText(losses, terms), ips, eta.Round(time.Second)),
+				fmt.Sprintf("epoch %.2f  loss %.4f%s  %.0f img/s", epoch, losses.Loss, termsText(losses, terms), ips))
 		}
 		if step%int64(r.cfg.Train.CheckpointEvery) == 0 || step == total {
 			if _, err := r.save(step, perEpoch); err != nil {
@@ -127,11 +167,66 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 			}
 		}
 	}
+	prog.finish()
 	wall := time.Since(began)
 	fmt.Fprintf(out, "train: %d steps in %s; waiting for data %.2f%% of that time\n",
 		step-start, wall.Round(time.Second), 100*batches.waited.Seconds()/wall.Seconds())
-	_, err = r.evaluate(ctx, step, out)
-	return err
+	if err := plotLosses(r.dir, terms); err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "train: loss curves in %s\n", filepath.Join(r.dir, "loss.png"))
+	rep, err := r.evaluate(ctx, step, out)
+	if err != nil || rep == nil {
+		return err
+	}
+	return r.logReport(rep)
+}
+
+// forceNonFinite runs the step with NaN noise (train.force_nonfinite_at, a
+// test hook): z, and so every loss term, becomes NaN.
+func (r *run) forceNonFinite(pixels []byte) (graph.Losses, error) {
+	n := len(pixels) / r.model.Manifest.ImageBytes()
+	eps := make([]float32, n*r.model.Manifest.FeatureDim)
+	for i := range eps {
+		eps[i] = float32(math.NaN())
+	}
+	perm := make([]int32, n)
+	for i := range perm {
+		perm[i] = int32((i + 1) % n)
+	}
+	return r.model.TrainStepWithNoise(pixels, eps, perm, perm)
+}
+
+func (r *run) nonFiniteError(step int64, term string, l graph.Losses, rollbacks int) error {
+	last := "none yet"
+	if st, err := r.ckpts.Latest(); err == nil {
+		last = fmt.Sprintf("%s (step %d)", st.Prefix, st.Step)
+	}
+	v := l.Loss
+	if term != "loss" {
+		v = l.Terms[term]
+	}
+	return fmt.Errorf("step %d: loss term %q is %v after %d rollbacks: stopped; no checkpoint of these weights was written (last good checkpoint: %s). "+
+		"Resume with a lower optimizer.learning_rate, or set train.on_nonfinite: rollback", step, term, v, rollbacks, last)
+}
+
+// rollBack restores the last good checkpoint and lowers the learning rate.
+func (r *run) rollBack(step int64, term string, l graph.Losses) (*checkpoint.State, error) {
+	st, err := r.ckpts.Latest()
+	if err != nil {
+		return nil, fmt.Errorf("step %d: loss term %q is not finite and there is no checkpoint to roll back to: %w", step, term, err)
+	}
+	if err := r.model.Restore(r.ckpts.PrefixPath(st.Prefix)); err != nil {
+		return nil, err
+	}
+	lr := l.LearningRate * r.cfg.Train.LRBackoff
+	if err := r.model.SetLearningRate(lr); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.out, "train: step %d: loss term %q is not finite; restored %s (step %d) and lowered the learning rate to %g\n",
+		step, term, st.Prefix, st.Step, lr)
+	r.tb.Scalars(st.Step, map[string]float64{"rollback/learning_rate": lr})
+	return st, nil
 }
 
 // setUp resolves the config, checks the SavedModel, loads data and prepares
@@ -159,7 +254,7 @@ func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
 	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
 
 	exportHint := fmt.Sprintf("run `go run ./runner export --config %s` (or `make export`) and try again", file)
-	r.model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads})
+	r.model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads, Device: cfg.Device})
 	switch {
 	case errors.Is(err, graph.ErrNoExport):
 		return nil, 0, fmt.Errorf("no SavedModel for this config at %s: %s", cfg.ExportDir, exportHint)
@@ -172,6 +267,11 @@ func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
 		r.model.Close()
 		return nil, 0, err
 	}
+	var devs []string
+	for _, d := range r.model.Devices {
+		devs = append(devs, d.Type+" "+d.Name)
+	}
+	fmt.Fprintf(out, "devices: %s; device %s: running on %s\n", strings.Join(devs, ", "), cfg.Device, r.model.Using)
 
 	if o.SkipBad {
 		cfg.Data.SkipBad = true
@@ -255,7 +355,7 @@ func openMetrics(dir string, start int64) (*metricsFile, error) {
 }
 
 func (m *metricsFile) write(step int64, epoch float64, l graph.Losses, ips, dataWait float64, names []string) error {
-	rec := map[string]any{"step": step, "epoch": epoch, "loss": l.Loss, "images_per_sec": ips, "data_wait": dataWait}
+	rec := map[string]any{"step": step, "epoch": epoch, "loss": l.Loss, "images_per_sec": ips, "data_wait": dataWait, "learning_rate": l.LearningRate}
 	for _, n := range names {
 		rec[n] = l.Terms[n]
 	}
