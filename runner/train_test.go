@@ -16,7 +16,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/internal/testmodel"
 )
 
@@ -50,6 +53,17 @@ type metric struct {
 	Prior  float64 `json:"prior"`
 	Epoch  float64 `json:"epoch"`
 	IPS    float64 `json:"images_per_sec"`
+	LR     float64 `json:"learning_rate"`
+}
+
+// flags parses config overrides as the command line would.
+func flags(t *testing.T, args ...string) *pflag.FlagSet {
+	fs := pflag.NewFlagSet("test", pflag.ContinueOnError)
+	config.AddFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		t.Fatal(err)
+	}
+	return fs
 }
 
 func readMetrics(t *testing.T, dir string) []metric {
