@@ -66,13 +66,27 @@ type Model struct {
 	ZDim          int    `mapstructure:"z_dim" yaml:"z_dim" json:"z_dim"`
 	Scaling       string `mapstructure:"scaling" yaml:"scaling" json:"scaling"`
 	GlobalPairing string `mapstructure:"global_pairing" yaml:"global_pairing" json:"global_pairing"`
+	// Augment applies a random crop after AugmentPad pixels of padding and a
+	// horizontal flip (and brightness/contrast jitter with ColorJitter) in the
+	// training step; the seed uses none.
+	Augment     bool `mapstructure:"augment" yaml:"augment" json:"augment"`
+	AugmentPad  int  `mapstructure:"augment_pad" yaml:"augment_pad" json:"augment_pad"`
+	ColorJitter bool `mapstructure:"color_jitter" yaml:"color_jitter" json:"color_jitter"`
 }
 
-// Loss weights the objective alpha·global + beta·local + gamma·prior.
+// Loss is the objective and its weights: alpha·global + beta·local + gamma·prior.
 type Loss struct {
 	Alpha float64 `mapstructure:"alpha" yaml:"alpha" json:"alpha"`
 	Beta  float64 `mapstructure:"beta" yaml:"beta" json:"beta"`
 	Gamma float64 `mapstructure:"gamma" yaml:"gamma" json:"gamma"`
+	// Objective is seed (the seed's shuffle-negative JSD terms), local_nce or
+	// local_jsd (the DIM paper's local objective with InfoNCE or with JSD over
+	// all in-batch pairs; they have no global term).
+	Objective string `mapstructure:"objective" yaml:"objective" json:"objective"`
+	// Temperature divides local_nce's cosine scores; HeadDim is the width of
+	// the local objectives' projection heads.
+	Temperature float64 `mapstructure:"temperature" yaml:"temperature" json:"temperature"`
+	HeadDim     int     `mapstructure:"head_dim" yaml:"head_dim" json:"head_dim"`
 }
 
 // Optimizer is Adam's setting, baked into the exported graph.
@@ -130,11 +144,15 @@ func Defaults() Config {
 			ZDim:          256, // the seed's code size
 			Scaling:       "unit_centered",
 			GlobalPairing: "seed", // [z, z] vs [z, shuffled z], as in the seed's script
+			AugmentPad:    4,      // used only with augment: true
 		},
 		Loss: Loss{
-			Alpha: 0.5,  // weight of global MI
-			Beta:  1.5,  // weight of local MI
-			Gamma: 0.01, // weight of the prior KL
+			Alpha:       0.5,  // weight of global MI
+			Beta:        1.5,  // weight of local MI
+			Gamma:       0.01, // weight of the prior KL
+			Objective:   "seed",
+			Temperature: 0.1, // local_nce
+			HeadDim:     128, // local_nce, local_jsd
 		},
 		Optimizer: Optimizer{LearningRate: 1e-3}, // the seed's Adam(1e-3)
 		Train: Train{

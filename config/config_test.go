@@ -61,6 +61,7 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"model:\n  z_dim: \"big\"\n", "z_dim"},
 		{"model:\n  blocks: 9\n", "model.blocks = 9"},
 		{"model:\n  scaling: wide\n", "model.scaling = wide: must be one of"},
+		{"loss:\n  objective: mine\n", "loss.objective = mine: unknown objective: known are [seed local_nce local_jsd]"},
 		{"model: [1, 2\n", "not valid YAML"},
 	}
 	for _, c := range cases {
@@ -102,7 +103,8 @@ func TestSpecHashFollowsGraphKeysOnly(t *testing.T) {
 		t.Error("a loss weight did not change the spec hash")
 	}
 	raw, _ := a.SpecJSON()
-	want := `{"model":{"image_size":28,"channels":1,"blocks":3,"z_dim":256,"scaling":"unit_centered","global_pairing":"seed"},"loss":{"alpha":0.5,"beta":1.5,"gamma":0.01},"optimizer":{"learning_rate":0.001},"seed":0}`
+	want := `{"model":{"image_size":28,"channels":1,"blocks":3,"z_dim":256,"scaling":"unit_centered","global_pairing":"seed","augment":false,"augment_pad":4,"color_jitter":false},` +
+		`"loss":{"alpha":0.5,"beta":1.5,"gamma":0.01,"objective":"seed","temperature":0.1,"head_dim":128},"optimizer":{"learning_rate":0.001},"seed":0}`
 	if string(raw) != want {
 		t.Errorf("spec\n%s\nwant\n%s", raw, want)
 	}

@@ -9,9 +9,10 @@ import (
 // Scalings and pairings the exporter knows (pyexport/spec.py has the same lists
 // and checks them again).
 var (
-	scalings = []string{"unit_centered", "symmetric"}
-	pairings = []string{"seed", "paper"}
-	formats  = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder"} // package data's Formats
+	scalings   = []string{"unit_centered", "symmetric"}
+	pairings   = []string{"seed", "paper"}
+	objectives = []string{"seed", "local_nce", "local_jsd"}
+	formats    = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder"} // package data's Formats
 )
 
 // Validate refuses values no run can use, naming the key, the value and why.
@@ -33,6 +34,10 @@ func (c *Config) Validate() error {
 		{"model.z_dim", m.ZDim, m.ZDim > 0, "must be positive"},
 		{"model.scaling", m.Scaling, oneOf(m.Scaling, scalings), fmt.Sprintf("must be one of %v", scalings)},
 		{"model.global_pairing", m.GlobalPairing, oneOf(m.GlobalPairing, pairings), fmt.Sprintf("must be one of %v", pairings)},
+		{"model.augment_pad", m.AugmentPad, m.AugmentPad >= 0, "must be >= 0"},
+		{"loss.objective", c.Loss.Objective, oneOf(c.Loss.Objective, objectives), fmt.Sprintf("unknown objective: known are %v", objectives)},
+		{"loss.temperature", c.Loss.Temperature, c.Loss.Temperature > 0, "must be > 0"},
+		{"loss.head_dim", c.Loss.HeadDim, c.Loss.HeadDim >= 1, "must be at least 1"},
 		{"loss.alpha", c.Loss.Alpha, c.Loss.Alpha >= 0, "must be >= 0"},
 		{"loss.beta", c.Loss.Beta, c.Loss.Beta >= 0, "must be >= 0"},
 		{"loss.gamma", c.Loss.Gamma, c.Loss.Gamma >= 0, "must be >= 0"},

@@ -34,7 +34,7 @@ const (
 	// gcEvery bounds how much C tensor memory may wait for Go's finalizers: the
 	// Go objects that own it are tiny, so without a nudge the collector would
 	// rarely run while the C heap grows.
-	gcEvery = 256 << 20
+	gcEvery = 16 << 20
 )
 
 // Options set up the TensorFlow session.

@@ -16,7 +16,8 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from .module import LOSS_TERMS, InfoMax
+from .model import term_names
+from .module import InfoMax
 from .spec import SCALINGS
 
 MANIFEST = "manifest.json"
@@ -78,7 +79,7 @@ def save(module, config_hash, export_dir):
             },
             "feature_map": list(module.map_shape),
             "feature_dim": m["z_dim"],
-            "loss_terms": list(LOSS_TERMS),
+            "loss_terms": list(term_names(spec)),  # Go logs what is listed here
             "parameters": int(sum(v.shape.num_elements() for v in module.trainable)),
             "tags": ["serve"],
             "signatures": _signature_table(tmp),

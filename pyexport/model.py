@@ -100,22 +100,124 @@ def local_pairs(z, feature_map, perm):
     return tf.concat([z_map, feature_map], -1), tf.concat([z_map, shuffle(feature_map, perm)], -1)
 
 
-def loss_terms(nets, spec, images, eps, perm_global, perm_local, training):
-    """Forward pass to every loss term: dict of scalars total, global, local, prior."""
-    encoder, global_disc, local_disc = nets
-    x = scale_images(images, spec)
-    feature_map, z_mean, z_log_var = encoder(x, training=training)
-    z = sample_z(z_mean, z_log_var, eps)
+def build_heads(spec, map_shape):
+    """The DIM paper's projection heads for the local objectives: a small MLP
+    on every location of C and one on the code z, both to head_dim."""
+    d = spec["loss"]["head_dim"]
+    local_head = keras.Sequential(
+        [keras.Input(map_shape), layers.Dense(d, activation="relu"), layers.Dense(d)], name="local_head"
+    )
+    global_head = keras.Sequential(
+        [keras.Input((spec["model"]["z_dim"],)), layers.Dense(d, activation="relu"), layers.Dense(d)], name="global_head"
+    )
+    return local_head, global_head
+
+
+def augment(x, spec, seed):
+    """Random crop after zero padding (0 is mid-grey after centring), horizontal
+    flip and, optionally, brightness/contrast jitter; per image, from stateless
+    draws seeded by seed. x is the scaled float batch."""
+    fold = tf.random.experimental.stateless_fold_in
+    m = spec["model"]
+    pad = m["augment_pad"]
+    b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    if pad > 0:
+        xp = tf.pad(x, [[0, 0], [pad, pad], [pad, pad], [0, 0]])
+        oy = tf.random.stateless_uniform([b], fold(seed, 0), 0, 2 * pad + 1, dtype=tf.int32)
+        ox = tf.random.stateless_uniform([b], fold(seed, 1), 0, 2 * pad + 1, dtype=tf.int32)
+        rows = oy[:, None] + tf.range(h)[None, :]
+        cols = ox[:, None] + tf.range(w)[None, :]
+        x = tf.gather(tf.gather(xp, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+    flip = tf.random.stateless_uniform([b], fold(seed, 2)) < 0.5
+    x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
+    if m["color_jitter"]:
+        mean = tf.reduce_mean(x, axis=[1, 2, 3], keepdims=True)
+        contrast = tf.random.stateless_uniform([b, 1, 1, 1], fold(seed, 3), 0.6, 1.4)
+        brightness = tf.random.stateless_uniform([b, 1, 1, 1], fold(seed, 4), -0.2, 0.2)
+        x = (x - mean) * contrast + mean + brightness
+    return x
+
+
+# ---- objectives: each returns its terms (without the weighted total) ----
+
+
+def seed_objective(nets, spec, feature_map, z, perm_global, perm_local):
+    """The seed's: JSD-as-BCE with one shuffled negative per pair."""
     g_pos, g_neg = global_pairs(spec, z, feature_map, perm_global)
     l_pos, l_neg = local_pairs(z, feature_map, perm_local)
-    terms = {
-        "global": info_loss(global_disc(g_pos), global_disc(g_neg)),
-        "local": info_loss(local_disc(l_pos), local_disc(l_neg)),
-        "prior": prior_kl(z_mean, z_log_var),
+    return {
+        "global": info_loss(nets["global_disc"](g_pos), nets["global_disc"](g_neg)),
+        "local": info_loss(nets["local_disc"](l_pos), nets["local_disc"](l_neg)),
     }
+
+
+def local_scores(nets, feature_map, z):
+    """Dot products of every image's global head output with every location's
+    local head output: [batch (global), batch (local image), h·w]."""
+    g = nets["global_head"](z)  # [B, d]
+    l = nets["local_head"](feature_map)  # [B, h, w, d]
+    l = tf.reshape(l, [tf.shape(l)[0], -1, tf.shape(l)[-1]])  # [B, hw, d]
+    return g, l
+
+
+def local_nce_objective(nets, spec, feature_map, z, perm_global, perm_local):
+    """DIM(L) with InfoNCE: each location of image j picks its own image's
+    global code out of the batch; cosine scores / temperature."""
+    g, l = local_scores(nets, feature_map, z)
+    g = tf.math.l2_normalize(g, axis=-1)
+    l = tf.math.l2_normalize(l, axis=-1)
+    logits = tf.einsum("id,jpd->jpi", g, l) / spec["loss"]["temperature"]  # [B(j), hw, B(i)]
+    b, hw = tf.shape(logits)[0], tf.shape(logits)[1]
+    labels = tf.tile(tf.range(b)[:, None], [1, hw])
+    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
+    return {"local": tf.reduce_mean(ce)}
+
+
+def local_jsd_objective(nets, spec, feature_map, z, perm_global, perm_local):
+    """DIM(L) with the JSD estimator, all in-batch pairs: softplus(−T) on the
+    matching pairs, softplus(T) on every other pair, T a raw dot product."""
+    g, l = local_scores(nets, feature_map, z)
+    t = tf.einsum("id,jpd->jpi", g, l)  # [B(j), hw, B(i)]
+    b = tf.shape(t)[0]
+    pos = tf.eye(b)[:, None, :]  # 1 where i == j
+    n_pos = tf.cast(b * tf.shape(t)[1], tf.float32)
+    n_neg = tf.cast((b - 1) * b * tf.shape(t)[1], tf.float32)
+    e_pos = tf.reduce_sum(pos * tf.nn.softplus(-t)) / n_pos
+    e_neg = tf.reduce_sum((1 - pos) * tf.nn.softplus(t)) / n_neg
+    return {"local": e_pos + e_neg}
+
+
+# name → (objective, nets it needs besides the encoder, its terms besides prior)
+OBJECTIVES = {
+    "seed": (seed_objective, ("global_disc", "local_disc"), ("global", "local")),
+    "local_nce": (local_nce_objective, ("local_head", "global_head"), ("local",)),
+    "local_jsd": (local_jsd_objective, ("local_head", "global_head"), ("local",)),
+}
+
+
+def objective(spec):
+    name = spec["loss"]["objective"]
+    if name not in OBJECTIVES:
+        raise ValueError("unknown objective %r: known are %s" % (name, ", ".join(sorted(OBJECTIVES))))
+    return OBJECTIVES[name]
+
+
+def term_names(spec):
+    """The loss terms the train step returns for this spec, in order."""
+    return objective(spec)[2] + ("prior",)
+
+
+def loss_terms(nets, spec, x, eps, perm_global, perm_local, training):
+    """Forward pass to every loss term of the spec's objective and the
+    weighted total. x is the scaled (and maybe augmented) float batch."""
+    feature_map, z_mean, z_log_var = nets["encoder"](x, training=training)
+    z = sample_z(z_mean, z_log_var, eps)
+    fn, _, _ = objective(spec)
+    terms = fn(nets, spec, feature_map, z, perm_global, perm_local)
+    terms["prior"] = prior_kl(z_mean, z_log_var)
     w = spec["loss"]
     alpha = w["alpha"]  # weight of global MI
     beta = w["beta"]  # weight of local MI
     gamma = w["gamma"]  # weight of the prior KL
-    terms["loss"] = alpha * terms["global"] + beta * terms["local"] + gamma * terms["prior"]
+    terms["loss"] = alpha * terms.get("global", 0.0) + beta * terms["local"] + gamma * terms["prior"]
     return terms

@@ -13,10 +13,6 @@ import tensorflow as tf
 
 from . import model
 
-# Loss terms the train signatures return, besides "loss" (the weighted total)
-# and "step". Go logs whatever the manifest lists.
-LOSS_TERMS = ("global", "local", "prior")
-
 
 class _Untracked:
     """A plain holder: tf.Module does not track what it holds."""
@@ -34,12 +30,18 @@ class InfoMax(tf.Module):
         map_shape = tuple(int(d) for d in k.encoder.outputs[0].shape[1:])
         z_dim = m["z_dim"]
         self.map_shape = map_shape
-        k.global_disc = model.build_discriminator(
-            (model.global_input_dim(spec, map_shape),), z_dim, "global_discriminator"
-        )
-        k.local_disc = model.build_discriminator(
-            map_shape[:2] + (z_dim + map_shape[2],), z_dim, "local_discriminator"
-        )
+        # Only the networks the objective uses: an unused one would get no gradient.
+        k.nets = {"encoder": k.encoder}
+        _, needs, _ = model.objective(spec)
+        if "global_disc" in needs:
+            k.nets["global_disc"] = model.build_discriminator(
+                (model.global_input_dim(spec, map_shape),), z_dim, "global_discriminator"
+            )
+            k.nets["local_disc"] = model.build_discriminator(
+                map_shape[:2] + (z_dim + map_shape[2],), z_dim, "local_discriminator"
+            )
+        if "local_head" in needs:
+            k.nets["local_head"], k.nets["global_head"] = model.build_heads(spec, map_shape)
         k.optimizer = keras.optimizers.Adam(spec["optimizer"]["learning_rate"])
         k.optimizer.build(self.trainable)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -51,7 +53,7 @@ class InfoMax(tf.Module):
         # handle that the functions use.
         self.weights = {
             v.path.replace("/", "."): v.value
-            for net in (*self.nets, k.optimizer)
+            for net in (*k.nets.values(), k.optimizer)
             for v in net.variables
         }
         self._seed = tf.constant([spec["seed"], 0], dtype=tf.int64)
@@ -79,17 +81,12 @@ class InfoMax(tf.Module):
 
     # The Keras objects, kept out of tf.Module's tracking (see __init__).
     encoder = property(lambda self: self._keras.encoder)
-    global_disc = property(lambda self: self._keras.global_disc)
-    local_disc = property(lambda self: self._keras.local_disc)
     optimizer = property(lambda self: self._keras.optimizer)
-
-    @property
-    def nets(self):
-        return self.encoder, self.global_disc, self.local_disc
+    nets = property(lambda self: self._keras.nets)  # name → Keras model
 
     @property
     def trainable(self):
-        return [v for net in self.nets for v in net.trainable_variables]
+        return [v for net in self.nets.values() for v in net.trainable_variables]
 
     def draws(self, batch):
         """ε and the two permutations for this step, from (seed, step) alone."""
@@ -103,13 +100,21 @@ class InfoMax(tf.Module):
     def _train_step(self, images):
         """One Adam step on a batch; returns the loss terms (before the update) and the new step."""
         eps, perm_global, perm_local = self.draws(tf.shape(images)[0])
-        return self._train_step_with_noise(images, eps, perm_global, perm_local)
+        x = model.scale_images(images, self.spec)
+        if self.spec["model"]["augment"]:
+            seed = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(self._seed, self.step), 3)
+            x = model.augment(x, self.spec, seed)
+        return self._step(x, eps, perm_global, perm_local)
 
     def _train_step_with_noise(self, images, eps, perm_global, perm_local):
-        """train_step with the random draws given: for tests and for exact replays."""
-        tf.debugging.assert_greater_equal(tf.shape(images)[0], 2, message="a batch needs at least 2 images to shuffle")
+        """train_step with the random draws given, and no augmentation: for
+        tests and for exact replays."""
+        return self._step(model.scale_images(images, self.spec), eps, perm_global, perm_local)
+
+    def _step(self, x, eps, perm_global, perm_local):
+        tf.debugging.assert_greater_equal(tf.shape(x)[0], 2, message="a batch needs at least 2 images to shuffle")
         with tf.GradientTape() as tape:
-            terms = model.loss_terms(self.nets, self.spec, images, eps, perm_global, perm_local, training=True)
+            terms = model.loss_terms(self.nets, self.spec, x, eps, perm_global, perm_local, training=True)
         variables = self.trainable
         grads = tape.gradient(terms["loss"], variables)
         self.optimizer.apply_gradients(zip(grads, variables))

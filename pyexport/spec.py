@@ -18,6 +18,9 @@ SCALINGS = {
     "symmetric": (2.0 / 255.0, -1.0),  # x/255*2 - 1: the seed's Tiny ImageNet script
 }
 
+# Objectives (pyexport/model.py OBJECTIVES): the seed's, and two from the DIM paper.
+OBJECTIVE_NAMES = ("seed", "local_nce", "local_jsd")
+
 GLOBAL_PAIRINGS = (
     "seed",  # the seed's code: [z, z] against [z, shuffled z]
     "paper",  # Deep InfoMax: [C, z] against [shuffled C, z]
@@ -32,11 +35,17 @@ _FIELDS = {
         "z_dim": (int, lambda v: v >= 1, "must be positive"),
         "scaling": (str, lambda v: v in SCALINGS, "must be one of %s" % sorted(SCALINGS)),
         "global_pairing": (str, lambda v: v in GLOBAL_PAIRINGS, "must be one of %s" % list(GLOBAL_PAIRINGS)),
+        "augment": (bool, lambda v: True, ""),
+        "augment_pad": (int, lambda v: v >= 0, "must be >= 0"),
+        "color_jitter": (bool, lambda v: True, ""),
     },
     "loss": {
         "alpha": (float, lambda v: v >= 0, "must be >= 0"),
         "beta": (float, lambda v: v >= 0, "must be >= 0"),
         "gamma": (float, lambda v: v >= 0, "must be >= 0"),
+        "objective": (str, lambda v: v in OBJECTIVE_NAMES, "unknown objective: known are %s" % ", ".join(OBJECTIVE_NAMES)),
+        "temperature": (float, lambda v: v > 0, "must be > 0"),
+        "head_dim": (int, lambda v: v >= 1, "must be at least 1"),
     },
     "optimizer": {
         "learning_rate": (float, lambda v: v > 0, "must be > 0"),
@@ -66,7 +75,7 @@ def validate(spec):
             value = spec[section][key]
             if typ is float and isinstance(value, int) and not isinstance(value, bool):
                 value = spec[section][key] = float(value)
-            if not isinstance(value, typ) or isinstance(value, bool):
+            if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
                 raise SpecError("spec: %s.%s = %r: want a %s" % (section, key, value, typ.__name__))
             if not check(value):
                 raise SpecError("spec: %s.%s = %r: %s" % (section, key, value, reason))

@@ -70,10 +70,57 @@ def info_loss(pos, neg):
     return -np.mean(np.log(pos + 1e-6) + np.log(1 - neg + 1e-6))
 
 
+def mlp(weights, x):
+    """Dense + relu layers, the last one linear (the projection heads)."""
+    for i, (w, b) in enumerate(weights):
+        x = x @ w + b
+        if i < len(weights) - 1:
+            x = np.maximum(x, 0)
+    return x
+
+
+def log_softmax(x, axis):
+    m = x.max(axis=axis, keepdims=True)
+    return x - m - np.log(np.exp(x - m).sum(axis=axis, keepdims=True))
+
+
+def softplus(x):
+    return np.logaddexp(0, x)
+
+
+def local_objective(w, spec, feature_map, z):
+    """local_nce or local_jsd by loops over images and locations."""
+    g = mlp(w["global_head"], z)
+    n, h, wd, _ = feature_map.shape
+    l = mlp(w["local_head"], feature_map).reshape(n, h * wd, -1)
+    if spec["loss"]["objective"] == "local_nce":
+        g = g / np.linalg.norm(g, axis=1, keepdims=True)
+        l = l / np.linalg.norm(l, axis=2, keepdims=True)
+        total = 0.0
+        for j in range(n):
+            for p in range(h * wd):
+                logits = np.array([g[i] @ l[j, p] for i in range(n)]) / spec["loss"]["temperature"]
+                total += -log_softmax(logits, 0)[j]
+        return total / (n * h * wd)
+    pos, neg = [], []
+    for j in range(n):
+        for p in range(h * wd):
+            for i in range(n):
+                t = g[i] @ l[j, p]
+                (pos if i == j else neg).append(t)
+    return softplus(-np.array(pos)).mean() + softplus(np.array(neg)).mean()
+
+
 def losses(w, spec, images, eps, perm_global, perm_local, training=True):
-    """Every loss term for fixed weights and draws; w has keys encoder, global, local."""
+    """Every loss term for fixed weights and draws (w from weights_of)."""
     feature_map, z_mean, z_log_var = encoder(w["encoder"], spec, images, training)
     z = z_mean + np.exp(z_log_var / 2) * eps
+    lw = spec["loss"]
+    if lw["objective"] != "seed":
+        out = {"local": local_objective(w, spec, feature_map, z),
+               "prior": -0.5 * np.mean(1 + z_log_var - z_mean**2 - np.exp(z_log_var))}
+        out["loss"] = lw["beta"] * out["local"] + lw["gamma"] * out["prior"]
+        return out, z_mean
     if spec["model"]["global_pairing"] == "seed":
         g_pos = np.concatenate([z, z], -1)
         g_neg = np.concatenate([z, z[perm_global]], -1)
@@ -105,7 +152,11 @@ def weights_of(module):
             arrays = [np.asarray(v, dtype=np.float64) for v in layer.get_weights()]
             enc.append((kind, arrays))
 
-    def disc(model):
+    def dense(model):
         return [tuple(np.asarray(v, np.float64) for v in layer.get_weights()) for layer in model.layers]
 
-    return {"encoder": enc, "global": disc(module.global_disc), "local": disc(module.local_disc)}
+    out = {"encoder": enc}
+    for key, name in (("global", "global_disc"), ("local", "local_disc"), ("global_head", "global_head"), ("local_head", "local_head")):
+        if name in module.nets:
+            out[key] = dense(module.nets[name])
+    return out

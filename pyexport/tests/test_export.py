@@ -16,14 +16,22 @@ from . import reference
 
 SMALL = {
     "model": {"image_size": 28, "channels": 1, "blocks": 3, "z_dim": 16,
-              "scaling": "unit_centered", "global_pairing": "seed"},
-    "loss": {"alpha": 0.5, "beta": 1.5, "gamma": 0.01},
+              "scaling": "unit_centered", "global_pairing": "seed",
+              "augment": False, "augment_pad": 4, "color_jitter": False},
+    "loss": {"alpha": 0.5, "beta": 1.5, "gamma": 0.01, "objective": "seed", "temperature": 0.1, "head_dim": 8},
     "optimizer": {"learning_rate": 1e-3},
     "seed": 7,
 }
 # The DIM paper's pairing, RGB input, the Tiny ImageNet scaling, a 4×4 map.
 PAPER = copy.deepcopy(SMALL)
 PAPER["model"].update(image_size=32, channels=3, scaling="symmetric", global_pairing="paper")
+
+# The DIM paper's local objectives, the second with augmentation in the train step.
+NCE = copy.deepcopy(SMALL)
+NCE["loss"].update(objective="local_nce", beta=1.0, gamma=0.01)
+JSD = copy.deepcopy(SMALL)
+JSD["loss"].update(objective="local_jsd", beta=1.0)
+JSD["model"].update(augment=True, color_jitter=True)
 
 BATCH = 6
 
@@ -34,7 +42,7 @@ def images(spec, n=BATCH, seed=0):
     return rng.integers(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module", params=[SMALL, PAPER], ids=["seed-pairing", "paper-pairing"])
+@pytest.fixture(scope="module", params=[SMALL, PAPER, NCE, JSD], ids=["seed-pairing", "paper-pairing", "local-nce", "local-jsd-augmented"])
 def exported(request, tmp_path_factory):
     """A module after one training step (so BatchNorm's moving statistics are not
     their initial 0 and 1), exported; yields (spec, module, export dir)."""
@@ -59,7 +67,8 @@ def test_loss_terms_match_numpy(exported):
     got = loaded.signatures["train_step_with_noise"](
         images=tf.constant(x), eps=tf.constant(eps),
         perm_global=tf.constant(perm_g), perm_local=tf.constant(perm_l))
-    for term in ("loss", "global", "local", "prior"):
+    assert set(got) == set(want) | {"step", "learning_rate"}
+    for term in want:
         np.testing.assert_allclose(float(got[term]), want[term], rtol=2e-4, atol=1e-5, err_msg=term)
     assert int(got["step"]) == 2  # one step before export, this one after
 
@@ -126,6 +135,8 @@ def test_spec_validation_names_key_and_reason():
         ({"loss": {"alpha": "x"}}, "loss.alpha = 'x': want a float"),
         ({"model": {"global_pairing": "both"}}, "model.global_pairing = 'both'"),
         ({"extra": 1}, "unknown key 'extra'"),
+        ({"loss": {"objective": "mine"}}, "unknown objective: known are seed, local_nce, local_jsd"),
+        ({"model": {"augment": 1}}, "model.augment = 1: want a bool"),
     ]
     for change, message in cases:
         spec = copy.deepcopy(SMALL)
