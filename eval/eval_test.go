@@ -10,19 +10,13 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infomax/infomax/internal/testmodel"
 	"github.com/infomax/infomax/pyexport"
 )
 
 // The .npy files load in NumPy unchanged: read back by the project's Python.
 func TestNPYReadsBackInNumPy(t *testing.T) {
-	root, err := pyexport.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	py, err := pyexport.Python(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	py := testmodel.Python(t)
 	dir := t.TempDir()
 	f := []float32{1.5, -2, 0.25, 3, 4, 5}
 	if err := WriteNPY(filepath.Join(dir, "f.npy"), f, 2, 3); err != nil {

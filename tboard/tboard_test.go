@@ -11,7 +11,7 @@ import (
 
 	summarypb "github.com/wamuir/graft/tensorflow/core/framework/summary_go_proto"
 
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/internal/testmodel"
 )
 
 func writeSample(t *testing.T) string {
@@ -72,14 +72,7 @@ func TestEventsReadBackWithCRCs(t *testing.T) {
 // TensorFlow's own reader (which checks the CRCs too) reads the file.
 func TestTensorFlowReadsTheEvents(t *testing.T) {
 	path := writeSample(t)
-	root, err := pyexport.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	py, err := pyexport.Python(root)
-	if err != nil {
-		t.Fatal(err)
-	}
+	py := testmodel.Python(t)
 	script := `import sys, tensorflow as tf
 for e in tf.compat.v1.train.summary_iterator(sys.argv[1]):
     for v in e.summary.value:

@@ -107,3 +107,18 @@ func Run(dir string) (string, error) {
 	_, err = checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: 1}.Save(m, checkpoint.State{ConfigHash: hash})
 	return dir, err
 }
+
+// Python is the project's Python (the .venv that `make setup` makes), for
+// tests that check Go's output with NumPy or TensorFlow.
+func Python(t testing.TB) string {
+	t.Helper()
+	root, err := pyexport.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	py, err := pyexport.Python(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return py
+}
