@@ -41,7 +41,7 @@ def flags(ds, objective, augment):
     return f + ["--export_dir", "exports/grid/%s-%s-%s" % (ds, objective, "aug" if augment else "noaug")]
 
 
-def run(ds, objective, augment, log):
+def run(ds, objective, augment, log, measure=True):
     d = DATA[ds]
     name = "%s-%s-%s" % (ds, objective, "aug" if augment else "noaug")
     run_dir = os.path.join("runs", "grid", name)
@@ -53,6 +53,8 @@ def run(ds, objective, augment, log):
             rep = json.load(fh)
         timing = json.load(open(os.path.join(ROOT, run_dir, "timing.json")))
         return rep, train, timing["seconds"]
+    if not measure:
+        return None, train, None
     t = time.time()
     sh([RUNNER, "export", "--config", d["config"]] + f, log)
     sh(train, log)
@@ -76,6 +78,7 @@ def main():
     ap.add_argument("--objectives", default="seed,local_nce,local_jsd")
     ap.add_argument("--augment", default="off,on")
     ap.add_argument("--out", default="docs/results.md")
+    ap.add_argument("--no-run", action="store_true", help="only tabulate the rows already measured; list the others as not run")
     a = ap.parse_args()
     os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
     subprocess.run(["go", "build", "-o", RUNNER, "./runner"], cwd=ROOT, check=True)
@@ -97,13 +100,17 @@ def main():
             for aug in a.augment.split(","):
                 augment = aug == "on"
                 try:
-                    rep, cmd, seconds = run(ds, objective, augment, log)
+                    rep, cmd, seconds = run(ds, objective, augment, log, measure=not a.no_run)
                 except subprocess.CalledProcessError as e:
                     print("failed: %s (see %s)" % (e, log), file=sys.stderr)
                     continue
-                pixels = rep.get("raw_pixels")
                 label = objective + (" + augmentation" if augment else "")
-                out.append(row(label, rep["model"], "%.0f" % seconds, " ".join(c if c != RUNNER else "go run ./runner" for c in cmd)))
+                pretty = " ".join(c if c != RUNNER else "go run ./runner" for c in cmd)
+                if rep is None:
+                    out.append("| %s | not run | | | | | `%s` |" % (label, pretty))
+                    continue
+                pixels = rep.get("raw_pixels")
+                out.append(row(label, rep["model"], "%.0f" % seconds, pretty))
                 print(out[-1], flush=True)
         if pixels:
             out.append(row("raw pixels", pixels, "–", "(computed by the same evaluation)"))
