@@ -89,7 +89,10 @@ def main():
     out = ["# Objectives measured side by side", "",
            "Written by `scripts/results.py` at commit %s on %s (no GPU)." % (commit, machine),
            "Weighted kNN: k = 200, t = 0.1, cosine on z_mean; majority: k = 20; probe: linear, on frozen features (see the README).",
-           "Wall time: export + training + evaluation, in seconds.", ""]
+           "Wall time: export + training + evaluation, in seconds. Each command trains and evaluates; run "
+           "`go run ./runner export` with the same --config and flags first (or the whole grid with "
+           "`.venv/bin/python scripts/results.py`, after `source third_party/tfenv.sh`).",
+           "Raw pixels: the same evaluation with the pixels, scaled as the model's input, as features.", ""]
     for ds in a.data.split(","):
         d = DATA[ds]
         out += ["## %s, %d epochs, batch 64" % (ds, d["epochs"]), "",
