@@ -29,32 +29,23 @@ func ReadImages(path string, shape Shape, skipBad bool) (*Images, error) {
 	if len(names) == 0 {
 		return nil, fmt.Errorf("%s: no images (%v)", path, imageExts)
 	}
-	job := decodeJob{
-		n:     len(names),
-		read:  func(i int) ([]byte, error) { return t.read(names[i]) },
-		where: func(i int) string { return t.where(names[i]) },
-		shape: shape,
+	items := make([]item, len(names))
+	for i, n := range names {
+		items[i] = item{n, Unlabelled}
 	}
-	pixels, bad, badIdx, resized, err := job.run(skipBad)
+	set, bad, resized, err := decodeItems(t, items, nil, Options{Shape: shape, SkipBad: skipBad}, path)
 	if err != nil {
 		return nil, err
 	}
-	labels := make([]int, len(names))
-	for i := range labels {
-		labels[i] = Unlabelled
+	left := map[string]bool{}
+	for _, b := range bad {
+		left[b.Path] = true
 	}
-	pixels, labels = dropIndices(pixels, labels, shape.bytes(), badIdx)
-	out := &Images{Set: &Set{Images: pixels, Labels: labels, H: shape.H, W: shape.W, C: shape.C, Source: path}, Resized: resized, Bad: bad}
-	d := 0
-	for i, n := range names {
-		if d < len(badIdx) && badIdx[d] == i {
-			d++
-			continue
+	out := &Images{Set: set, Resized: resized, Bad: bad}
+	for _, n := range names {
+		if p := t.where(n); !left[p] {
+			out.Paths = append(out.Paths, p)
 		}
-		out.Paths = append(out.Paths, t.where(n))
-	}
-	if len(out.Paths) == 0 {
-		return nil, fmt.Errorf("%s: none of its %d images could be decoded", path, len(names))
 	}
 	return out, nil
 }
