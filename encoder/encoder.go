@@ -10,12 +10,10 @@ package encoder
 import (
 	"fmt"
 	"image"
-	"path/filepath"
 
-	"github.com/infomax/infomax/checkpoint"
-	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/runload"
 )
 
 // Encoder is a trained encoder. Its methods are not safe for concurrent use.
@@ -31,27 +29,14 @@ type Encoder struct {
 // Load opens the run folder's SavedModel (from its config.yaml) and restores
 // its latest checkpoint.
 func Load(runDir string) (*Encoder, error) {
-	cfg, err := config.Load(filepath.Join(runDir, "config.yaml"), nil)
+	r, err := runload.Open(runDir)
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
 	}
-	_, hash := cfg.SpecJSON()
-	st, err := checkpoint.Dir{Path: filepath.Join(runDir, "checkpoints")}.Latest()
-	if err != nil {
-		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
-	}
-	m, err := graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads})
-	if err != nil {
-		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
-	}
-	ckpt := checkpoint.Dir{Path: filepath.Join(runDir, "checkpoints")}.PrefixPath(st.Prefix)
-	if err := m.Restore(ckpt); err != nil {
-		m.Close()
-		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
-	}
+	m := r.Model
 	in := m.Manifest.Input.Shape
-	return &Encoder{Run: runDir, Step: st.Step, ConfigHash: m.Manifest.ConfigHash, Shape: data.Shape{H: in[0], W: in[1], C: in[2]},
-		model: m, batch: cfg.Eval.BatchSize}, nil
+	return &Encoder{Run: runDir, Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, Shape: data.Shape{H: in[0], W: in[1], C: in[2]},
+		model: m, batch: r.Config.Eval.BatchSize}, nil
 }
 
 // Dim is the feature size.

@@ -5,14 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 
 	"github.com/spf13/cobra"
 
-	"github.com/infomax/infomax/checkpoint"
-	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/internal/runload"
 )
 
 type evalOptions struct {
@@ -64,32 +61,18 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 
 // evalRun loads a run's config, model and latest checkpoint and evaluates it.
 func evalRun(ctx context.Context, dir string, out io.Writer) (*Report, error) {
-	cfg, err := config.Load(filepath.Join(dir, "config.yaml"), nil)
+	opened, err := runload.Open(dir)
 	if err != nil {
 		return nil, err
 	}
+	defer opened.Model.Close()
+	cfg := opened.Config
 	if err := cfg.CheckData(); err != nil {
 		return nil, err
 	}
-	_, hash := cfg.SpecJSON()
-	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
-	st, err := r.ckpts.Latest()
-	if err != nil {
-		return nil, err
-	}
-	if st.ConfigHash != hash {
-		return nil, fmt.Errorf("the checkpoint was trained from spec %.12s, the run's config.yaml says %.12s", st.ConfigHash, hash)
-	}
-	r.model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads})
-	if err != nil {
-		return nil, err
-	}
-	defer r.model.Close()
-	if err := r.model.Restore(r.ckpts.PrefixPath(st.Prefix)); err != nil {
-		return nil, err
-	}
+	r := &run{cfg: cfg, dir: dir, hash: opened.Hash, out: out, ckpts: opened.Checkpoints, model: opened.Model}
 	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
 		return nil, err
 	}
-	return r.evaluate(ctx, st.Step, out)
+	return r.evaluate(ctx, opened.State.Step, out)
 }
