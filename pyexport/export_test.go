@@ -12,17 +12,20 @@ import (
 	"github.com/infomax/infomax/pyexport"
 )
 
-// Every shipped config exports, with the seed's local map: 3×3 for 28-pixel
-// Fashion-MNIST, 4×4 for CIFAR-10 (3 blocks) and Tiny ImageNet (4 blocks).
+// Every shipped config exports, with its local map: the seed's 3×3 for 28-pixel
+// Fashion-MNIST (3 blocks) and 4×4 for CIFAR-10 (3 blocks) and Tiny ImageNet
+// (4 blocks); the Fashion-MNIST default's 7×7 (2 blocks).
 func TestShippedConfigsExport(t *testing.T) {
 	root, err := pyexport.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := map[string][]int{
-		"fashion_mnist.yaml": {3, 3, 256},
-		"cifar10.yaml":       {4, 4, 256},
-		"tiny_imagenet.yaml": {4, 4, 256},
+		"fashion_mnist.yaml":      {7, 7, 256},
+		"fashion_mnist_seed.yaml": {3, 3, 256},
+		"cifar10.yaml":            {4, 4, 256},
+		"cifar10_seed.yaml":       {4, 4, 256},
+		"tiny_imagenet.yaml":      {4, 4, 256},
 	}
 	files, _ := filepath.Glob(filepath.Join(root, "configs", "*.yaml"))
 	if len(files) < len(want) {

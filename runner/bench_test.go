@@ -108,7 +108,7 @@ func rssMiB() float64 {
 	return -1
 }
 
-// BenchmarkSoak runs 5,000 training steps of the Fashion-MNIST config (the
+// BenchmarkSoak runs 5,000 training steps of the Fashion-MNIST seed config (the
 // seed's model, batch 64, real data) through graph.Model and prints the
 // resident memory every 500 steps: it must not grow by more than 5% after
 // the first 500 (C tensors are freed; nothing leaks through finalizers).
@@ -117,7 +117,7 @@ func BenchmarkSoak(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	cfg, err := config.Load(filepath.Join(root, "configs", "fashion_mnist.yaml"), nil)
+	cfg, err := config.Load(filepath.Join(root, "configs", "fashion_mnist_seed.yaml"), nil)
 	if err != nil {
 		b.Fatal(err)
 	}
