@@ -16,8 +16,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"runtime"
-	"sync/atomic"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	corepb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -31,10 +29,6 @@ const (
 	sigTrainNoise = "train_step_with_noise"
 	sigEncode     = "encode"
 	sigSetLR      = "set_learning_rate"
-	// gcEvery bounds how much C tensor memory may wait for Go's finalizers: the
-	// Go objects that own it are tiny, so without a nudge the collector would
-	// rarely run while the C heap grows.
-	gcEvery = 16 << 20
 )
 
 // Options set up the TensorFlow session.
@@ -74,8 +68,6 @@ type Model struct {
 	saveFilename tf.Output
 	saveTensor   tf.Output
 	restoreOp    *tf.Operation
-
-	cBytes atomic.Int64 // C tensor bytes allocated since the last GC nudge
 }
 
 // Losses is what one training step returns: the weighted total, each term the
@@ -280,17 +272,8 @@ func (m *Model) images(pixels []byte) (*tf.Tensor, error) {
 		return nil, fmt.Errorf("batch of %d bytes is not a whole number of %d×%d×%d uint8 images (%d bytes each)", len(pixels), s[0], s[1], s[2], per)
 	}
 	shape := []int64{int64(len(pixels) / per), int64(s[0]), int64(s[1]), int64(s[2])}
-	m.track(int64(len(pixels)))
+	tfutil.Track(int64(len(pixels))) // C memory freed only by finalizers
 	return tf.ReadTensor(tf.Uint8, shape, bytes.NewReader(pixels))
-}
-
-// track counts C tensor bytes and runs the collector once enough are waiting
-// for finalizers.
-func (m *Model) track(n int64) {
-	if m.cBytes.Add(n) > gcEvery {
-		m.cBytes.Store(0)
-		runtime.GC()
-	}
 }
 
 // TrainStep runs one training step on a batch of packed uint8 images
@@ -388,9 +371,7 @@ func (m *Model) Encode(pixels []byte) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
-	z, err := tfutil.Float32s(out[0])
-	m.track(int64(4 * len(z)))
-	return z, err
+	return tfutil.Float32s(out[0])
 }
 
 // Save writes a checkpoint of every variable under prefix (prefix.index and

@@ -8,7 +8,9 @@ trains it for the data set's epochs (Fashion-MNIST 2, CIFAR-10 5, batch 64)
 and evaluates it (`runner train` ends with `runner eval`'s report). Then the
 tuning runs (TUNE): local_nce without augmentation, as in the grid, with one
 or two settings changed. A row whose run folder already holds a report.json is
-reused, so the grid can be run in parts. The tables give each row's command,
+reused, so the grid can be run in parts; the file is written from the rows
+selected, so after measuring a part (--data, --tune) run it again without them
+and with --no-run to write every table. The tables give each row's command,
 and the commit, the machine and the wall time of the measurement.
 """
 
@@ -144,6 +146,8 @@ def main():
     os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
     subprocess.run(["go", "build", "-o", RUNNER, "./runner"], cwd=ROOT, check=True)
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0:
+        commit += " with uncommitted changes"  # what was measured is not exactly that commit
     log = os.path.join(ROOT, "runs", "grid", "grid.log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
     machine = "%s, %d cores, %s" % (platform.processor() or platform.machine(), os.cpu_count(), platform.platform())
