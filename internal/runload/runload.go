@@ -13,7 +13,7 @@ import (
 	"github.com/infomax/infomax/graph"
 )
 
-// Run is an opened run folder. Close releases its TensorFlow session.
+// Run is an opened run folder; Model.Close releases its TensorFlow session.
 type Run struct {
 	Dir         string
 	Config      *config.Resolved

@@ -19,7 +19,8 @@ import (
 // GCEvery bounds how much C tensor memory may wait for Go's finalizers. A
 // graft tensor's memory is freed only when the collector finalizes its Go
 // object, which is tiny: without a nudge the collector rarely runs while the C
-// heap grows (a linear probe on CIFAR-10's raw pixels once reached 24 GB).
+// heap grows (`runner eval` on CIFAR-10, mostly its linear probe on raw
+// pixels, once reached 24 GB).
 const GCEvery = 16 << 20
 
 var pending atomic.Int64 // C tensor bytes made since the last collection
