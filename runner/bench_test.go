@@ -4,11 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -93,21 +91,6 @@ func BenchmarkEncode(b *testing.B) {
 	}
 }
 
-// rssMiB reads the resident set size from /proc/self/status.
-func rssMiB() float64 {
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		return -1
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	return -1
-}
-
 // BenchmarkSoak runs 5,000 training steps of the Fashion-MNIST seed config (the
 // seed's model, batch 64, real data) through graph.Model and prints the
 // resident memory every 500 steps: it must not grow by more than 5% after
@@ -142,7 +125,7 @@ func BenchmarkSoak(b *testing.B) {
 			}
 			batches.done(px)
 			if step%500 == 0 {
-				rss := rssMiB()
+				rss := testmodel.ResidentMiB()
 				if step == 500 {
 					at500 = rss
 				}
@@ -150,6 +133,6 @@ func BenchmarkSoak(b *testing.B) {
 			}
 		}
 		batches.stop()
-		b.ReportMetric(100*(rssMiB()-at500)/at500, "%-rss-growth")
+		b.ReportMetric(100*(testmodel.ResidentMiB()-at500)/at500, "%-rss-growth")
 	}
 }

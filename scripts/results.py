@@ -74,7 +74,7 @@ def flags(ds, objective, augment):
     f = ["--loss.objective", objective, "--model.augment=" + ("true" if augment else "false")]
     if objective != "seed":
         f += ["--loss.beta", "1"]  # the local term alone, unweighted (alpha has no term to weigh)
-    return f + ["--export_dir", "exports/grid/%s-%s-%s" % (ds, objective, "aug" if augment else "noaug")]
+    return f
 
 
 def run(ds, run_dir, f, log, commit, measure=True):
@@ -183,14 +183,14 @@ def main():
                 augment = aug == "on"
                 name = "%s-%s-%s" % (ds, objective, "aug" if augment else "noaug")
                 label = objective + (" + augmentation" if augment else "")
-                pixels = measure(ds, label, os.path.join("runs", "grid", name), flags(ds, objective, augment), rows, timings) or pixels
+                pixels = measure(ds, label, os.path.join("runs", "grid", name), flags(ds, objective, augment) + ["--export_dir", "exports/grid/" + name], rows, timings) or pixels
         out += ["## %s, %d epochs, batch 64" % (ds, d["epochs"]), "", header[0] % "objective", header[1]] + rows
         if pixels:
             out.append(row("raw pixels", pixels, "–", "(computed by the same evaluation)"))
         out += ["", commits(timings), ""]
 
         rows, timings = [], []
-        base = flags(ds, "local_nce", False)[:-2]  # without the grid's export_dir
+        base = flags(ds, "local_nce", False)
         for tds, name, change in TUNE:
             if tds != ds or name not in tune:
                 continue

@@ -1,26 +1,11 @@
-package tfutil
+package tfutil_test
 
 import (
-	"os"
-	"strconv"
-	"strings"
 	"testing"
-)
 
-func rssMiB(t *testing.T) float64 {
-	raw, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Skip("no /proc/self/status:", err)
-	}
-	for _, line := range strings.Split(string(raw), "\n") {
-		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
-			return kb / 1024
-		}
-	}
-	t.Skip("no VmRSS")
-	return 0
-}
+	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/tfutil"
+)
 
 // Input tensors made and dropped in a loop (as the probe's and kNN's are) must not
 // pile up in C memory: 2 GiB of 4 MiB tensors may add at most a few times
@@ -31,9 +16,12 @@ func TestDroppedTensorsAreFreed(t *testing.T) {
 	for i := range data {
 		data[i] = float32(i)
 	}
-	before := rssMiB(t)
+	before := testmodel.ResidentMiB()
+	if before < 0 {
+		t.Skip("no VmRSS in /proc/self/status")
+	}
 	for i := 0; i < 512; i++ {
-		x, err := FromFloat32s(data, 1024, 1024)
+		x, err := tfutil.FromFloat32s(data, 1024, 1024)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -41,7 +29,7 @@ func TestDroppedTensorsAreFreed(t *testing.T) {
 			t.Fatalf("shape %v", s)
 		}
 	}
-	if grew := rssMiB(t) - before; grew > 256 {
+	if grew := testmodel.ResidentMiB() - before; grew > 256 {
 		t.Fatalf("resident memory grew by %.0f MiB after making and dropping 2 GiB of tensors; want ≤ 256", grew)
 	}
 }
