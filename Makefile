@@ -1,22 +1,30 @@
-# infomax: every target sources third_party/tfenv.sh, so cgo finds TensorFlow's
-# C library from the wheel in .venv (or $TF_DIR).
+# infomax. `make setup` installs TensorFlow's C library where cgo looks by
+# default (third_party/libtensorflow.sh), so plain `go build`, `go run ./runner`
+# and `go test ./...` work in any shell; the targets below also source
+# third_party/tfenv.sh, which covers a setup that could not install it (no
+# root) and TF_DIR (an official libtensorflow build).
 SHELL := /bin/bash
 CONFIG ?= configs/fashion_mnist.yaml
+TF_BUILD ?= cpu
 ENV := source third_party/tfenv.sh &&
 PYTEST := .venv/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: setup export train test vet gotest pytest bench clean
+.PHONY: setup uninstall export train test vet gotest pytest bench clean
 
-## setup: .venv with the pinned TensorFlow, the C library link, Fashion-MNIST
+## setup: .venv with the pinned TensorFlow (TF_BUILD=gpu: the GPU wheel), its C library under /usr/local, Fashion-MNIST
 setup:
-	@bash third_party/setup.sh
+	@TF_BUILD=$(TF_BUILD) bash third_party/setup.sh
+
+## uninstall: remove what setup put outside the project (TensorFlow's C library and headers under /usr/local)
+uninstall:
+	@bash third_party/libtensorflow.sh uninstall
 
 ## export: the SavedModel for $(CONFIG), when missing or stale
 export: setup
 	@$(ENV) go run ./runner export --config $(CONFIG)
 
-## train: the README's main command: export if needed, then train $(CONFIG)
-train: export
+## train: the README's main command: train $(CONFIG) (exporting it first if needed)
+train: setup
 	@$(ENV) go run ./runner train --config $(CONFIG) $(ARGS)
 
 ## test: the README's test command: go vet, go test, pytest

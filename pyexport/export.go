@@ -51,15 +51,27 @@ func Python(root string) (string, error) {
 
 // Fresh reports whether dir holds a SavedModel exported from cfg's spec.
 func Fresh(cfg *config.Config, dir string) (bool, error) {
+	why, err := Stale(cfg, dir)
+	return why == "", err
+}
+
+// Stale says why dir does not hold a SavedModel exported from cfg's spec
+// ("" when it does).
+func Stale(cfg *config.Config, dir string) (string, error) {
 	man, err := graph.ReadManifest(dir)
-	if errors.Is(err, graph.ErrNoExport) || errors.Is(err, graph.ErrStale) {
-		return false, nil
-	}
-	if err != nil {
-		return false, err
+	switch {
+	case errors.Is(err, graph.ErrNoExport):
+		return "there is none yet", nil
+	case errors.Is(err, graph.ErrStale):
+		return fmt.Sprintf("the one there is stale (%v)", err), nil
+	case err != nil:
+		return "", err
 	}
 	_, hash := cfg.SpecJSON()
-	return man.ConfigHash == hash, nil
+	if man.ConfigHash != hash {
+		return fmt.Sprintf("the one there was exported from another spec (%.12s, this config's is %.12s)", man.ConfigHash, hash), nil
+	}
+	return "", nil
 }
 
 // Export (re)writes the SavedModel for cfg into dir. Output of the exporter

@@ -1,9 +1,16 @@
 // Command runner trains and evaluates InfoMax models from Go.
 //
-//	go run ./runner export --config configs/fashion_mnist.yaml
-//	go run ./runner train  --config configs/fashion_mnist.yaml [--run-dir DIR] [--max-steps N] [--resume]
-//	go run ./runner config --config configs/fashion_mnist.yaml
+//	go run ./runner train  [--config configs/fashion_mnist.yaml] [--run-dir DIR] [--max-steps N] [--resume]
+//	go run ./runner eval   --run-dir DIR [--run-dir DIR2 ...] [--table FILE]
+//	go run ./runner index  --run-dir DIR --images FOLDER --out FILE
+//	go run ./runner search --index FILE --query IMAGE [-k 9] [--strip FILE]
+//	go run ./runner export --config FILE
+//	go run ./runner config --config FILE
 //	go run ./runner data fetch cifar10|fashion-mnist|tiny-imagenet [--dir D]
+//
+// train with no --config trains configs/fashion_mnist.yaml, and exports its
+// SavedModel first when it is missing or stale. TensorFlow's own log lines are
+// off unless --verbose (or INFOMAX_VERBOSE=1) is given.
 //
 // Every config key can be overridden by a flag (--train.batch_size 32) or an
 // environment variable (INFOMAX_TRAIN_BATCH_SIZE=32). The commands are thin:
@@ -45,6 +52,9 @@ func newRoot() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
+	// Read by package tflog before TensorFlow loads (see there); declared
+	// here so that cobra accepts it on every command.
+	root.PersistentFlags().Bool("verbose", false, "show TensorFlow's own log lines (same as INFOMAX_VERBOSE=1)")
 	root.AddCommand(exportCmd(), trainCmd(), evalCmd(), indexCmd(), searchCmd(), configCmd(), dataCmd())
 	return root
 }

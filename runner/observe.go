@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"
@@ -16,6 +17,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+	"gonum.org/v1/plot/vg/draw"
+	"gonum.org/v1/plot/vg/vgimg"
 
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
@@ -102,6 +105,19 @@ func (r *run) logReport(rep *Report) error {
 }
 
 // plotLosses draws DIR/loss.png from metrics.jsonl: each loss term against the step.
+// plainTicks are gonum's default ticks labelled without trailing zeros.
+type plainTicks struct{}
+
+func (plainTicks) Ticks(min, max float64) []plot.Tick {
+	ts := plot.DefaultTicks{}.Ticks(min, max)
+	for i := range ts {
+		if ts[i].Label != "" {
+			ts[i].Label = strconv.FormatFloat(ts[i].Value, 'f', -1, 64)
+		}
+	}
+	return ts
+}
+
 func plotLosses(dir string, terms []string) error {
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
@@ -124,6 +140,7 @@ func plotLosses(dir string, terms []string) error {
 	p.Title.Text = "training losses"
 	p.X.Label.Text = "step"
 	p.Y.Label.Text = "loss"
+	p.X.Tick.Marker = plainTicks{} // steps are whole numbers: "250", not "250.00"
 	var args []any
 	for _, n := range names {
 		args = append(args, n, series[n])
@@ -131,12 +148,18 @@ func plotLosses(dir string, terms []string) error {
 	if err := plotutil.AddLines(p, args...); err != nil {
 		return err
 	}
-	w, err := p.WriterTo(8*vg.Inch, 4*vg.Inch, "png")
-	if err != nil {
-		return err
-	}
+	// The legend goes in a margin of its own, right of the axes, so that it
+	// never covers the curves' ends.
+	legend := p.Legend
+	p.Legend = plot.NewLegend()
+	const width, height, margin = 9 * vg.Inch, 4 * vg.Inch, 1.2 * vg.Inch
+	img := vgimg.New(width, height)
+	dc := draw.New(img)
+	p.Draw(draw.Crop(dc, 0, -margin, 0, 0))
+	legend.Top, legend.Left = true, true
+	legend.Draw(draw.Crop(dc, width-margin+0.1*vg.Inch, 0, 0, -0.3*vg.Inch))
 	var b bytes.Buffer
-	if _, err := w.WriteTo(&b); err != nil {
+	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
 		return err
 	}
 	return fsutil.WriteFileAtomic(filepath.Join(dir, "loss.png"), b.Bytes())

@@ -86,7 +86,7 @@ func searchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Query, "query", "", "the query image (any size)")
 	cmd.Flags().IntVarP(&o.K, "k", "k", 9, "how many neighbours")
 	cmd.Flags().StringVar(&o.Metric, "metric", "cosine", "cosine or l2")
-	cmd.Flags().StringVar(&o.Strip, "strip", "search.png", "PNG of the query and its neighbours (\"\" for none)")
+	cmd.Flags().StringVar(&o.Strip, "strip", "", "write a PNG of the query and its neighbours to this file (none unless given)")
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the hits as JSON")
 	cmd.MarkFlagRequired("index")
 	cmd.MarkFlagRequired("query")

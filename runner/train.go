@@ -21,6 +21,7 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/pyexport"
 	"github.com/infomax/infomax/tboard"
 )
 
@@ -64,7 +65,7 @@ type run struct {
 }
 
 func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
-	r, start, err := setUp(o, out)
+	r, start, err := setUp(ctx, o, out)
 	if err != nil {
 		return err
 	}
@@ -229,15 +230,17 @@ func (r *run) rollBack(step int64, term string, l graph.Losses) (*checkpoint.Sta
 	return st, nil
 }
 
-// setUp resolves the config, checks the SavedModel, loads data and prepares
-// the run folder; it returns the step to start from.
-func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
-	file := o.ConfigFile
-	if file == "" && o.Resume && o.RunDir != "" {
-		file = filepath.Join(o.RunDir, "config.yaml")
-	}
-	if file == "" {
-		return nil, 0, errors.New("train: pass --config FILE (or --run-dir DIR --resume)")
+// defaultConfig is what `runner train` trains with no --config: the
+// Fashion-MNIST default, as `make train` does.
+const defaultConfig = "configs/fashion_mnist.yaml"
+
+// setUp resolves the config, prepares the run folder, exports the SavedModel
+// if it is missing or stale, loads it and the data, and restores the latest
+// checkpoint; it returns the step to start from.
+func setUp(ctx context.Context, o trainOptions, out io.Writer) (*run, int64, error) {
+	file, err := configFile(o, out)
+	if err != nil {
+		return nil, 0, err
 	}
 	cfg, err := config.Load(file, o.Flags)
 	if err != nil {
@@ -246,6 +249,9 @@ func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
 	if err := cfg.CheckData(); err != nil {
 		return nil, 0, fmt.Errorf("config %s: %w", file, err)
 	}
+	if o.SkipBad {
+		cfg.Data.SkipBad = true
+	}
 	dir := o.RunDir
 	if dir == "" {
 		dir = filepath.Join("runs", cfg.Name)
@@ -253,60 +259,113 @@ func setUp(o trainOptions, out io.Writer) (*run, int64, error) {
 	_, hash := cfg.SpecJSON()
 	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
 
-	exportHint := fmt.Sprintf("run `go run ./runner export --config %s` (or `make export`) and try again", file)
+	// The run folder first: it is cheap to check, and a run killed during
+	// start-up then still holds the config it was started with.
+	state, err := r.checkResume(o.Resume)
+	if err != nil {
+		return nil, 0, err
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, 0, fmt.Errorf("run folder: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "config.yaml"), cfg.YAML()); err != nil {
+		return nil, 0, fmt.Errorf("run folder: %w", err)
+	}
+	if err := ensureExport(ctx, &cfg.Config, file, out); err != nil {
+		return nil, 0, err
+	}
 	r.model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads, Device: cfg.Device})
-	switch {
-	case errors.Is(err, graph.ErrNoExport):
-		return nil, 0, fmt.Errorf("no SavedModel for this config at %s: %s", cfg.ExportDir, exportHint)
-	case errors.Is(err, graph.ErrStale):
-		return nil, 0, fmt.Errorf("%w: %s", err, exportHint)
-	case err != nil:
+	if err != nil {
 		return nil, 0, err
 	}
 	fail := func(err error) (*run, int64, error) {
 		r.model.Close()
 		return nil, 0, err
 	}
-	var devs []string
-	for _, d := range r.model.Devices {
-		devs = append(devs, d.Type+" "+d.Name)
-	}
-	fmt.Fprintf(out, "devices: %s; device %s: running on %s\n", strings.Join(devs, ", "), cfg.Device, r.model.Using)
-
-	if o.SkipBad {
-		cfg.Data.SkipBad = true
-	}
+	fmt.Fprintln(out, devicesLine(r.model, cfg.Device))
 	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
 		return fail(err)
 	}
+	if state == nil {
+		return r, 0, nil
+	}
+	if err := r.model.Restore(r.ckpts.PrefixPath(state.Prefix)); err != nil {
+		return fail(err)
+	}
+	fmt.Fprintf(out, "train: resumed %s from %s (step %d, epoch %d, position %d)\n", dir, state.Prefix, state.Step, state.Epoch, state.EpochStep)
+	return r, state.Step, nil
+}
 
-	state, err := r.ckpts.Latest()
-	var start int64
+// configFile is the config to train with: --config, else the run folder's
+// own config.yaml on --resume, else the default.
+func configFile(o trainOptions, out io.Writer) (string, error) {
 	switch {
-	case err == nil && !o.Resume:
-		return fail(fmt.Errorf("%s already has a checkpoint at step %d: pass --resume to continue it, or choose another --run-dir", dir, state.Step))
+	case o.ConfigFile != "":
+		return o.ConfigFile, nil
+	case o.Resume && o.RunDir != "":
+		file := filepath.Join(o.RunDir, "config.yaml")
+		if _, err := os.Stat(file); err != nil {
+			return "", fmt.Errorf("--resume: %s has no config.yaml, so it holds no run to continue (was it stopped before it started?): start it with --config FILE --run-dir %s", o.RunDir, o.RunDir)
+		}
+		return file, nil
+	}
+	root, err := pyexport.Root()
+	if err != nil {
+		return "", fmt.Errorf("no --config given, and the default %s was not found: %w", defaultConfig, err)
+	}
+	fmt.Fprintf(out, "train: no --config given: training the default, %s\n", defaultConfig)
+	return filepath.Join(root, defaultConfig), nil
+}
+
+// checkResume returns the checkpoint to resume from (nil: start at step 0),
+// or an error when the folder's state and --resume disagree.
+func (r *run) checkResume(resume bool) (*checkpoint.State, error) {
+	state, err := r.ckpts.Latest()
+	switch {
+	case err == nil && !resume:
+		return nil, fmt.Errorf("%s already has a checkpoint at step %d: pass --resume to continue it, or choose another --run-dir", r.dir, state.Step)
+	case err == nil && state.ConfigHash != r.hash:
+		return nil, fmt.Errorf("%s was trained from another config (spec hash %.12s, now %.12s): resume with its own %s", r.dir, state.ConfigHash, r.hash, filepath.Join(r.dir, "config.yaml"))
 	case err == nil:
-		if state.ConfigHash != hash {
-			return fail(fmt.Errorf("%s was trained from another config (spec hash %.12s, now %.12s): resume with its own %s", dir, state.ConfigHash, hash, filepath.Join(dir, "config.yaml")))
-		}
-		if err := r.model.Restore(r.ckpts.PrefixPath(state.Prefix)); err != nil {
-			return fail(err)
-		}
-		start = state.Step
-		fmt.Fprintf(out, "train: resumed %s from %s (step %d, epoch %d, position %d)\n", dir, state.Prefix, state.Step, state.Epoch, state.EpochStep)
-	case errors.Is(err, checkpoint.ErrNone) && o.Resume:
-		return fail(fmt.Errorf("--resume: no checkpoint in %s to resume from", r.ckpts.Path))
+		return state, nil
+	case errors.Is(err, checkpoint.ErrNone) && resume:
+		fmt.Fprintf(r.out, "train: --resume: %s has no checkpoint yet (the run stopped before its first save): starting at step 0\n", r.ckpts.Path)
+		return nil, nil
 	case errors.Is(err, checkpoint.ErrNone):
+		return nil, nil
 	default:
-		return fail(err)
+		return nil, err
 	}
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return fail(err)
+}
+
+// ensureExport exports the config's SavedModel when it is missing or was
+// exported from another spec, saying so.
+func ensureExport(ctx context.Context, cfg *config.Config, file string, out io.Writer) error {
+	why, err := pyexport.Stale(cfg, cfg.ExportDir)
+	if err != nil {
+		return fmt.Errorf("the SavedModel of %s: %w (delete %s and try again)", file, err, cfg.ExportDir)
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "config.yaml"), cfg.YAML()); err != nil {
-		return fail(err)
+	if why == "" {
+		return nil
 	}
-	return r, start, nil
+	fmt.Fprintf(out, "train: exporting the SavedModel for %s to %s: %s\n", file, cfg.ExportDir, why)
+	if err := pyexport.Export(ctx, cfg, cfg.ExportDir, out, out); err != nil {
+		return fmt.Errorf("%w (export alone: go run ./runner export --config %s)", err, file)
+	}
+	return nil
+}
+
+// devicesLine says which devices TensorFlow sees and which one runs.
+func devicesLine(m *graph.Model, device string) string {
+	var devs []string
+	for _, d := range m.Devices {
+		devs = append(devs, d.Type+" "+d.Name)
+	}
+	line := fmt.Sprintf("devices: %s; device %s: running on %s", strings.Join(devs, ", "), device, m.Using)
+	if (device == "auto" || device == "") && m.Using != "GPU" {
+		line += " (TensorFlow sees no GPU: this build is CPU-only or no GPU is visible; see the README's GPU section)"
+	}
+	return line
 }
 
 func (r *run) save(step, perEpoch int64) (*checkpoint.State, error) {

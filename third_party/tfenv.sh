@@ -1,22 +1,28 @@
-# third_party/tfenv.sh: the one place that says where TensorFlow's C library is.
+# third_party/tfenv.sh: cgo's flags for TensorFlow's C library, when it is not
+# where cgo looks by default.
 #
 #   source third_party/tfenv.sh      # from the project root, in bash or zsh
 #
 # graft (the Go bindings) links -ltensorflow and includes tensorflow/c/c_api.h.
-# By default both come from the tensorflow-cpu wheel in .venv (made by
-# `make setup`): the wheel ships libtensorflow_cc.so.2, which exports the C API,
-# and the headers under tensorflow/include. We give it the name the linker wants
-# in a link folder, third_party/tflib/, and point cgo at it.
+# `make setup` installs both under /usr/local (third_party/libtensorflow.sh),
+# where cgo and the dynamic linker find them with no flags: then this file sets
+# nothing. Where setup could not (no root), it points cgo at the wheel in .venv
+# instead: the wheel ships libtensorflow_cc.so.2, which exports the C API, and
+# the headers under tensorflow/include; we give the library the name the linker
+# wants in a link folder, third_party/tflib/.
 #
 # With an official libtensorflow build (CPU or GPU) instead, set TF_DIR to the
 # folder that holds its lib/ and include/ before sourcing:
 #   TF_DIR=/opt/libtensorflow source third_party/tfenv.sh
 #
-# The Makefile and .ci/run source this file too, so all three agree.
+# The Makefile sources this file too, so both agree.
 
 _infomax_root="$(cd "$(dirname "${BASH_SOURCE[0]:-${(%):-%x}}")/.." && pwd)"
 
-if [ -n "${TF_DIR:-}" ]; then
+_infomax_system=0
+if [ -z "${TF_DIR:-}" ] && [ -e "${TF_PREFIX:-/usr/local}/share/infomax/libtensorflow.files" ]; then
+  _infomax_system=1 # installed by make setup: nothing to set
+elif [ -n "${TF_DIR:-}" ]; then
   if [ ! -e "$TF_DIR/include/tensorflow/c/c_api.h" ] || ! ls "$TF_DIR"/lib/libtensorflow.so* >/dev/null 2>&1; then
     echo "tfenv: TF_DIR=$TF_DIR has no include/tensorflow/c/c_api.h or lib/libtensorflow.so*; point it at an extracted libtensorflow release" >&2
     return 1 2>/dev/null || exit 1
@@ -40,12 +46,12 @@ else
   ln -sfn "$_tf_wheel/libtensorflow_framework.so.2" "$_tf_lib/libtensorflow_framework.so.2"
 fi
 
-export CGO_ENABLED=1
-export CGO_CFLAGS="-I$_tf_inc"
-export CGO_LDFLAGS="-L$_tf_lib -Wl,-rpath,$_tf_lib"
-# The runtime finds the libraries through the rpath above; LD_LIBRARY_PATH also
-# covers binaries built elsewhere (go test caches, `go run`).
-export LD_LIBRARY_PATH="$_tf_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
-# TensorFlow's C++ logging: warnings and errors only.
-export TF_CPP_MIN_LOG_LEVEL="${TF_CPP_MIN_LOG_LEVEL:-1}"
-unset _tf_inc _tf_lib _tf_wheel
+if [ "$_infomax_system" = 0 ]; then
+  export CGO_ENABLED=1
+  export CGO_CFLAGS="-I$_tf_inc"
+  export CGO_LDFLAGS="-L$_tf_lib -Wl,-rpath,$_tf_lib"
+  # The runtime finds the libraries through the rpath above; LD_LIBRARY_PATH
+  # also covers binaries built elsewhere (go test caches, `go run`).
+  export LD_LIBRARY_PATH="$_tf_lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+fi
+unset _tf_inc _tf_lib _tf_wheel _infomax_system

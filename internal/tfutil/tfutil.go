@@ -14,6 +14,8 @@ import (
 	"unsafe"
 
 	tf "github.com/wamuir/graft/tensorflow"
+
+	_ "github.com/infomax/infomax/internal/tflog" // TensorFlow's log lines off unless asked for
 )
 
 // GCEvery bounds how much C tensor memory may wait for Go's finalizers. A
