@@ -50,10 +50,14 @@ headers() { # the C API headers graft needs, relative to the wheel's include/
     gcc -I"$inc" -M -x c - | tr ' \\' '\n\n' | grep -F "$inc/" | sed "s|^$inc/||" | sort -u
 }
 
-check_link() { # compile and run a C program with no flags but -ltensorflow
-  local tmp; tmp="$(mktemp -d)"
+default_prefix() { [ "$PREFIX" = /usr/local ] || [ "$PREFIX" = /usr ]; }
+
+check_link() { # compile and run a C program against PREFIX's library
+  local tmp flags=(); tmp="$(mktemp -d)"
+  # Under /usr/local: no flags but -ltensorflow, as graft links it.
+  default_prefix || flags=(-I"$PREFIX/include" -L"$PREFIX/lib" -Wl,-rpath,"$PREFIX/lib")
   printf '#include <stdio.h>\n#include "tensorflow/c/c_api.h"\nint main(void){printf("%%s\\n", TF_Version());return 0;}\n' >"$tmp/v.c"
-  if gcc "$tmp/v.c" -ltensorflow -o "$tmp/v" 2>"$tmp/err" && "$tmp/v" 2>>"$tmp/err"; then rm -rf "$tmp"; return 0; fi
+  if gcc "${flags[@]}" "$tmp/v.c" -ltensorflow -o "$tmp/v" 2>"$tmp/err" && "$tmp/v" 2>>"$tmp/err"; then rm -rf "$tmp"; return 0; fi
   cat "$tmp/err" >&2; rm -rf "$tmp"; return 1
 }
 
@@ -68,7 +72,7 @@ install_lib() {
     echo "setup: TensorFlow's C library in $PREFIX is up to date"
     return 0
   fi
-  mkdir -p "$record_dir" 2>/dev/null || true
+  mkdir -p "$PREFIX/lib" "$PREFIX/include" "$record_dir" 2>/dev/null || true
   if [ ! -w "$PREFIX/lib" ] || [ ! -w "$PREFIX/include" ] || [ ! -w "$record_dir" ]; then
     cat >&2 <<MSG
 setup: no write access to $PREFIX, so TensorFlow's C library is not installed
@@ -106,14 +110,16 @@ MSG
   done <<<"$hdrs"
   # Files of an earlier install that this one no longer has.
   if [ -e "$files" ]; then
-    grep -vxFf "$new" "$files" | while read -r old; do rm -f "$old"; done
+    { grep -vxFf "$new" "$files" || true; } | while read -r old; do rm -f "$old"; done
   fi
   mv -f "$new" "$files"
   chmod 0644 "$files"
   printf '%s' "$want" >"$source_stamp"
   if command -v ldconfig >/dev/null; then ldconfig; fi
-  if v="$(check_link)"; then
+  if v="$(check_link)" && default_prefix; then
     echo "setup: TensorFlow $v C library installed; cgo needs no flags now"
+  elif [ -n "$v" ]; then
+    echo "setup: TensorFlow $v C library installed under $PREFIX; point cgo at it: CGO_CFLAGS=-I$PREFIX/include CGO_LDFLAGS=\"-L$PREFIX/lib -Wl,-rpath,$PREFIX/lib\""
   else
     echo "setup: installed into $PREFIX, but a test program does not link with plain -ltensorflow (see above)" >&2
     return 1
