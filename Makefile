@@ -9,7 +9,7 @@ TF_BUILD ?= cpu
 ENV := source third_party/tfenv.sh &&
 PYTEST := .venv/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: setup uninstall export train test vet gotest pytest bench clean
+.PHONY: setup uninstall export train test vet gotest pytest bench fuzz clean
 
 ## setup: .venv with the pinned TensorFlow (TF_BUILD=gpu: the GPU wheel), its C library under /usr/local, Fashion-MNIST
 setup:
@@ -45,3 +45,7 @@ clean:
 ## bench: speed and memory figures (prints them; asserts none)
 bench: setup
 	@$(ENV) go test -run '^$$' -bench . -benchtime 1x ./data ./eval ./runner
+
+## fuzz: Go's fuzzing of every reader of user files, FUZZTIME (30s) per target (not in CI)
+fuzz: setup
+	@$(ENV) FUZZTIME=$(or $(FUZZTIME),30s) bash scripts/fuzz.sh

@@ -53,10 +53,18 @@ var ErrNone = errors.New("no checkpoint")
 // Latest reads latest.json.
 func (d Dir) Latest() (*State, error) {
 	path := filepath.Join(d.Path, LatestFile)
-	raw, err := os.ReadFile(path)
+	fi, err := os.Stat(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: %w", d.Path, ErrNone)
 	}
+	if err != nil {
+		return nil, err
+	}
+	// A few hundred bytes when this package wrote it.
+	if fi.Size() > maxLatestBytes {
+		return nil, fmt.Errorf("%s: %d bytes, not a pointer this package wrote (at most %d): corrupt", path, fi.Size(), maxLatestBytes)
+	}
+	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err
 	}
@@ -64,14 +72,16 @@ func (d Dir) Latest() (*State, error) {
 	if err := json.Unmarshal(raw, &s); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	if s.Prefix == "" {
-		return nil, fmt.Errorf("%s: names no checkpoint", path)
+	if s.Prefix == "" || s.Prefix != filepath.Base(s.Prefix) || s.Prefix == ".." {
+		return nil, fmt.Errorf("%s: names no checkpoint of this folder (prefix %q)", path, s.Prefix)
 	}
 	if _, err := os.Stat(d.PrefixPath(s.Prefix) + ".index"); err != nil {
 		return nil, fmt.Errorf("%s names %s, which is missing: %w", path, s.Prefix, err)
 	}
 	return &s, nil
 }
+
+const maxLatestBytes = 1 << 20
 
 // PrefixPath is the full path of a checkpoint prefix.
 func (d Dir) PrefixPath(prefix string) string { return filepath.Join(d.Path, prefix) }

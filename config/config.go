@@ -8,10 +8,13 @@
 package config
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"github.com/infomax/infomax/data"
+	"io"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -56,6 +59,19 @@ type Data struct {
 	// CacheDir keeps decoded copies of data sets: "" for the user cache
 	// folder (~/.cache/infomax/data), "off" for none.
 	CacheDir string `mapstructure:"cache_dir" yaml:"cache_dir"`
+	// What one file handed to the loaders may make them allocate (data.Limits):
+	// an image's width × height and either side, read from its header before
+	// decoding; the bytes of one file or archive member; how many times its
+	// own size a compressed file or archive may inflate to (plus 64 MiB).
+	MaxImagePixels  int64   `mapstructure:"max_image_pixels" yaml:"max_image_pixels"`
+	MaxImageSide    int     `mapstructure:"max_image_side" yaml:"max_image_side"`
+	MaxFileMiB      int64   `mapstructure:"max_file_mib" yaml:"max_file_mib"`
+	MaxInflateRatio float64 `mapstructure:"max_inflate_ratio" yaml:"max_inflate_ratio"`
+}
+
+// Limits are the data section's limits as package data takes them.
+func (d Data) Limits() data.Limits {
+	return data.Limits{MaxPixels: d.MaxImagePixels, MaxSide: d.MaxImageSide, MaxFileBytes: d.MaxFileMiB << 20, MaxInflation: d.MaxInflateRatio}
 }
 
 // Model shapes the network (see pyexport/model.py).
@@ -136,7 +152,9 @@ func Defaults() Config {
 		ExportDir: "",
 		Seed:      0,
 		Device:    "auto",
-		Data:      Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist", TestFraction: 0.1},
+		Data: Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist", TestFraction: 0.1,
+			MaxImagePixels: data.DefaultMaxPixels, MaxImageSide: data.DefaultMaxSide,
+			MaxFileMiB: data.DefaultMaxFileBytes >> 20, MaxInflateRatio: data.DefaultMaxInflation},
 		Model: Model{
 			ImageSize:     28,
 			Channels:      1,
@@ -245,6 +263,25 @@ type Resolved struct {
 	Sources map[string]Source
 }
 
+// MaxFileBytes bounds a config file; the shipped ones are under 2 KB.
+const MaxFileBytes = 1 << 20
+
+func readConfigFile(file string) ([]byte, error) {
+	f, err := os.Open(file)
+	if err != nil {
+		return nil, fmt.Errorf("read config: %w", err)
+	}
+	defer f.Close()
+	raw, err := io.ReadAll(io.LimitReader(f, MaxFileBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read config %s: %w", file, err)
+	}
+	if len(raw) > MaxFileBytes {
+		return nil, fmt.Errorf("config %s: more than %d bytes: not a config file", file, MaxFileBytes)
+	}
+	return raw, nil
+}
+
 // Load resolves defaults, the YAML file (may be empty for defaults only), the
 // environment and the flags that were set, then validates the result.
 func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
@@ -258,9 +295,9 @@ func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
 
 	fileKeys := map[string]bool{}
 	if file != "" {
-		raw, err := os.ReadFile(file)
+		raw, err := readConfigFile(file)
 		if err != nil {
-			return nil, fmt.Errorf("read config: %w", err)
+			return nil, err
 		}
 		var tree map[string]any
 		if err := yaml.Unmarshal(raw, &tree); err != nil {
@@ -272,9 +309,8 @@ func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
 		for _, k := range flatten(tree, "") {
 			fileKeys[k] = true
 		}
-		v.SetConfigFile(file)
 		v.SetConfigType("yaml")
-		if err := v.ReadInConfig(); err != nil {
+		if err := v.ReadConfig(bytes.NewReader(raw)); err != nil {
 			return nil, fmt.Errorf("config %s: %w", file, err)
 		}
 	}

@@ -53,7 +53,7 @@ func BenchmarkLoadCIFAR10JPEG(b *testing.B) {
 // the official zip from the subset's images repeated, then loads it and
 // prints the time and the peak resident memory.
 func BenchmarkTinyImageNetFullSize(b *testing.B) {
-	t, err := openTree(sharedArchive(b, "tiny-imagenet-200-subset.tar.gz"))
+	t, err := openTree(sharedArchive(b, "tiny-imagenet-200-subset.tar.gz"), Limits{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -84,6 +84,8 @@ type Options struct {
 	TinyTestForTraining bool
 	// CacheDir holds decoded copies keyed by the source (see cache.go); "" for none.
 	CacheDir string
+	// Limits bound what any one file may make the loaders allocate.
+	Limits Limits
 }
 
 // Formats lists the accepted Options.Format values.
@@ -122,7 +124,7 @@ func Load(o Options) (*Splits, error) {
 func load(o Options) (*Splits, error) {
 	switch o.Format {
 	case "fashion_mnist", "mnist":
-		s, err := LoadIDXFolder(o.Path, FashionMNISTClasses)
+		s, err := LoadIDXFolder(o.Path, FashionMNISTClasses, o.Limits)
 		if err != nil {
 			return nil, err
 		}
@@ -168,12 +170,15 @@ var digits = []string{"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"}
 var FashionMNISTClasses = []string{"T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot"}
 
 // LoadFashionMNIST reads the four official Fashion-MNIST IDX files from dir.
-func LoadFashionMNIST(dir string) (*Splits, error) { return LoadIDXFolder(dir, FashionMNISTClasses) }
+func LoadFashionMNIST(dir string) (*Splits, error) {
+	return LoadIDXFolder(dir, FashionMNISTClasses, Limits{})
+}
 
-// LoadIDXFolder reads the four IDX files of the MNIST family (gzipped or not) from dir.
-func LoadIDXFolder(dir string, classes []string) (*Splits, error) {
+// LoadIDXFolder reads the four IDX files of the MNIST family (gzipped or not)
+// from dir, within lim.
+func LoadIDXFolder(dir string, classes []string, lim Limits) (*Splits, error) {
 	load := func(images, labels string) (*Set, error) {
-		s, err := ReadIDXPair(findIDX(dir, images), findIDX(dir, labels), len(classes))
+		s, err := ReadIDXPair(findIDX(dir, images), findIDX(dir, labels), len(classes), lim)
 		if err != nil {
 			return nil, err
 		}

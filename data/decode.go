@@ -41,8 +41,12 @@ func (s Shape) bytes() int { return s.H * s.W * s.C }
 // alpha, CMYK) becomes RGB for C = 3 or luminance for C = 1; transparent
 // pixels become black. An image of another size is resized with a Catmull-Rom
 // filter, which averages over the source pixels when it shrinks
-// (antialiasing). It reports whether it resized.
-func DecodeInto(dst []byte, encoded []byte, s Shape) (resized bool, err error) {
+// (antialiasing). It reports whether it resized. The header is checked against
+// lim before any pixel is decoded (a zero Limits: the defaults).
+func DecodeInto(dst []byte, encoded []byte, s Shape, lim Limits) (resized bool, err error) {
+	if err := lim.checkHeader(encoded); err != nil {
+		return false, err
+	}
 	img, _, err := image.Decode(bytes.NewReader(encoded))
 	if err != nil {
 		return false, err
@@ -83,12 +87,15 @@ type BadImage struct {
 
 func (b BadImage) Error() string { return fmt.Sprintf("%s: %v", b.Path, b.Err) }
 
+func (b BadImage) Unwrap() error { return b.Err }
+
 // decodeJob decodes n images, read by read(i), into one array, on every core.
 type decodeJob struct {
 	n     int
 	read  func(i int) ([]byte, error)
 	where func(i int) string
 	shape Shape
+	lim   Limits
 }
 
 // run returns the pixels, the indices that failed (in order) and how many
@@ -113,7 +120,7 @@ func (j decodeJob) run(keepGoing bool) (pixels []byte, bad []BadImage, badIdx []
 				raw, err := j.read(i)
 				var r bool
 				if err == nil {
-					r, err = DecodeInto(pixels[i*per:(i+1)*per], raw, j.shape)
+					r, err = DecodeInto(pixels[i*per:(i+1)*per], raw, j.shape, j.lim)
 				}
 				if err != nil {
 					mu.Lock()

@@ -51,7 +51,7 @@ func (fs files) names() []string {
 	return out
 }
 
-func (fs files) writeTar(t *testing.T, gz bool) string {
+func (fs files) writeTar(t testing.TB, gz bool) string {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -80,7 +80,7 @@ func (fs files) writeTar(t *testing.T, gz bool) string {
 	return p
 }
 
-func (fs files) writeZip(t *testing.T) string {
+func (fs files) writeZip(t testing.TB) string {
 	t.Helper()
 	var buf bytes.Buffer
 	zw := zip.NewWriter(&buf)
@@ -168,7 +168,7 @@ func TestColourModelsBecomeTheModelsChannels(t *testing.T) {
 		dst := make([]byte, 4*4*c.c)
 		var err error
 		if c.encoded != nil {
-			_, err = DecodeInto(dst, c.encoded, Shape{4, 4, c.c})
+			_, err = DecodeInto(dst, c.encoded, Shape{4, 4, c.c}, Limits{})
 		} else {
 			ImageInto(dst, c.img, Shape{4, 4, c.c})
 		}

@@ -38,7 +38,7 @@ func TestIDXReadsPlainAndGzip(t *testing.T) {
 	px := []byte{1, 2, 3, 4, 5, 6, 7, 8}
 	testmodel.WriteIDX(t, filepath.Join(dir, "img"), 0x803, []int{2, 2, 2}, px)
 	testmodel.WriteIDX(t, filepath.Join(dir, "lab.gz"), 0x801, []int{2}, []byte{3, 9})
-	s, err := data.ReadIDXPair(filepath.Join(dir, "img"), filepath.Join(dir, "lab.gz"), 10)
+	s, err := data.ReadIDXPair(filepath.Join(dir, "img"), filepath.Join(dir, "lab.gz"), 10, data.Limits{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestIDXErrorsNameTheFile(t *testing.T) {
 		{"missing.gz", "labels.gz", "missing.gz", "no such file"},
 	}
 	for _, c := range cases {
-		_, err := data.ReadIDXPair(p(c.images), p(c.labels), 10)
+		_, err := data.ReadIDXPair(p(c.images), p(c.labels), 10, data.Limits{})
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.file) {
 			t.Errorf("%s + %s: error %v, want it to name %s and say %q", c.images, c.labels, err, c.file, c.want)
 		}

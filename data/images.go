@@ -14,9 +14,10 @@ type Images struct {
 }
 
 // ReadImages decodes every image (by extension, at any depth) under path,
-// a folder or a .tar, .tar.gz or .zip archive, into the given shape.
-func ReadImages(path string, shape Shape, skipBad bool) (*Images, error) {
-	t, err := openTree(path)
+// a folder or a .tar, .tar.gz or .zip archive, into the given shape, within
+// lim (a zero Limits: the defaults).
+func ReadImages(path string, shape Shape, skipBad bool, lim Limits) (*Images, error) {
+	t, err := openTree(path, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -33,7 +34,7 @@ func ReadImages(path string, shape Shape, skipBad bool) (*Images, error) {
 	for i, n := range names {
 		items[i] = item{n, Unlabelled}
 	}
-	set, bad, resized, err := decodeItems(t, items, nil, Options{Shape: shape, SkipBad: skipBad}, path)
+	set, bad, resized, err := decodeItems(t, items, nil, Options{Shape: shape, SkipBad: skipBad, Limits: lim}, path)
 	if err != nil {
 		return nil, err
 	}
@@ -51,14 +52,14 @@ func ReadImages(path string, shape Shape, skipBad bool) (*Images, error) {
 }
 
 // ReadImage decodes one image file, or an archive member named as
-// ReadImages names it (archive:member), into the given shape.
-func ReadImage(path string, shape Shape) ([]byte, error) {
-	raw, err := readFileOrMember(path)
+// ReadImages names it (archive:member), into the given shape, within lim.
+func ReadImage(path string, shape Shape, lim Limits) ([]byte, error) {
+	raw, err := readFileOrMember(path, lim)
 	if err != nil {
 		return nil, err
 	}
 	dst := make([]byte, shape.bytes())
-	if _, err := DecodeInto(dst, raw, shape); err != nil {
+	if _, err := DecodeInto(dst, raw, shape, lim); err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
 	return dst, nil

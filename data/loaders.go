@@ -27,6 +27,7 @@ func decodeItems(t *tree, items []item, classes []string, o Options, src string)
 		read:  func(i int) ([]byte, error) { return t.read(items[i].name) },
 		where: func(i int) string { return t.where(items[i].name) },
 		shape: o.Shape,
+		lim:   o.Limits,
 	}
 	pixels, bad, badIdx, resized, err := job.run(o.SkipBad)
 	if err != nil {
@@ -54,7 +55,7 @@ const cifarRecord = 1 + 32*32*3
 // folder or inside cifar-10-binary.tar.gz) or, failing that, a folder of
 // images with train/ and test/ splits (such as a JPEG copy of CIFAR-10).
 func loadCIFAR10(o Options) (*Splits, error) {
-	t, err := openTree(o.Path)
+	t, err := openTree(o.Path, o.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -69,7 +70,7 @@ func loadCIFAR10(o Options) (*Splits, error) {
 	if meta := join(dir, "batches.meta.txt"); t.has(meta) {
 		raw, err := t.read(meta)
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", t.where(meta), err)
 		}
 		var names []string
 		for _, l := range strings.Split(string(raw), "\n") {
@@ -91,7 +92,7 @@ func loadCIFAR10(o Options) (*Splits, error) {
 			}
 			raw, err := t.read(name)
 			if err != nil {
-				return nil, err
+				return nil, fmt.Errorf("%s: %w", t.where(name), err)
 			}
 			s, err := ParseCIFAR10Batch(raw, t.where(name))
 			if err != nil {
@@ -188,7 +189,7 @@ func rawImage(px []byte, s Shape) image.Image {
 // words.txt (names), train/<wnid>/images/*, val/images/* labelled by
 // val/val_annotations.txt, and optionally the unlabelled test/images/*.
 func loadTinyImageNet(o Options) (*Splits, error) {
-	t, err := openTree(o.Path)
+	t, err := openTree(o.Path, o.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -199,7 +200,7 @@ func loadTinyImageNet(o Options) (*Splits, error) {
 	lines := func(name string) ([]string, error) {
 		raw, err := t.read(join(root, name))
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("%s: %w", t.where(join(root, name)), err)
 		}
 		var out []string
 		sc := bufio.NewScanner(bytes.NewReader(raw))
@@ -311,7 +312,7 @@ func splitsOf(t *tree, train, test []item, classes []string, o Options) (*Splits
 // ---- image folders ----
 
 func loadFolder(o Options) (*Splits, error) {
-	t, err := openTree(o.Path)
+	t, err := openTree(o.Path, o.Limits)
 	if err != nil {
 		return nil, err
 	}

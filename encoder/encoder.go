@@ -22,8 +22,11 @@ type Encoder struct {
 	Step       int64      // the checkpoint's training step
 	ConfigHash string     // the manifest's spec hash: which model made the features
 	Shape      data.Shape // the input every image is converted to
-	model      *graph.Model
-	batch      int
+	// Limits bound what one image file may make EncodeFiles allocate (the
+	// run's data.max_* keys); set fields to change them.
+	Limits data.Limits
+	model  *graph.Model
+	batch  int
 }
 
 // Load opens the run folder's SavedModel (from its config.yaml) and restores
@@ -36,7 +39,7 @@ func Load(runDir string) (*Encoder, error) {
 	m := r.Model
 	in := m.Manifest.Input.Shape
 	return &Encoder{Run: runDir, Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, Shape: data.Shape{H: in[0], W: in[1], C: in[2]},
-		model: m, batch: r.Config.Eval.BatchSize}, nil
+		Limits: r.Config.Data.Limits(), model: m, batch: r.Config.Eval.BatchSize}, nil
 }
 
 // Dim is the feature size.
@@ -71,6 +74,24 @@ func (e *Encoder) EncodeImages(imgs []image.Image) ([]float32, error) {
 	pixels := make([]byte, len(imgs)*per)
 	for i, img := range imgs {
 		data.ImageInto(pixels[i*per:(i+1)*per], img, e.Shape)
+	}
+	return e.EncodePixels(pixels)
+}
+
+// EncodeFiles reads image files (JPEG, PNG, GIF, BMP, WebP; or archive
+// members named archive.tar:member) and returns their features, row-major
+// [len(paths), Dim()]. Each header is checked against e.Limits before any
+// pixel is decoded; the first file that is not an image, is corrupt or is
+// over the limits is an error that names it.
+func (e *Encoder) EncodeFiles(paths ...string) ([]float32, error) {
+	per := e.Shape.H * e.Shape.W * e.Shape.C
+	pixels := make([]byte, 0, len(paths)*per)
+	for _, p := range paths {
+		px, err := data.ReadImage(p, e.Shape, e.Limits)
+		if err != nil {
+			return nil, fmt.Errorf("encode: %w", err)
+		}
+		pixels = append(pixels, px...)
 	}
 	return e.EncodePixels(pixels)
 }

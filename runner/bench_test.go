@@ -15,6 +15,7 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/memstat"
 	"github.com/infomax/infomax/internal/testmodel"
 	"github.com/infomax/infomax/pyexport"
 )
@@ -125,7 +126,7 @@ func BenchmarkSoak(b *testing.B) {
 			}
 			batches.done(px)
 			if step%500 == 0 {
-				rss := testmodel.ResidentMiB()
+				rss := memstat.ResidentMiB()
 				if step == 500 {
 					at500 = rss
 				}
@@ -133,6 +134,6 @@ func BenchmarkSoak(b *testing.B) {
 			}
 		}
 		batches.stop()
-		b.ReportMetric(100*(testmodel.ResidentMiB()-at500)/at500, "%-rss-growth")
+		b.ReportMetric(100*(memstat.ResidentMiB()-at500)/at500, "%-rss-growth")
 	}
 }

@@ -36,6 +36,7 @@ func dataOptions(cfg *config.Config, man *graph.Manifest) (data.Options, error) 
 		SkipBad: cfg.Data.SkipBad, TestFraction: cfg.Data.TestFraction, Seed: cfg.Seed,
 		TinyTestForTraining: cfg.Data.TinyTestForTraining,
 		CacheDir:            cache,
+		Limits:              cfg.Data.Limits(),
 	}, nil
 }
 

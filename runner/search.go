@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -46,7 +47,7 @@ func runIndex(o indexOptions, out io.Writer) error {
 		return err
 	}
 	defer enc.Close()
-	imgs, err := data.ReadImages(o.Images, enc.Shape, o.SkipBad)
+	imgs, err := data.ReadImages(o.Images, enc.Shape, o.SkipBad, enc.Limits)
 	if err != nil {
 		return err
 	}
@@ -117,8 +118,10 @@ func runSearch(o searchOptions, out io.Writer) error {
 		return fmt.Errorf("%s was made by another model (spec %.12s at step %d; %s now holds spec %.12s at step %d): index the images again",
 			o.Index, ix.ConfigHash, ix.Step, ix.Run, enc.ConfigHash, enc.Step)
 	}
-	q, err := data.ReadImage(o.Query, enc.Shape)
-	if err != nil {
+	q, err := data.ReadImage(o.Query, enc.Shape, enc.Limits)
+	if errors.Is(err, data.ErrTooLarge) {
+		return fmt.Errorf("query: %w", err)
+	} else if err != nil {
 		return fmt.Errorf("query: %w (want a JPEG, PNG, GIF, BMP or WebP image)", err)
 	}
 	feat, err := enc.EncodePixels(q)
@@ -149,7 +152,7 @@ func runSearch(o searchOptions, out io.Writer) error {
 	}
 	row := eval.GridRow{Query: q}
 	for _, h := range hits[0] {
-		px, err := data.ReadImage(h.Path, enc.Shape)
+		px, err := data.ReadImage(h.Path, enc.Shape, enc.Limits)
 		if err != nil {
 			return fmt.Errorf("strip: %w", err)
 		}

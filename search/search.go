@@ -65,24 +65,41 @@ func Load(path string) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
+	ix, err := Parse(raw)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return ix, nil
+}
+
+// Parse reads the bytes of an index file. Every size in them is checked
+// against the bytes actually there before anything is allocated from it.
+func Parse(raw []byte) (*Index, error) {
 	if !bytes.HasPrefix(raw, []byte(magic)) || len(raw) < len(magic)+8 {
-		return nil, fmt.Errorf("%s: not an infomax index (make one with `runner index`)", path)
+		return nil, errors.New("not an infomax index (make one with `runner index`)")
 	}
 	raw = raw[len(magic):]
 	n := binary.LittleEndian.Uint64(raw)
-	if uint64(len(raw)) < 8+n {
-		return nil, fmt.Errorf("%s: truncated index header", path)
+	raw = raw[8:]
+	if n > uint64(len(raw)) {
+		return nil, fmt.Errorf("the header claims %d bytes, the file holds %d after it: truncated index header", n, len(raw))
 	}
 	var head struct {
 		Index
 		Dim int `json:"dim"`
 	}
-	if err := json.Unmarshal(raw[8:8+n], &head); err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
+	if err := json.Unmarshal(raw[:n], &head); err != nil {
+		return nil, fmt.Errorf("index header: %w", err)
 	}
-	rows := raw[8+n:]
-	if (head.Dim <= 0 && len(head.Paths) > 0) || len(rows) != 4*head.Dim*len(head.Paths) {
-		return nil, fmt.Errorf("%s: %d bytes of features for %d paths of dimension %d: truncated or corrupt", path, len(rows), len(head.Paths), head.Dim)
+	rows := raw[n:]
+	paths := uint64(len(head.Paths))
+	switch {
+	case head.Dim < 0 || (head.Dim == 0 && paths > 0):
+		return nil, fmt.Errorf("index header: feature dimension %d for %d paths: corrupt", head.Dim, paths)
+	case paths == 0 && len(rows) > 0:
+		return nil, fmt.Errorf("%d bytes of features for no paths: corrupt", len(rows))
+	case paths > 0 && (uint64(len(rows))%(4*paths) != 0 || uint64(len(rows))/(4*paths) != uint64(head.Dim)):
+		return nil, fmt.Errorf("%d bytes of features for %d paths of dimension %d: truncated or corrupt", len(rows), paths, head.Dim)
 	}
 	ix := head.Index
 	ix.Features = eval.Features{Dim: head.Dim, Data: make([]float32, len(rows)/4)}

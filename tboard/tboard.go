@@ -115,32 +115,51 @@ func ReadEvents(path string) ([]*eventpb.Event, error) {
 		return nil, err
 	}
 	defer f.Close()
-	r := bufio.NewReader(f)
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	out, err := readEvents(bufio.NewReader(f), fi.Size())
+	if err != nil {
+		return out, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, nil
+}
+
+// readEvents reads the records of an event file of size bytes; a record's
+// length is checked against what is left of the file before it is allocated.
+func readEvents(r io.Reader, size int64) ([]*eventpb.Event, error) {
 	var out []*eventpb.Event
+	left := size
 	for n := 0; ; n++ {
 		var head [12]byte
 		if _, err := io.ReadFull(r, head[:]); errors.Is(err, io.EOF) {
 			return out, nil
 		} else if err != nil {
-			return out, fmt.Errorf("%s: record %d: %w", path, n, err)
+			return out, fmt.Errorf("record %d: %w", n, err)
 		}
 		if MaskedCRC(head[:8]) != binary.LittleEndian.Uint32(head[8:]) {
-			return out, fmt.Errorf("%s: record %d: length CRC mismatch", path, n)
+			return out, fmt.Errorf("record %d: length CRC mismatch", n)
 		}
-		data := make([]byte, binary.LittleEndian.Uint64(head[:8]))
+		length := binary.LittleEndian.Uint64(head[:8])
+		if left -= 16; length > uint64(max(left, 0)) {
+			return out, fmt.Errorf("record %d: claims %d bytes, the file holds %d more: truncated or corrupt", n, length, max(left, 0))
+		}
+		left -= int64(length)
+		data := make([]byte, length)
 		var foot [4]byte
 		if _, err := io.ReadFull(r, data); err != nil {
-			return out, fmt.Errorf("%s: record %d: %w", path, n, err)
+			return out, fmt.Errorf("record %d: %w", n, err)
 		}
 		if _, err := io.ReadFull(r, foot[:]); err != nil {
-			return out, fmt.Errorf("%s: record %d: %w", path, n, err)
+			return out, fmt.Errorf("record %d: %w", n, err)
 		}
 		if MaskedCRC(data) != binary.LittleEndian.Uint32(foot[:]) {
-			return out, fmt.Errorf("%s: record %d: data CRC mismatch", path, n)
+			return out, fmt.Errorf("record %d: data CRC mismatch", n)
 		}
 		e := &eventpb.Event{}
 		if err := proto.Unmarshal(data, e); err != nil {
-			return out, fmt.Errorf("%s: record %d: %w", path, n, err)
+			return out, fmt.Errorf("record %d: %w", n, err)
 		}
 		out = append(out, e)
 	}

@@ -3,7 +3,7 @@ package tfutil_test
 import (
 	"testing"
 
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/memstat"
 	"github.com/infomax/infomax/internal/tfutil"
 )
 
@@ -16,7 +16,7 @@ func TestDroppedTensorsAreFreed(t *testing.T) {
 	for i := range data {
 		data[i] = float32(i)
 	}
-	before := testmodel.ResidentMiB()
+	before := memstat.ResidentMiB()
 	if before < 0 {
 		t.Skip("no VmRSS in /proc/self/status")
 	}
@@ -29,7 +29,7 @@ func TestDroppedTensorsAreFreed(t *testing.T) {
 			t.Fatalf("shape %v", s)
 		}
 	}
-	if grew := testmodel.ResidentMiB() - before; grew > 256 {
+	if grew := memstat.ResidentMiB() - before; grew > 256 {
 		t.Fatalf("resident memory grew by %.0f MiB after making and dropping 2 GiB of tensors; want ≤ 256", grew)
 	}
 }

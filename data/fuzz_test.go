@@ -1,0 +1,120 @@
+package data
+
+import (
+	"archive/zip"
+	"bufio"
+	"bytes"
+	"image/color"
+	"image/gif"
+	"os"
+	"testing"
+
+	"golang.org/x/image/bmp"
+
+	"github.com/infomax/infomax/internal/hostile"
+)
+
+// Fuzz targets for every reader of a file a user hands us. `make fuzz` runs
+// each for a bounded time; plain `go test` runs their seed corpora and the
+// inputs that once failed (testdata/fuzz). Each target's only claim: no
+// panic, and no allocation past the limits, whatever the bytes.
+
+// fuzzLimits keep one execution small.
+var fuzzLimits = Limits{MaxPixels: 1 << 20, MaxSide: 4096, MaxFileBytes: 1 << 20, MaxInflation: 4}
+
+func imageSeeds() [][]byte {
+	img := solid(6, 5, color.RGBA{200, 100, 50, 255})
+	var g, b bytes.Buffer
+	gif.Encode(&g, img, nil)
+	bmp.Encode(&b, img)
+	return [][]byte{encodePNG(img), encodeJPEG(img), g.Bytes(), b.Bytes(), webpGrey,
+		hostile.PNG(100_000, 100_000), hostile.JPEG(65535, 65535), hostile.GIF(65535, 65535),
+		hostile.BMP(100_000, 100_000), hostile.WebP(40_000, 40_000)}
+}
+
+func FuzzDecodeImage(f *testing.F) {
+	for _, s := range imageSeeds() {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		DecodeInto(make([]byte, 8*8*3), b, Shape{8, 8, 3}, fuzzLimits)
+		DecodeInto(make([]byte, 8*8), b, Shape{8, 8, 1}, fuzzLimits)
+	})
+}
+
+func FuzzIDX(f *testing.F) {
+	plain := append(hostile.IDX(2, 2, 2), 1, 2, 3, 4, 5, 6, 7, 8)
+	f.Add(plain)
+	f.Add(hostile.Gzip(plain, 0))
+	f.Add(hostile.IDX(1<<31, 1<<16, 1<<16))
+	f.Add(hostile.Gzip(hostile.IDX(1_000_000, 28, 28), 1000))
+	f.Add(append(hostile.IDX(3), 0, 1, 2))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		for _, magic := range []uint32{idxImages, idxLabels} {
+			dims, data, err := decodeIDX(bufio.NewReader(bytes.NewReader(b)), int64(len(b)), magic, fuzzLimits)
+			if err == nil {
+				n := 1
+				for _, d := range dims {
+					n *= d
+				}
+				if n != len(data) {
+					t.Fatalf("dims %v but %d bytes", dims, len(data))
+				}
+			}
+		}
+	})
+}
+
+func FuzzCIFAR10Batch(f *testing.F) {
+	f.Add(cifarRecords(2, 3))
+	f.Add(bytes.Repeat([]byte{1}, 3073*2+5))
+	f.Add([]byte{10})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		s, err := ParseCIFAR10Batch(b, "batch.bin")
+		if err == nil && s.Len()*3073 != len(b) {
+			t.Fatalf("%d records from %d bytes", s.Len(), len(b))
+		}
+	})
+}
+
+func archiveSeeds(f *testing.F, write func(files) string) {
+	for _, fs := range []files{labelledFolder(), {"a/x.png": encodePNG(solid(3, 3, color.White)), "b/": nil}} {
+		raw, err := os.ReadFile(write(fs))
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(raw)
+	}
+}
+
+// readAll opens every member of a tree: what a loader does.
+func readAll(tr *tree) {
+	for _, n := range tr.files {
+		tr.read(n)
+	}
+}
+
+func FuzzTar(f *testing.F) {
+	archiveSeeds(f, func(fs files) string { return fs.writeTar(f, false) })
+	archiveSeeds(f, func(fs files) string { return fs.writeTar(f, true) })
+	f.Add(hostile.TarGz("bomb.png", 10<<20))
+	f.Add(hostile.TarGzMany("m", 30, 100<<10))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		gz := len(b) > 1 && b[0] == 0x1f && b[1] == 0x8b
+		if tr, err := readTar(bytes.NewReader(b), "f.tar", int64(len(b)), gz, fuzzLimits); err == nil {
+			readAll(tr)
+		}
+	})
+}
+
+func FuzzZip(f *testing.F) {
+	archiveSeeds(f, func(fs files) string { return fs.writeZip(f) })
+	f.Add(hostile.Zip("bomb.png", 10<<20))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
+		if err != nil {
+			return
+		}
+		readAll(zipTree(zr, "f.zip", fuzzLimits))
+	})
+}

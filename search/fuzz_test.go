@@ -1,0 +1,75 @@
+package search
+
+import (
+	"encoding/binary"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/infomax/infomax/eval"
+)
+
+func indexBytes(t testing.TB, paths []string, dim int) []byte {
+	ix := &Index{Paths: paths, Features: eval.Features{Dim: dim, Data: make([]float32, dim*len(paths))}, Run: "runs/x", ConfigHash: "abc", Step: 3}
+	for i := range ix.Features.Data {
+		ix.Features.Data[i] = float32(i) / 7
+	}
+	p := filepath.Join(t.TempDir(), "x.idx")
+	if err := ix.Save(p); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// lyingHeader is an index whose header length is 2^64-1.
+func lyingHeader() []byte {
+	b := []byte(magic)
+	return binary.LittleEndian.AppendUint64(b, ^uint64(0))
+}
+
+// FuzzParse: no index file, however corrupt, panics Parse or yields an index
+// whose features and paths disagree.
+func FuzzParse(f *testing.F) {
+	f.Add(indexBytes(f, []string{"a.png", "b.png"}, 3))
+	f.Add(indexBytes(f, nil, 0))
+	f.Add(lyingHeader())
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ix, err := Parse(b)
+		if err == nil && ix.Features.Dim*len(ix.Paths) != len(ix.Features.Data) {
+			t.Fatalf("%d paths of dimension %d, %d values", len(ix.Paths), ix.Features.Dim, len(ix.Features.Data))
+		}
+	})
+}
+
+// Truncated, corrupt or lying index files: clear errors.
+func TestCorruptIndexFiles(t *testing.T) {
+	good := indexBytes(t, []string{"a.png", "b.png"}, 3)
+	headLen := binary.LittleEndian.Uint64(good[len(magic):])
+	// The same 2×3 values, with a header that claims dimension 30.
+	head := strings.Replace(string(good[len(magic)+8:len(magic)+8+int(headLen)]), `"dim":3`, `"dim":30`, 1)
+	moreVectors := binary.LittleEndian.AppendUint64([]byte(magic), uint64(len(head)))
+	moreVectors = append(append(moreVectors, head...), good[len(magic)+8+int(headLen):]...)
+	cases := map[string]struct {
+		raw  []byte
+		want string
+	}{
+		"truncated":            {good[:len(good)-5], "truncated or corrupt"},
+		"header length 2^64-1": {lyingHeader(), "truncated index header"},
+		"header cut":           {good[:len(magic)+8+int(headLen)/2], "truncated index header"},
+		"claims more vectors":  {moreVectors, "of dimension 30: truncated or corrupt"},
+		"not an index":         {[]byte("hello"), "not an infomax index"},
+	}
+	for name, c := range cases {
+		p := filepath.Join(t.TempDir(), "x.idx")
+		os.WriteFile(p, c.raw, 0o644)
+		_, err := Load(p)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v, want %q naming the file", name, err, c.want)
+		}
+	}
+}
