@@ -134,17 +134,21 @@ func readCache(dir, key string) (*Splits, error) {
 		return bad("too short")
 	}
 	n := binary.LittleEndian.Uint64(raw)
-	if uint64(len(raw)) < 8+n {
+	if n > uint64(len(raw)-8) {
 		return bad("header cut short")
 	}
 	var hdr cacheHeader
 	if err := json.Unmarshal(raw[8:8+n], &hdr); err != nil || hdr.Version != cacheVersion {
 		return bad("not a cache file of this version")
 	}
-	per := hdr.Shape[0] * hdr.Shape[1] * hdr.Shape[2]
-	if uint64(len(raw)) != 8+n+uint64((hdr.Train+hdr.TestN)*(per+4)) {
+	// Every count is checked against the bytes there before it is used.
+	h, w, c := hdr.Shape[0], hdr.Shape[1], hdr.Shape[2]
+	body := uint64(len(raw)) - 8 - n
+	if h <= 0 || w <= 0 || c <= 0 || hdr.Train < 0 || hdr.TestN < 0 || uint64(h)*uint64(w) > body || uint64(h*w)*uint64(c) > body ||
+		uint64(hdr.Train+hdr.TestN) > body || uint64(hdr.Train+hdr.TestN)*uint64(h*w*c+4) != body {
 		return bad("size does not match its header")
 	}
+	per := h * w * c
 	rest := raw[8+n:]
 	take := func(count int) *Set {
 		s := &Set{H: hdr.Shape[0], W: hdr.Shape[1], C: hdr.Shape[2], Classes: hdr.Classes, Source: hdr.Source}

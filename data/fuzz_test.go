@@ -118,3 +118,29 @@ func FuzzZip(f *testing.F) {
 		readAll(zipTree(zr, "f.zip", fuzzLimits))
 	})
 }
+
+// FuzzReadCache: a corrupt file in the decoded-data cache is refused (and
+// then rebuilt by Load), never trusted.
+func FuzzReadCache(f *testing.F) {
+	dir := f.TempDir()
+	set := &Set{Images: make([]byte, 3*2*2), Labels: []int{0, 1, 0}, H: 2, W: 2, C: 1, Classes: []string{"a", "b"}}
+	p, err := writeCache(dir, "seed", &Splits{Train: set, Test: set})
+	if err != nil {
+		f.Fatal(err)
+	}
+	raw, _ := os.ReadFile(p)
+	f.Add(raw)
+	f.Add(raw[:len(raw)/2])
+	f.Fuzz(func(t *testing.T, b []byte) {
+		if err := os.WriteFile(cachePath(dir, "x"), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if s, err := readCache(dir, "x"); err == nil {
+			for _, set := range []*Set{s.Train, s.Test} {
+				if len(set.Images) != set.Len()*set.ImageBytes() {
+					t.Fatalf("%d bytes for %d images of %d", len(set.Images), set.Len(), set.ImageBytes())
+				}
+			}
+		}
+	})
+}

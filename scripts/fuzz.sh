@@ -13,6 +13,7 @@ targets=(
   "./data FuzzCIFAR10Batch"
   "./data FuzzTar"
   "./data FuzzZip"
+  "./data FuzzReadCache"
   "./search FuzzParse"
   "./tboard FuzzReadEvents"
   "./config FuzzLoad"

@@ -10,13 +10,16 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"compress/zlib"
 	"encoding/binary"
 	"hash/crc32"
 	"io"
 )
 
-// PNG is a valid PNG signature and IHDR chunk claiming w×h RGBA pixels, then
-// the end: 45 bytes, a decoder that trusts it allocates 4·w·h bytes.
+// PNG is a valid PNG signature, an IHDR chunk claiming w×h RGBA pixels, and
+// one small IDAT chunk (the first row's filter byte and a few pixels): 72
+// bytes. A decoder that trusts the header allocates 4·w·h bytes when it
+// reaches the IDAT (Go's image/png does: 40 GB for 100,000 × 100,000).
 func PNG(w, h uint32) []byte {
 	var b bytes.Buffer
 	b.WriteString("\x89PNG\r\n\x1a\n")
@@ -25,6 +28,11 @@ func PNG(w, h uint32) []byte {
 	binary.BigEndian.PutUint32(ihdr[4:], h)
 	ihdr[8], ihdr[9] = 8, 6 // 8 bits, RGBA
 	chunk(&b, "IHDR", ihdr)
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	zw.Write(make([]byte, 17))
+	zw.Close()
+	chunk(&b, "IDAT", z.Bytes())
 	chunk(&b, "IEND", nil)
 	return b.Bytes()
 }
