@@ -21,6 +21,7 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/internal/runload"
 	"github.com/infomax/infomax/pyexport"
 	"github.com/infomax/infomax/tboard"
 )
@@ -274,7 +275,7 @@ func setUp(ctx context.Context, o trainOptions, out io.Writer) (*run, int64, err
 	if err := ensureExport(ctx, &cfg.Config, file, out); err != nil {
 		return nil, 0, err
 	}
-	r.model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads, Device: cfg.Device})
+	r.model, err = runload.Model(cfg)
 	if err != nil {
 		return nil, 0, err
 	}

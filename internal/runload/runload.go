@@ -1,7 +1,9 @@
-// Package runload opens a finished (or interrupted) training run: the resolved
-// config.yaml the run wrote, the SavedModel that config names, and the latest
-// complete checkpoint restored into it. `runner eval` and package encoder both
-// start here.
+// Package runload opens runs: Model loads the SavedModel a resolved config
+// names, with the session the config asks for (spec hash checked, thread
+// pools, device), for `runner train`; Open opens a finished (or interrupted)
+// run folder: its config.yaml, that model, and the latest complete checkpoint
+// restored into it, for `runner eval`, `index`, `search` and package encoder.
+// Every TensorFlow session of a run is made here.
 package runload
 
 import (
@@ -41,7 +43,7 @@ func Open(dir string) (*Run, error) {
 		return nil, fmt.Errorf("%s: the checkpoint was trained from spec %.12s, the run's config.yaml says %.12s (was config.yaml edited?)",
 			dir, r.State.ConfigHash, hash)
 	}
-	r.Model, err = graph.Load(cfg.ExportDir, graph.Options{ConfigHash: hash, IntraOpThreads: cfg.Train.IntraOpThreads, InterOpThreads: cfg.Train.InterOpThreads})
+	r.Model, err = Model(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -50,4 +52,16 @@ func Open(dir string) (*Run, error) {
 		return nil, err
 	}
 	return r, nil
+}
+
+// Model loads the SavedModel cfg names (cfg.ExportDir), checking its manifest
+// against cfg's spec, in a session with cfg's thread pools on cfg's device.
+func Model(cfg *config.Resolved) (*graph.Model, error) {
+	_, hash := cfg.SpecJSON()
+	return graph.Load(cfg.ExportDir, graph.Options{
+		ConfigHash:     hash,
+		IntraOpThreads: cfg.Train.IntraOpThreads,
+		InterOpThreads: cfg.Train.InterOpThreads,
+		Device:         cfg.Device,
+	})
 }
