@@ -8,6 +8,7 @@
 package encoder
 
 import (
+	"context"
 	"fmt"
 	"image"
 
@@ -51,19 +52,7 @@ func (e *Encoder) Close() error { return e.model.Close() }
 // EncodePixels returns the features of packed uint8 images of the encoder's
 // Shape (N·H·W·C bytes), row-major [N, Dim()].
 func (e *Encoder) EncodePixels(pixels []byte) ([]float32, error) {
-	per := e.Shape.H * e.Shape.W * e.Shape.C
-	if len(pixels)%per != 0 {
-		return nil, fmt.Errorf("encode: %d bytes is not a whole number of %d×%d×%d images", len(pixels), e.Shape.H, e.Shape.W, e.Shape.C)
-	}
-	out := make([]float32, 0, len(pixels)/per*e.Dim())
-	for i := 0; i < len(pixels); i += e.batch * per {
-		z, err := e.model.Encode(pixels[i:min(i+e.batch*per, len(pixels))])
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, z...)
-	}
-	return out, nil
+	return e.model.EncodeAll(context.Background(), pixels, e.batch)
 }
 
 // EncodeImages converts images of any size and colour model to the encoder's

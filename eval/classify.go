@@ -75,7 +75,7 @@ type KNNSettings struct {
 	K           int     // majority vote over the K nearest
 	WeightedK   int     // weighted vote over the WeightedK nearest
 	Temperature float64 // weight exp(similarity / Temperature)
-	Chunk       int     // queries per similarity block (default 1024)
+	Chunk       int     // queries per similarity block (default Chunk)
 }
 
 // KNNResult holds top-1 accuracies of kNN classifiers: cosine 1-NN, majority
@@ -96,7 +96,7 @@ func KNN(bank Features, bankLabels []int, queries Features, queryLabels []int, n
 	kmax := min(max(s.K, s.WeightedK, 1), bank.Len())
 	chunk := s.Chunk
 	if chunk <= 0 {
-		chunk = 1024
+		chunk = Chunk
 	}
 	nb, err := Search(bank, queries, kmax, chunk)
 	if err != nil {

@@ -11,6 +11,7 @@ package graph
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -375,6 +376,31 @@ func (m *Model) Encode(pixels []byte) ([]float32, error) {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
 	return tfutil.Float32s(out[0])
+}
+
+// EncodeAll encodes any number of packed images, batch at a time (the one
+// batched encode loop of the project). A cancelled ctx stops it between
+// batches with ctx's error.
+func (m *Model) EncodeAll(ctx context.Context, pixels []byte, batch int) ([]float32, error) {
+	per := m.Manifest.ImageBytes()
+	if len(pixels)%per != 0 {
+		return nil, fmt.Errorf("encode: %d bytes is not a whole number of %v images", len(pixels), m.Manifest.Input.Shape)
+	}
+	if batch < 1 {
+		return nil, fmt.Errorf("encode: batch %d: want at least 1", batch)
+	}
+	out := make([]float32, 0, len(pixels)/per*m.Manifest.FeatureDim)
+	for i := 0; i < len(pixels); i += batch * per {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		z, err := m.Encode(pixels[i:min(i+batch*per, len(pixels))])
+		if err != nil {
+			return out, fmt.Errorf("images %d..%d: %w", i/per, min(i+batch*per, len(pixels))/per, err)
+		}
+		out = append(out, z...)
+	}
+	return out, nil
 }
 
 // Save writes a checkpoint of every variable under prefix (prefix.index and

@@ -74,6 +74,17 @@ func Stale(cfg *config.Config, dir string) (string, error) {
 	return "", nil
 }
 
+// OtherSpec reports whether dir holds a SavedModel with a readable manifest
+// exported from a spec other than cfg's.
+func OtherSpec(cfg *config.Config, dir string) bool {
+	man, err := graph.ReadManifest(dir)
+	if err != nil {
+		return false
+	}
+	_, hash := cfg.SpecJSON()
+	return man.ConfigHash != hash
+}
+
 // Export (re)writes the SavedModel for cfg into dir. Output of the exporter
 // goes to the given writers.
 func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr io.Writer) error {

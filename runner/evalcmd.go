@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/infomax/infomax/eval"
 	"io"
 
 	"github.com/spf13/cobra"
@@ -39,7 +40,7 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	if len(o.RunDirs) == 0 {
 		return errors.New("eval: pass --run-dir DIR (repeat it to compare runs)")
 	}
-	var reps []*Report
+	var reps []*eval.Report
 	for _, dir := range o.RunDirs {
 		rep, err := evalRun(ctx, dir, out)
 		if err != nil {
@@ -50,7 +51,7 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 		}
 	}
 	if len(reps) > 1 || o.Table != "" {
-		t := compareTable(reps)
+		t := eval.CompareTable(reps)
 		fmt.Fprint(out, "\n"+t)
 		if o.Table != "" {
 			return fsutil.WriteFileAtomic(o.Table, []byte(t))
@@ -60,7 +61,7 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 }
 
 // evalRun loads a run's config, model and latest checkpoint and evaluates it.
-func evalRun(ctx context.Context, dir string, out io.Writer) (*Report, error) {
+func evalRun(ctx context.Context, dir string, out io.Writer) (*eval.Report, error) {
 	opened, err := runload.Open(dir)
 	if err != nil {
 		return nil, err

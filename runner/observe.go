@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"github.com/infomax/infomax/eval"
 	"image/png"
 	"io"
 	"os"
@@ -78,7 +79,7 @@ func (r *run) logScalars(step int64, l graph.Losses, ips, wait float64) error {
 }
 
 // logReport sends an evaluation's accuracies and retrieval grids to TensorBoard.
-func (r *run) logReport(rep *Report) error {
+func (r *run) logReport(rep *eval.Report) error {
 	k := rep.Model.KNN
 	v := map[string]float64{"knn/weighted": k.Weighted, "knn/majority": k.Majority, "knn/nn1_cosine": k.Top1NN, "knn/nn1_l2": k.L2NN1}
 	if rep.Model.Probe != nil {

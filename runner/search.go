@@ -159,7 +159,7 @@ func runSearch(o searchOptions, out io.Writer) error {
 		row.Neighbours = append(row.Neighbours, px)
 	}
 	s := enc.Shape
-	if err := eval.WriteGrid(o.Strip, []eval.GridRow{row}, s.H, s.W, s.C, max(1, (64+s.H-1)/s.H)); err != nil {
+	if err := eval.WriteGrid(o.Strip, []eval.GridRow{row}, s.H, s.W, s.C, eval.GridScale(s.H)); err != nil {
 		return err
 	}
 	if !o.JSON {

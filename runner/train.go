@@ -266,14 +266,22 @@ func setUp(ctx context.Context, o trainOptions, out io.Writer) (*run, int64, err
 	if err != nil {
 		return nil, 0, err
 	}
+	export, why, err := exportDirFor(&cfg.Config, out)
+	if err != nil {
+		return nil, 0, fmt.Errorf("the SavedModel of %s: %w", file, err)
+	}
+	cfg.ExportDir = export // config.yaml records the SavedModel the run uses
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, 0, fmt.Errorf("run folder: %w", err)
 	}
 	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "config.yaml"), cfg.YAML()); err != nil {
 		return nil, 0, fmt.Errorf("run folder: %w", err)
 	}
-	if err := ensureExport(ctx, &cfg.Config, file, out); err != nil {
-		return nil, 0, err
+	if why != "" {
+		fmt.Fprintf(out, "train: exporting the SavedModel for %s to %s: %s\n", file, export, why)
+		if err := pyexport.Export(ctx, &cfg.Config, export, out, out); err != nil {
+			return nil, 0, fmt.Errorf("%w (export alone: go run ./runner export --config %s)", err, file)
+		}
 	}
 	r.model, err = runload.Model(cfg)
 	if err != nil {
@@ -339,21 +347,21 @@ func (r *run) checkResume(resume bool) (*checkpoint.State, error) {
 	}
 }
 
-// ensureExport exports the config's SavedModel when it is missing or was
-// exported from another spec, saying so.
-func ensureExport(ctx context.Context, cfg *config.Config, file string, out io.Writer) error {
-	why, err := pyexport.Stale(cfg, cfg.ExportDir)
-	if err != nil {
-		return fmt.Errorf("the SavedModel of %s: %w (delete %s and try again)", file, err, cfg.ExportDir)
+// exportDirFor picks the folder of the SavedModel for cfg's spec, and says
+// why it must be exported ("" when it is there already). Exports are never
+// overwritten under another run: when cfg.ExportDir holds the SavedModel of
+// another spec (a flag such as --loss.alpha 0 changed the spec), this
+// spec's goes beside it, to EXPORT_DIR-<spec hash, 12 digits>.
+func exportDirFor(cfg *config.Config, out io.Writer) (dir, why string, err error) {
+	why, err = pyexport.Stale(cfg, cfg.ExportDir)
+	if err != nil || why == "" || !pyexport.OtherSpec(cfg, cfg.ExportDir) {
+		return cfg.ExportDir, why, err
 	}
-	if why == "" {
-		return nil
-	}
-	fmt.Fprintf(out, "train: exporting the SavedModel for %s to %s: %s\n", file, cfg.ExportDir, why)
-	if err := pyexport.Export(ctx, cfg, cfg.ExportDir, out, out); err != nil {
-		return fmt.Errorf("%w (export alone: go run ./runner export --config %s)", err, file)
-	}
-	return nil
+	_, hash := cfg.SpecJSON()
+	alt := strings.TrimRight(cfg.ExportDir, "/") + "-" + hash[:12]
+	fmt.Fprintf(out, "train: %s holds the SavedModel of another spec; this config's is %s\n", cfg.ExportDir, alt)
+	why, err = pyexport.Stale(cfg, alt)
+	return alt, why, err
 }
 
 // devicesLine says which devices TensorFlow sees and which one runs.

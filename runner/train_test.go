@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/infomax/infomax/eval"
 	"math"
 	"os"
 	"os/exec"
@@ -112,7 +113,7 @@ func TestTrainEndToEnd(t *testing.T) {
 	if len(ckpts) != 2 {
 		t.Errorf("checkpoint files %v, want the 2 kept", ckpts)
 	}
-	var rep Report
+	var rep eval.Report
 	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -190,9 +191,19 @@ func TestTrainExportsWhenMissingOrStale(t *testing.T) {
 	if out := train(cfgPath); strings.Contains(out, "exporting") {
 		t.Errorf("fresh export: exported again:\n%s", out)
 	}
+	// Another spec's export goes beside it; the first stays for its runs.
 	other := smallConfigWith(t, cfgPath, "optimizer: {learning_rate: 0.5}")
-	if out := train(other); !strings.Contains(out, "exported from another spec") {
-		t.Errorf("stale export: no re-export announced:\n%s", out)
+	if out := train(other); !strings.Contains(out, "holds the SavedModel of another spec") || !strings.Contains(out, "exporting the SavedModel") {
+		t.Errorf("export of another spec: not announced:\n%s", out)
+	}
+	if m, _ := filepath.Glob(exportDir + "-*"); len(m) != 1 {
+		t.Errorf("exports beside %s: %v, want one", exportDir, m)
+	}
+	if out := train(cfgPath); strings.Contains(out, "exporting") {
+		t.Errorf("the first spec's export was overwritten:\n%s", out)
+	}
+	if out := train(other); strings.Contains(out, "exporting") {
+		t.Errorf("the second spec's export was not found again:\n%s", out)
 	}
 }
 

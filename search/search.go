@@ -118,7 +118,7 @@ func (ix *Index) Search(queries eval.Features, k int, metric eval.Metric) ([][]H
 		return nil, fmt.Errorf("search: queries of dimension %d, the index has %d", queries.Dim, ix.Features.Dim)
 	}
 	k = min(k, len(ix.Paths))
-	nb, err := eval.SearchMetric(ix.Features, queries, k, 1024, metric)
+	nb, err := eval.SearchMetric(ix.Features, queries, k, eval.Chunk, metric)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,228 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/infomax/infomax/internal/fsutil"
+)
+
+// Chunk is the number of queries whose similarities to the whole bank are
+// held at once, in every kNN search of the project.
+const Chunk = 1024
+
+// Split is one labelled split: its features, its labels and, for the
+// retrieval grids and the raw-pixel baseline, its images (N·H·W·C uint8).
+type Split struct {
+	Features Features
+	Labels   []int
+	Images   []byte
+	H, W, C  int
+}
+
+func (s Split) image(i int) []byte {
+	per := s.H * s.W * s.C
+	return s.Images[i*per : (i+1)*per]
+}
+
+// Pixels are the baseline features of a split: its pixels scaled as the
+// model's input is (x·scale + offset, e.g. x/255 − 0.5), so that cosine
+// similarity sees what the encoder sees.
+func (s Split) Pixels(scale, offset float32) Features {
+	f := Features{Dim: s.H * s.W * s.C, Data: make([]float32, len(s.Images))}
+	for i, v := range s.Images {
+		f.Data[i] = float32(v)*scale + offset
+	}
+	return f
+}
+
+// Settings say what Evaluate computes and where it writes.
+type Settings struct {
+	Classes                  int
+	K, WeightedK             int
+	Temperature              float64
+	ProbeEpochs, ProbeBatch  int // ProbeEpochs 0: no linear probe
+	Seed                     int64
+	GridRows, GridNeighbours int // GridRows 0: no retrieval grids
+	PixelScale, PixelOffset  float32
+	Dir                      string // report.json, report.md, grids and .npy files go here
+	// ProbeGraph returns the folder of the linear probe's exported graph for
+	// dim features and the given classes (pyexport.ExportProbe).
+	ProbeGraph func(ctx context.Context, dim, classes int) (string, error)
+	// PixelCache, if set, keeps the raw-pixel figures (they depend on the
+	// data and these settings only): read when there, written when not.
+	PixelCache string
+}
+
+// Evaluate computes every figure of the features of a labelled training
+// split (the kNN bank and the probe's training set) and test split: kNN
+// accuracies, the linear probe, the same for raw pixels, the retrieval grids;
+// it writes report.json, report.md, the grids and the features as .npy into
+// s.Dir, and returns the report with rep's identifying fields kept (Run,
+// Data, Step, …). A cancelled ctx stops it between pieces.
+func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*Report, error) {
+	t1 := time.Now()
+	model, err := scores(ctx, train.Features, train.Labels, test.Features, test.Labels, s)
+	if err != nil {
+		return nil, err
+	}
+	rep.KNNSec = time.Since(t1).Seconds()
+	if model.Probe != nil {
+		rep.KNNSec -= model.Probe.Seconds
+	}
+	if rep.Pixels, err = pixelScores(ctx, train, test, s); err != nil {
+		return nil, err
+	}
+	rep.Model = *model
+	rep.TrainSize, rep.TestSize, rep.Classes = len(train.Labels), len(test.Labels), s.Classes
+	rep.FeatureDim = train.Features.Dim
+	rep.Time = time.Now().UTC().Format(time.RFC3339)
+	rep.KNNBlockBytes = int64(min(Chunk, len(test.Labels))) * int64(len(train.Labels)) * 4
+	if rep.Files.Grids, err = writeGrids(s, train, test); err != nil {
+		return nil, err
+	}
+	if rep.Files.Features, err = writeFeatures(s.Dir, train, test); err != nil {
+		return nil, err
+	}
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.Dir, "report.json"), append(raw, '\n')); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(s.Dir, "report.md"), []byte(rep.Markdown())); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	return &rep, nil
+}
+
+// Print writes the report's table and where its files are.
+func (rep *Report) Print(w io.Writer, dir string) {
+	fmt.Fprint(w, rep.Markdown())
+	fmt.Fprintf(w, "report: %s, report.md, %d grids, features as .npy (encode %.1fs at %.0f images/s, kNN %.1fs)\n",
+		filepath.Join(dir, "report.json"), len(rep.Files.Grids), rep.EncodeSec, rep.ImagesPerSec, rep.KNNSec)
+}
+
+// scores runs kNN and, if asked, the linear probe on one kind of features.
+func scores(ctx context.Context, bank Features, bankLabels []int, queries Features, queryLabels []int, s Settings) (*Scores, error) {
+	knn, err := KNN(bank, bankLabels, queries, queryLabels, s.Classes, KNNSettings{
+		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Chunk: Chunk,
+	})
+	if err != nil {
+		return nil, err
+	}
+	sc := &Scores{KNN: knn}
+	if s.ProbeEpochs == 0 {
+		return sc, nil
+	}
+	if ctx.Err() != nil {
+		return nil, ctx.Err()
+	}
+	dir, err := s.ProbeGraph(ctx, bank.Dim, s.Classes)
+	if err != nil {
+		return nil, err
+	}
+	sc.Probe, err = LinearProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
+		Epochs: s.ProbeEpochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// pixelScores are the raw-pixel figures, from s.PixelCache when it holds them.
+func pixelScores(ctx context.Context, train, test Split, s Settings) (*Scores, error) {
+	if s.PixelCache != "" {
+		if raw, err := os.ReadFile(s.PixelCache); err == nil {
+			var sc Scores
+			if json.Unmarshal(raw, &sc) == nil && sc.KNN != nil {
+				return &sc, nil
+			}
+		}
+	}
+	sc, err := scores(ctx, train.Pixels(s.PixelScale, s.PixelOffset), train.Labels, test.Pixels(s.PixelScale, s.PixelOffset), test.Labels, s)
+	if err != nil {
+		return nil, fmt.Errorf("raw-pixel baseline: %w", err)
+	}
+	if s.PixelCache != "" {
+		raw, _ := json.MarshalIndent(sc, "", "  ")
+		if err := fsutil.WriteFileAtomic(s.PixelCache, raw); err != nil {
+			return nil, fmt.Errorf("raw-pixel cache: %w", err)
+		}
+	}
+	return sc, nil
+}
+
+// GridScale is how many times a grid enlarges images of height h: to at
+// least 64 pixels.
+func GridScale(h int) int { return max(1, (64+h-1)/h) }
+
+// writeGrids draws the retrieval grids: GridRows random test queries (seeded)
+// with their nearest training images, by cosine similarity and by Euclidean
+// distance.
+func writeGrids(s Settings, train, test Split) ([]string, error) {
+	if s.GridRows == 0 {
+		return nil, nil
+	}
+	n := len(test.Labels)
+	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x9e1d))
+	picks := rng.Perm(n)[:min(s.GridRows, n)]
+	queries := test.Features
+	q := Features{Dim: queries.Dim}
+	for _, p := range picks {
+		q.Data = append(q.Data, queries.Data[p*queries.Dim:(p+1)*queries.Dim]...)
+	}
+	k := min(s.GridNeighbours, train.Features.Len())
+	var files []string
+	for _, metric := range []Metric{Cosine, L2} {
+		nb, err := SearchMetric(train.Features, q, k, Chunk, metric)
+		if err != nil {
+			return nil, err
+		}
+		rows := make([]GridRow, len(picks))
+		for i, p := range picks {
+			rows[i].Query = test.image(p)
+			for j := 0; j < k; j++ {
+				rows[i].Neighbours = append(rows[i].Neighbours, train.image(int(nb.Index[i*k+j])))
+			}
+		}
+		p := filepath.Join(s.Dir, "retrieval_"+string(metric)+".png")
+		if err := WriteGrid(p, rows, train.H, train.W, train.C, GridScale(train.H)); err != nil {
+			return nil, err
+		}
+		files = append(files, p)
+	}
+	return files, nil
+}
+
+// writeFeatures writes features_{train,test}.npy and labels_{train,test}.npy.
+func writeFeatures(dir string, train, test Split) ([]string, error) {
+	var files []string
+	for _, f := range []struct {
+		name  string
+		split Split
+	}{{"train", train}, {"test", test}} {
+		p := filepath.Join(dir, "features_"+f.name+".npy")
+		if err := WriteNPY(p, f.split.Features.Data, f.split.Features.Len(), f.split.Features.Dim); err != nil {
+			return nil, err
+		}
+		labels := make([]int32, len(f.split.Labels))
+		for i, l := range f.split.Labels {
+			labels[i] = int32(l)
+		}
+		lp := filepath.Join(dir, "labels_"+f.name+".npy")
+		if err := WriteNPY(lp, labels, len(labels)); err != nil {
+			return nil, err
+		}
+		files = append(files, p, lp)
+	}
+	return files, nil
+}

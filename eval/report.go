@@ -1,0 +1,98 @@
+package eval
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Scores are the figures of one kind of feature.
+type Scores struct {
+	KNN   *KNNResult   `json:"knn"`
+	Probe *ProbeResult `json:"linear_probe,omitempty"`
+}
+
+// Report is report.json: every figure of an evaluation.
+type Report struct {
+	Run        string  `json:"run"`
+	Data       string  `json:"data"`
+	DataPath   string  `json:"data_path"`
+	TrainSize  int     `json:"train_size"`
+	TestSize   int     `json:"test_size"`
+	Classes    int     `json:"classes"`
+	Step       int64   `json:"step"`
+	Time       string  `json:"time"`
+	Feature    string  `json:"feature"`
+	FeatureDim int     `json:"feature_dim"`
+	ConfigHash string  `json:"config_hash"`
+	Model      Scores  `json:"model"`
+	Pixels     *Scores `json:"raw_pixels"`
+	Files      struct {
+		Grids    []string `json:"grids"`
+		Features []string `json:"features"`
+	} `json:"files"`
+	EncodeSec     float64 `json:"encode_seconds"`
+	ImagesPerSec  float64 `json:"encode_images_per_second"`
+	KNNSec        float64 `json:"knn_seconds"`
+	KNNBlockBytes int64   `json:"knn_block_bytes"` // the largest similarity block held at once
+}
+
+// Markdown is the short table of report.md.
+func (rep *Report) Markdown() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "## %s: %s, step %d\n\n", rep.Run, rep.Data, rep.Step)
+	fmt.Fprintf(&b, "%d training images (the kNN bank and the probe's training set), %d test images, %d classes; features: %s (%d).\n\n",
+		rep.TrainSize, rep.TestSize, rep.Classes, rep.Feature, rep.FeatureDim)
+	fmt.Fprintln(&b, "| top-1 accuracy | z_mean | raw pixels |")
+	fmt.Fprintln(&b, "|---|---|---|")
+	row := func(name string, get func(*Scores) (float64, bool)) {
+		m, ok := get(&rep.Model)
+		if !ok {
+			return
+		}
+		p := "–"
+		if rep.Pixels != nil {
+			if v, ok := get(rep.Pixels); ok {
+				p = fmt.Sprintf("%.4f", v)
+			}
+		}
+		fmt.Fprintf(&b, "| %s | %.4f | %s |\n", name, m, p)
+	}
+	k := rep.Model.KNN
+	row(fmt.Sprintf("kNN weighted, k = %d, t = %g (cosine)", k.WeightedK, k.Temperature), func(s *Scores) (float64, bool) { return s.KNN.Weighted, true })
+	row(fmt.Sprintf("kNN majority, k = %d (cosine)", k.K), func(s *Scores) (float64, bool) { return s.KNN.Majority, true })
+	row("1-NN (cosine)", func(s *Scores) (float64, bool) { return s.KNN.Top1NN, true })
+	row("1-NN (Euclidean)", func(s *Scores) (float64, bool) { return s.KNN.L2NN1, true })
+	row("linear probe", func(s *Scores) (float64, bool) {
+		if s.Probe == nil {
+			return 0, false
+		}
+		return s.Probe.Accuracy, true
+	})
+	fmt.Fprintln(&b)
+	return b.String()
+}
+
+// CompareTable puts several reports' figures side by side (an ablation), with
+// each data set's raw-pixel figures once.
+func CompareTable(reps []*Report) string {
+	var b strings.Builder
+	fmt.Fprintln(&b, "| run | data | step | kNN weighted | kNN majority | 1-NN cos | 1-NN L2 | linear probe |")
+	fmt.Fprintln(&b, "|---|---|---|---|---|---|---|---|")
+	line := func(name, dataName string, step string, s *Scores) {
+		probe := "–"
+		if s.Probe != nil {
+			probe = fmt.Sprintf("%.4f", s.Probe.Accuracy)
+		}
+		fmt.Fprintf(&b, "| %s | %s | %s | %.4f | %.4f | %.4f | %.4f | %s |\n", name, dataName, step,
+			s.KNN.Weighted, s.KNN.Majority, s.KNN.Top1NN, s.KNN.L2NN1, probe)
+	}
+	seen := map[string]bool{}
+	for _, r := range reps {
+		line(r.Run, r.Data, fmt.Sprint(r.Step), &r.Model)
+		if r.Pixels != nil && !seen[r.DataPath] {
+			seen[r.DataPath] = true
+			line("raw pixels", r.Data, "–", r.Pixels)
+		}
+	}
+	return b.String()
+}

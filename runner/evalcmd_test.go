@@ -1,0 +1,74 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/infomax/infomax/eval"
+)
+
+// runner eval re-evaluates runs from their latest checkpoints (the same
+// figures train printed) and puts them side by side, raw pixels once.
+func TestEvalComparesRuns(t *testing.T) {
+	cfg := smallRun(t, "")
+	var dirs []string
+	for i, extra := range []string{"", "--loss.alpha=0"} {
+		dir := filepath.Join(t.TempDir(), fmt.Sprintf("run%d", i))
+		args := []string{}
+		if extra != "" {
+			args = append(args, extra)
+		}
+		if err := runTrain(context.Background(), trainOptions{ConfigFile: cfg, RunDir: dir, MaxSteps: 3, Flags: flags(t, args...)}, new(bytes.Buffer)); err != nil {
+			t.Fatal(err)
+		}
+		dirs = append(dirs, dir)
+	}
+	first := readReport(t, dirs[0])
+	table := filepath.Join(t.TempDir(), "ablation.md")
+	var out bytes.Buffer
+	if err := runEval(context.Background(), evalOptions{RunDirs: dirs, Table: table}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	again := readReport(t, dirs[0])
+	if *again.Model.KNN != *first.Model.KNN || again.Model.Probe.Accuracy != first.Model.Probe.Accuracy {
+		t.Errorf("eval of the same checkpoint: %+v, train's report %+v", again.Model.KNN, first.Model.KNN)
+	}
+	raw, err := os.ReadFile(table)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(raw)), "\n")
+	if len(lines) != 5 || strings.Count(string(raw), "raw pixels") != 1 { // header, rule, two runs, pixels once
+		t.Fatalf("table:\n%s", raw)
+	}
+	for i, dir := range dirs {
+		rep := readReport(t, dir)
+		want := fmt.Sprintf("| %s | fashion_mnist | 3 | %.4f | %.4f | %.4f | %.4f | %.4f |", dir, rep.Model.KNN.Weighted, rep.Model.KNN.Majority,
+			rep.Model.KNN.Top1NN, rep.Model.KNN.L2NN1, rep.Model.Probe.Accuracy)
+		if !strings.Contains(string(raw), want) {
+			t.Errorf("run %d: table lacks %q:\n%s", i, want, raw)
+		}
+	}
+	if !strings.Contains(out.String(), string(raw)) {
+		t.Errorf("the printed table differs from the file")
+	}
+}
+
+func readReport(t *testing.T, dir string) eval.Report {
+	t.Helper()
+	raw, err := os.ReadFile(filepath.Join(dir, "report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep eval.Report
+	if err := json.Unmarshal(raw, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
+}
