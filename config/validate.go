@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"github.com/infomax/infomax/data"
 	"os"
 	"slices"
 )
@@ -12,7 +13,7 @@ var (
 	scalings   = []string{"unit_centered", "symmetric"}
 	pairings   = []string{"seed", "paper"}
 	objectives = []string{"seed", "local_nce", "local_jsd"}
-	formats    = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder"} // package data's Formats
+	formats    = data.Formats
 )
 
 // Validate refuses values no run can use, naming the key, the value and why.

@@ -5,6 +5,7 @@ package pyexport
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"io"
@@ -123,9 +124,16 @@ func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr 
 }
 
 // ProbeDir is where the linear probe for dim features and classes classes is
-// exported, under the project's exports/ folder.
-func ProbeDir(root string, dim, classes int) string {
-	return filepath.Join(root, "exports", fmt.Sprintf("probe-%dx%d", dim, classes))
+// exported, under the project's exports/ folder: its name carries a hash of
+// pyexport/probe.py and the settings, so a change to the probe's code makes a
+// new export instead of silently reusing the old one.
+func ProbeDir(root string, dim, classes int) (string, error) {
+	src, err := os.ReadFile(filepath.Join(root, "pyexport", "probe.py"))
+	if err != nil {
+		return "", fmt.Errorf("the linear probe's exporter: %w", err)
+	}
+	sum := sha256.Sum256(fmt.Appendf(src, "\n%d %d", dim, classes))
+	return filepath.Join(root, "exports", fmt.Sprintf("probe-%dx%d-%x", dim, classes, sum[:6])), nil
 }
 
 // ExportProbe writes the linear probe's SavedModel (pyexport/probe.py) for
@@ -136,7 +144,10 @@ func ExportProbe(ctx context.Context, dim, classes int, stderr io.Writer) (strin
 	if err != nil {
 		return "", err
 	}
-	dir := ProbeDir(root, dim, classes)
+	dir, err := ProbeDir(root, dim, classes)
+	if err != nil {
+		return "", err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "probe.json")); err == nil {
 		return dir, nil
 	}

@@ -16,6 +16,7 @@ import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
+from .atomic import swap_into_place
 from .model import term_names
 from .module import InfoMax
 from .spec import SCALINGS
@@ -89,13 +90,7 @@ def save(module, config_hash, export_dir):
         with open(os.path.join(tmp, MANIFEST), "w") as f:
             json.dump(manifest, f, indent=2, sort_keys=True)
             f.write("\n")
-        if os.path.exists(export_dir):
-            old = tempfile.mkdtemp(prefix=".old-", dir=parent)
-            os.rename(export_dir, os.path.join(old, "x"))
-            os.rename(tmp, export_dir)
-            shutil.rmtree(old)
-        else:
-            os.rename(tmp, export_dir)
+        swap_into_place(tmp, export_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

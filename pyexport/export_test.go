@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/infomax/infomax/config"
@@ -78,5 +79,35 @@ func TestExportRefusesBadSpec(t *testing.T) {
 	err := pyexport.Export(context.Background(), &cfg, filepath.Join(t.TempDir(), "x"), io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("exporter accepted model.scaling = wide")
+	}
+}
+
+// The probe's export folder follows its code and settings: editing
+// pyexport/probe.py (or asking for another size) names a new folder.
+func TestProbeDirFollowsItsCode(t *testing.T) {
+	root := t.TempDir()
+	os.MkdirAll(filepath.Join(root, "pyexport"), 0o755)
+	write := func(src string) {
+		if err := os.WriteFile(filepath.Join(root, "pyexport", "probe.py"), []byte(src), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := func(dim, classes int) string {
+		d, err := pyexport.ProbeDir(root, dim, classes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return d
+	}
+	write("LEARNING_RATE = 1e-3\n")
+	a, b := dir(256, 10), dir(256, 200)
+	write("LEARNING_RATE = 2e-3\n")
+	c := dir(256, 10)
+	if a == b || a == c || !strings.HasPrefix(filepath.Base(a), "probe-256x10-") {
+		t.Errorf("probe folders %s, %s (other classes), %s (other code): want three names, probe-256x10-…", a, b, c)
+	}
+	write("LEARNING_RATE = 1e-3\n")
+	if dir(256, 10) != a {
+		t.Errorf("the same code and settings named another folder")
 	}
 }

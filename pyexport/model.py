@@ -100,17 +100,40 @@ def local_pairs(z, feature_map, perm):
     return tf.concat([z_map, feature_map], -1), tf.concat([z_map, shuffle(feature_map, perm)], -1)
 
 
-def build_heads(spec, map_shape):
-    """The DIM paper's projection heads for the local objectives: a small MLP
-    on every location of C and one on the code z, both to head_dim."""
+def build_global_disc(spec, map_shape):
+    """The seed's global discriminator, on the pairs global_pairs makes."""
+    return build_discriminator((global_input_dim(spec, map_shape),), spec["model"]["z_dim"], "global_discriminator")
+
+
+def build_local_disc(spec, map_shape):
+    """The seed's local discriminator, on [z at every location, C]."""
+    z_dim = spec["model"]["z_dim"]
+    return build_discriminator(map_shape[:2] + (z_dim + map_shape[2],), z_dim, "local_discriminator")
+
+
+def build_local_head(spec, map_shape):
+    """The DIM paper's projection head on every location of C, to head_dim."""
     d = spec["loss"]["head_dim"]
-    local_head = keras.Sequential(
-        [keras.Input(map_shape), layers.Dense(d, activation="relu"), layers.Dense(d)], name="local_head"
-    )
-    global_head = keras.Sequential(
+    return keras.Sequential([keras.Input(map_shape), layers.Dense(d, activation="relu"), layers.Dense(d)], name="local_head")
+
+
+def build_global_head(spec, map_shape):
+    """The DIM paper's projection head on the code z, to head_dim."""
+    d = spec["loss"]["head_dim"]
+    return keras.Sequential(
         [keras.Input((spec["model"]["z_dim"],)), layers.Dense(d, activation="relu"), layers.Dense(d)], name="global_head"
     )
-    return local_head, global_head
+
+
+# name → builder(spec, map_shape) of every network besides the encoder that an
+# objective may name in OBJECTIVES; they are built in the order it names them
+# (the order draws their initial weights from the seeded generator).
+NETS = {
+    "global_disc": build_global_disc,
+    "local_disc": build_local_disc,
+    "local_head": build_local_head,
+    "global_head": build_global_head,
+}
 
 
 def augment(x, spec, seed):

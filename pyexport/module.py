@@ -33,15 +33,8 @@ class InfoMax(tf.Module):
         # Only the networks the objective uses: an unused one would get no gradient.
         k.nets = {"encoder": k.encoder}
         _, needs, _ = model.objective(spec)
-        if "global_disc" in needs:
-            k.nets["global_disc"] = model.build_discriminator(
-                (model.global_input_dim(spec, map_shape),), z_dim, "global_discriminator"
-            )
-            k.nets["local_disc"] = model.build_discriminator(
-                map_shape[:2] + (z_dim + map_shape[2],), z_dim, "local_discriminator"
-            )
-        if "local_head" in needs:
-            k.nets["local_head"], k.nets["global_head"] = model.build_heads(spec, map_shape)
+        for name in needs:
+            k.nets[name] = model.NETS[name](spec, map_shape)
         k.optimizer = keras.optimizers.Adam(spec["optimizer"]["learning_rate"])
         k.optimizer.build(self.trainable)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

@@ -16,6 +16,8 @@ import tempfile
 
 import tensorflow as tf
 
+from .atomic import swap_into_place
+
 LEARNING_RATE = 1e-3  # Adam, as the encoder's
 WEIGHT_DECAY = 1e-4  # L2 on the weights, a light regulariser
 
@@ -59,9 +61,7 @@ def export(dim, classes, out):
         with open(os.path.join(tmp, "probe.json"), "w") as f:
             json.dump({"dim": dim, "classes": classes, "learning_rate": LEARNING_RATE, "weight_decay": WEIGHT_DECAY,
                        "tensorflow_version": tf.__version__}, f, indent=2)
-        if os.path.exists(out):
-            shutil.rmtree(out)
-        os.rename(tmp, out)
+        swap_into_place(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
