@@ -1,20 +1,38 @@
 package config
 
 import (
+	_ "embed"
+	"encoding/json"
 	"fmt"
 	"github.com/infomax/infomax/data"
 	"os"
 	"slices"
 )
 
-// Scalings and pairings the exporter knows (pyexport/spec.py has the same lists
-// and checks them again).
+// schema.json holds the allowed values of the spec's keys, as the exporter
+// knows them (pyexport/spec.py and model.OBJECTIVES write it: `python -m
+// pyexport.schema`; a pytest checks it is current). Go reads them here and
+// types none of them.
+//
+//go:embed schema.json
+var schemaJSON []byte
+
 var (
-	scalings   = []string{"unit_centered", "symmetric"}
-	pairings   = []string{"seed", "paper"}
-	objectives = []string{"seed", "local_nce", "local_jsd"}
-	formats    = data.Formats
+	scalings, pairings, objectives = readSchema()
+	formats                        = data.Formats
 )
+
+func readSchema() (scalings, pairings, objectives []string) {
+	var s struct {
+		Scalings       []string `json:"scalings"`
+		GlobalPairings []string `json:"global_pairings"`
+		Objectives     []string `json:"objectives"`
+	}
+	if err := json.Unmarshal(schemaJSON, &s); err != nil || len(s.Scalings) == 0 || len(s.GlobalPairings) == 0 || len(s.Objectives) == 0 {
+		panic(fmt.Sprintf("config/schema.json (embedded) is not the exporter's schema: %v; run `python -m pyexport.schema`", err))
+	}
+	return s.Scalings, s.GlobalPairings, s.Objectives
+}
 
 // Validate refuses values no run can use, naming the key, the value and why.
 func (c *Config) Validate() error {

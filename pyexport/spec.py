@@ -1,6 +1,6 @@
 """pyexport.spec: the part of a config that shapes the graph.
 
-Go (runner/) owns the configuration: it reads the YAML, applies overrides and
+Go (package config) owns the configuration: it reads the YAML, applies overrides and
 validates it, then writes the graph-shaping sections as canonical JSON, the
 *spec*. The exporter builds the graph from that spec and records the SHA-256 of
 its exact bytes in the manifest, so Go can tell a stale SavedModel by comparing
@@ -18,15 +18,13 @@ SCALINGS = {
     "symmetric": (2.0 / 255.0, -1.0),  # x/255*2 - 1: the seed's Tiny ImageNet script
 }
 
-# Objectives (pyexport/model.py OBJECTIVES): the seed's, and two from the DIM paper.
-OBJECTIVE_NAMES = ("seed", "local_nce", "local_jsd")
-
 GLOBAL_PAIRINGS = (
     "seed",  # the seed's code: [z, z] against [z, shuffled z]
     "paper",  # Deep InfoMax: [C, z] against [shuffled C, z]
 )
 
-# key -> (type, check, reason shown when the check fails)
+# key -> (type, check, reason shown when the check fails; a function for one
+# that needs the model's registry)
 _FIELDS = {
     "model": {
         "image_size": (int, lambda v: v >= 8, "must be at least 8 pixels"),
@@ -43,7 +41,7 @@ _FIELDS = {
         "alpha": (float, lambda v: v >= 0, "must be >= 0"),
         "beta": (float, lambda v: v >= 0, "must be >= 0"),
         "gamma": (float, lambda v: v >= 0, "must be >= 0"),
-        "objective": (str, lambda v: v in OBJECTIVE_NAMES, "unknown objective: known are %s" % ", ".join(OBJECTIVE_NAMES)),
+        "objective": (str, lambda v: v in objective_names(), lambda: "unknown objective: known are %s" % ", ".join(objective_names())),
         "temperature": (float, lambda v: v > 0, "must be > 0"),
         "head_dim": (int, lambda v: v >= 1, "must be at least 1"),
     },
@@ -51,6 +49,24 @@ _FIELDS = {
         "learning_rate": (float, lambda v: v > 0, "must be > 0"),
     },
 }
+
+
+def objective_names():
+    """The objectives model.OBJECTIVES registers (imported late: model loads Keras)."""
+    from .model import OBJECTIVES
+
+    return tuple(OBJECTIVES)
+
+
+def schema():
+    """The allowed values that Go's config validation uses, written to
+    config/schema.json by `python -m pyexport.schema` (a test checks it is
+    current): the lists live here and in model.OBJECTIVES only."""
+    return {
+        "scalings": sorted(SCALINGS),
+        "global_pairings": list(GLOBAL_PAIRINGS),
+        "objectives": list(objective_names()),
+    }
 
 
 class SpecError(ValueError):
@@ -78,7 +94,7 @@ def validate(spec):
             if not isinstance(value, typ) or (isinstance(value, bool) and typ is not bool):
                 raise SpecError("spec: %s.%s = %r: want a %s" % (section, key, value, typ.__name__))
             if not check(value):
-                raise SpecError("spec: %s.%s = %r: %s" % (section, key, value, reason))
+                raise SpecError("spec: %s.%s = %r: %s" % (section, key, value, reason() if callable(reason) else reason))
     if not isinstance(spec.get("seed"), int):
         raise SpecError("spec: seed = %r: want an integer" % (spec.get("seed"),))
     m = spec["model"]

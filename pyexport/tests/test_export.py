@@ -148,3 +148,14 @@ def test_spec_validation_names_key_and_reason():
         with pytest.raises(specmod.SpecError, match=None) as e:
             specmod.validate(spec)
         assert message in str(e.value), (change, str(e.value))
+
+
+def test_go_schema_is_current():
+    """config/schema.json, which Go's validation embeds, lists what the
+    exporter knows: model.OBJECTIVES, SCALINGS, GLOBAL_PAIRINGS."""
+    from pyexport import schema
+
+    with open(schema.PATH) as f:
+        on_disk = f.read()
+    assert on_disk == schema.render(), "config/schema.json is stale: run `.venv/bin/python -m pyexport.schema`"
+    assert json.loads(on_disk)["objectives"] == list(specmod.objective_names())

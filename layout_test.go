@@ -1,0 +1,43 @@
+package infomax_test
+
+import (
+	"os"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// Every Go package is named in the README's layout section: a package added
+// without a word there fails this test.
+func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
+	raw, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	readme := string(raw)
+	start := strings.Index(readme, "## Layout")
+	if start < 0 {
+		t.Fatal("README.md has no ## Layout section")
+	}
+	layout := readme[start:]
+	if end := strings.Index(layout[3:], "\n## "); end >= 0 {
+		layout = layout[:end+3]
+	}
+	out, err := exec.Command("go", "list", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, pkg := range strings.Fields(string(out)) {
+		rel := strings.TrimPrefix(strings.TrimPrefix(pkg, "github.com/infomax/infomax"), "/")
+		if rel == "" {
+			continue
+		}
+		name := rel + "/"
+		if strings.Contains(rel, "/") {
+			name = rel // internal/x is listed without a slash
+		}
+		if !strings.Contains(layout, name) {
+			t.Errorf("README.md's layout section does not name %s (package %s)", name, pkg)
+		}
+	}
+}
