@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
+
+	"github.com/infomax/infomax/internal/fsutil"
 )
 
 // IDX magic numbers: two zero bytes, the element type (0x08: uint8) and the
@@ -128,4 +131,27 @@ func ReadIDXPair(imagesPath, labelsPath string, classes int, lim Limits) (*Set, 
 		s.Labels[i] = int(l)
 	}
 	return s, nil
+}
+
+// WriteIDX writes an IDX file of uint8 (magic 0x0801 labels, 0x0803 images)
+// with the given dimensions, gzipped when path ends in .gz, atomically.
+func WriteIDX(path string, magic uint32, dims []int, payload []byte) error {
+	var b bytes.Buffer
+	binary.Write(&b, binary.BigEndian, magic)
+	for _, d := range dims {
+		binary.Write(&b, binary.BigEndian, uint32(d))
+	}
+	b.Write(payload)
+	out := b.Bytes()
+	if filepath.Ext(path) == ".gz" {
+		var z bytes.Buffer
+		w := gzip.NewWriter(&z)
+		w.Write(out)
+		w.Close()
+		out = z.Bytes()
+	}
+	if err := fsutil.WriteFileAtomic(path, out); err != nil {
+		return fmt.Errorf("write IDX: %w", err)
+	}
+	return nil
 }

@@ -8,7 +8,6 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
-	"github.com/infomax/infomax/internal/testmodel"
 )
 
 func TestFashionMNISTOfficialFiles(t *testing.T) {
@@ -36,8 +35,8 @@ func TestFashionMNISTOfficialFiles(t *testing.T) {
 func TestIDXReadsPlainAndGzip(t *testing.T) {
 	dir := t.TempDir()
 	px := []byte{1, 2, 3, 4, 5, 6, 7, 8}
-	testmodel.WriteIDX(t, filepath.Join(dir, "img"), 0x803, []int{2, 2, 2}, px)
-	testmodel.WriteIDX(t, filepath.Join(dir, "lab.gz"), 0x801, []int{2}, []byte{3, 9})
+	mustWriteIDX(t, filepath.Join(dir, "img"), 0x803, []int{2, 2, 2}, px)
+	mustWriteIDX(t, filepath.Join(dir, "lab.gz"), 0x801, []int{2}, []byte{3, 9})
 	s, err := data.ReadIDXPair(filepath.Join(dir, "img"), filepath.Join(dir, "lab.gz"), 10, data.Limits{})
 	if err != nil {
 		t.Fatal(err)
@@ -50,13 +49,13 @@ func TestIDXReadsPlainAndGzip(t *testing.T) {
 func TestIDXErrorsNameTheFile(t *testing.T) {
 	dir := t.TempDir()
 	p := func(name string) string { return filepath.Join(dir, name) }
-	testmodel.WriteIDX(t, p("images.gz"), 0x803, []int{2, 2, 2}, make([]byte, 8))
-	testmodel.WriteIDX(t, p("labels.gz"), 0x801, []int{2}, []byte{0, 1})
-	testmodel.WriteIDX(t, p("swapped.gz"), 0x801, []int{8}, make([]byte, 8))
-	testmodel.WriteIDX(t, p("short"), 0x803, []int{2, 2, 2}, make([]byte, 5))
-	testmodel.WriteIDX(t, p("long"), 0x803, []int{2, 2, 2}, make([]byte, 9))
-	testmodel.WriteIDX(t, p("badlabel"), 0x801, []int{2}, []byte{0, 10})
-	testmodel.WriteIDX(t, p("three"), 0x801, []int{3}, []byte{0, 1, 2})
+	mustWriteIDX(t, p("images.gz"), 0x803, []int{2, 2, 2}, make([]byte, 8))
+	mustWriteIDX(t, p("labels.gz"), 0x801, []int{2}, []byte{0, 1})
+	mustWriteIDX(t, p("swapped.gz"), 0x801, []int{8}, make([]byte, 8))
+	mustWriteIDX(t, p("short"), 0x803, []int{2, 2, 2}, make([]byte, 5))
+	mustWriteIDX(t, p("long"), 0x803, []int{2, 2, 2}, make([]byte, 9))
+	mustWriteIDX(t, p("badlabel"), 0x801, []int{2}, []byte{0, 10})
+	mustWriteIDX(t, p("three"), 0x801, []int{3}, []byte{0, 1, 2})
 	whole, _ := os.ReadFile(p("images.gz"))
 	os.WriteFile(p("cut.gz"), whole[:len(whole)-6], 0o644) // the gzip trailer cut
 	os.WriteFile(p("half.gz"), whole[:len(whole)/2], 0o644)
@@ -76,5 +75,12 @@ func TestIDXErrorsNameTheFile(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.file) {
 			t.Errorf("%s + %s: error %v, want it to name %s and say %q", c.images, c.labels, err, c.file, c.want)
 		}
+	}
+}
+
+func mustWriteIDX(t *testing.T, path string, magic uint32, dims []int, payload []byte) {
+	t.Helper()
+	if err := data.WriteIDX(path, magic, dims, payload); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -1,10 +1,6 @@
 package testmodel
 
 import (
-	"bytes"
-	"compress/gzip"
-	"encoding/binary"
-	"os"
 	"path/filepath"
 	"testing"
 
@@ -36,24 +32,10 @@ func FashionMNIST(t testing.TB, nTrain, nTest int) string {
 	return dir
 }
 
-// WriteIDX writes an IDX file (gzipped when path ends in .gz).
+// WriteIDX writes an IDX file (gzipped when path ends in .gz), failing t.
 func WriteIDX(t testing.TB, path string, magic uint32, dims []int, payload []byte) {
 	t.Helper()
-	var b bytes.Buffer
-	binary.Write(&b, binary.BigEndian, magic)
-	for _, d := range dims {
-		binary.Write(&b, binary.BigEndian, uint32(d))
-	}
-	b.Write(payload)
-	out := b.Bytes()
-	if filepath.Ext(path) == ".gz" {
-		var z bytes.Buffer
-		w := gzip.NewWriter(&z)
-		w.Write(out)
-		w.Close()
-		out = z.Bytes()
-	}
-	if err := os.WriteFile(path, out, 0o644); err != nil {
+	if err := data.WriteIDX(path, magic, dims, payload); err != nil {
 		t.Fatal(err)
 	}
 }
