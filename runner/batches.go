@@ -70,4 +70,8 @@ func (b *batcher) next() []byte {
 // done hands a batch's buffer back once the step has used it.
 func (b *batcher) done(buf []byte) { b.free <- buf }
 
-func (b *batcher) stop() { b.cancel() }
+// stop ends the stream and returns the time the loop waited on it.
+func (b *batcher) stop() time.Duration {
+	b.cancel()
+	return b.waited
+}

@@ -71,63 +71,39 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 		return err
 	}
 	defer r.model.Close()
-
-	train := r.splits.Train
-	batch := r.cfg.Train.BatchSize
-	perEpoch := int64(train.Len() / batch) // the last partial batch of an epoch is dropped
-	if perEpoch == 0 {
-		return fmt.Errorf("train.batch_size = %d is larger than the %d training images", batch, train.Len())
-	}
-	total := int64(r.cfg.Train.Epochs) * perEpoch
-	if o.MaxSteps > 0 && o.MaxSteps < total {
-		total = o.MaxSteps
-	}
-	fmt.Fprintf(out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
-		r.cfg.Data.Format, train.Len(), train.H, train.W, train.C, batch, perEpoch, total, start)
-
-	metrics, err := openMetrics(r.dir, start)
+	train, batch := r.splits.Train, r.cfg.Train.BatchSize
+	perEpoch, total, err := schedule(train.Len(), batch, r.cfg.Train.Epochs, o.MaxSteps)
 	if err != nil {
 		return err
 	}
-	defer metrics.Close()
-	if r.tb, err = tboard.NewWriter(r.dir); err != nil {
+	fmt.Fprintf(out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
+		r.cfg.Data.Format, train.Len(), train.H, train.W, train.C, batch, perEpoch, total, start)
+	log, err := r.newStepLog(start, total, perEpoch)
+	if err != nil {
 		return err
 	}
-	defer r.tb.Close()
-	terms := r.model.Manifest.LossTerms
-	prog := newProgress(out, total, start)
-	defer prog.finish()
+	defer log.close()
 
+	// The loop: a step, its log line, its checkpoint; Ctrl-C saves and
+	// stops; a non-finite loss stops or rolls back to the last checkpoint.
 	batches := prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, start, total)
 	defer func() { batches.stop() }()
-	step := start
-	lastLog, lastLogStep, lastWait := time.Now(), step, time.Duration(0)
+	step, waited := start, time.Duration(0)
 	began := time.Now()
 	rollbacks, forced := 0, false
 	for step < total {
 		if ctx.Err() != nil {
-			if _, err := r.save(step, perEpoch); err != nil {
-				return err
-			}
-			prog.finish()
-			fmt.Fprintf(out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, r.dir)
-			return fmt.Errorf("training stopped at step %d: %w", step, errInterrupted)
+			return r.interrupted(step, perEpoch, log.prog)
 		}
 		pixels := batches.next()
-		var losses graph.Losses
-		if step+1 == r.cfg.Train.ForceNonFiniteAt && !forced {
-			forced = true
-			losses, err = r.forceNonFinite(pixels)
-		} else {
-			losses, err = r.model.TrainStep(pixels)
-		}
+		losses, err := r.trainStep(pixels, step+1, &forced)
 		batches.done(pixels)
 		if err != nil {
 			return fmt.Errorf("step %d: %w", step+1, err)
 		}
-		if term := losses.NonFinite(terms); term != "" {
+		if term := losses.NonFinite(log.terms); term != "" {
 			// These weights are already spoilt: never save them.
-			prog.finish()
+			log.prog.finish()
 			if r.cfg.Train.OnNonFinite != "rollback" || rollbacks >= r.cfg.Train.MaxRollbacks {
 				return r.nonFiniteError(step+1, term, losses, rollbacks)
 			}
@@ -136,7 +112,7 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 				return err
 			}
 			rollbacks++
-			batches.stop()
+			waited += batches.stop()
 			step = st.Step
 			batches = prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, step, total)
 			continue
@@ -145,23 +121,8 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 		if losses.Step != step {
 			return fmt.Errorf("step %d: the graph's step counter says %d: the checkpoint and latest.json disagree", step, losses.Step)
 		}
-		prog.step(step)
-		if step%int64(r.cfg.Train.LogEvery) == 0 || step == total || step == start+1 {
-			now := time.Now()
-			ips := float64((step-lastLogStep)*int64(batch)) / now.Sub(lastLog).Seconds()
-			eta := time.Duration(float64(total-step) * float64(batch) / ips * float64(time.Second))
-			wait := (batches.waited - lastWait).Seconds() / now.Sub(lastLog).Seconds()
-			lastLog, lastLogStep, lastWait = now, step, batches.waited
-			epoch := float64(step) / float64(perEpoch)
-			if err := metrics.write(step, epoch, losses, ips, wait, terms); err != nil {
-				return err
-			}
-			if err := r.logScalars(step, losses, ips, wait); err != nil {
-				return err
-			}
-			prog.log(fmt.Sprintf("step %d/%d  epoch %.2f  loss %.4f%s  %.0f img/s  ETA %s",
-				step, total, epoch, losses.Loss, termsText(losses, terms), ips, eta.Round(time.Second)),
-				fmt.Sprintf("epoch %.2f  loss %.4f%s  %.0f img/s", epoch, losses.Loss, termsText(losses, terms), ips))
+		if err := log.step(step, losses, waited+batches.waited); err != nil {
+			return err
 		}
 		if step%int64(r.cfg.Train.CheckpointEvery) == 0 || step == total {
 			if _, err := r.save(step, perEpoch); err != nil {
@@ -169,19 +130,115 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 			}
 		}
 	}
-	prog.finish()
+	log.prog.finish()
 	wall := time.Since(began)
 	fmt.Fprintf(out, "train: %d steps in %s; waiting for data %.2f%% of that time\n",
-		step-start, wall.Round(time.Second), 100*batches.waited.Seconds()/wall.Seconds())
+		step-start, wall.Round(time.Second), 100*(waited+batches.waited).Seconds()/wall.Seconds())
+	return r.finish(ctx, step, log.terms)
+}
+
+// schedule is the number of steps per epoch (the last partial batch of an
+// epoch is dropped) and in all (maxSteps, if set, stops earlier).
+func schedule(images, batch, epochs int, maxSteps int64) (perEpoch, total int64, err error) {
+	perEpoch = int64(images / batch)
+	if perEpoch == 0 {
+		return 0, 0, fmt.Errorf("train.batch_size = %d is larger than the %d training images", batch, images)
+	}
+	total = int64(epochs) * perEpoch
+	if maxSteps > 0 && maxSteps < total {
+		total = maxSteps
+	}
+	return perEpoch, total, nil
+}
+
+// trainStep runs one step (with NaN noise at train.force_nonfinite_at, once).
+func (r *run) trainStep(pixels []byte, step int64, forced *bool) (graph.Losses, error) {
+	if step == r.cfg.Train.ForceNonFiniteAt && !*forced {
+		*forced = true
+		return r.forceNonFinite(pixels)
+	}
+	return r.model.TrainStep(pixels)
+}
+
+// interrupted saves the run where Ctrl-C stopped it and says how to resume.
+func (r *run) interrupted(step, perEpoch int64, prog *progress) error {
+	if _, err := r.save(step, perEpoch); err != nil {
+		return err
+	}
+	prog.finish()
+	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, r.dir)
+	return fmt.Errorf("training stopped at step %d: %w", step, errInterrupted)
+}
+
+// finish plots the losses and evaluates the trained encoder.
+func (r *run) finish(ctx context.Context, step int64, terms []string) error {
 	if err := plotLosses(r.dir, terms); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "train: loss curves in %s\n", filepath.Join(r.dir, "loss.png"))
-	rep, err := r.evaluate(ctx, step, out)
+	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(r.dir, "loss.png"))
+	rep, err := r.evaluate(ctx, step, r.out)
 	if err != nil || rep == nil {
 		return err
 	}
 	return r.logReport(rep)
+}
+
+// stepLog writes every train.log_every steps (and the first and last) one
+// line to metrics.jsonl, TensorBoard and the terminal.
+type stepLog struct {
+	r            *run
+	metrics      *metricsFile
+	prog         *progress
+	terms        []string
+	start, total int64
+	perEpoch     int64
+	lastLog      time.Time
+	lastStep     int64
+	lastWait     time.Duration
+}
+
+func (r *run) newStepLog(start, total, perEpoch int64) (*stepLog, error) {
+	metrics, err := openMetrics(r.dir, start)
+	if err != nil {
+		return nil, err
+	}
+	if r.tb, err = tboard.NewWriter(r.dir); err != nil {
+		metrics.Close()
+		return nil, fmt.Errorf("TensorBoard events: %w", err)
+	}
+	return &stepLog{r: r, metrics: metrics, prog: newProgress(r.out, total, start), terms: r.model.Manifest.LossTerms,
+		start: start, total: total, perEpoch: perEpoch, lastLog: time.Now(), lastStep: start}, nil
+}
+
+func (l *stepLog) close() {
+	l.prog.finish()
+	l.r.tb.Close()
+	l.metrics.Close()
+}
+
+// step records step's losses; waited is the data wait so far.
+func (l *stepLog) step(step int64, losses graph.Losses, waited time.Duration) error {
+	l.prog.step(step)
+	if step%int64(l.r.cfg.Train.LogEvery) != 0 && step != l.total && step != l.start+1 {
+		return nil
+	}
+	batch := l.r.cfg.Train.BatchSize
+	now := time.Now()
+	ips := float64((step-l.lastStep)*int64(batch)) / now.Sub(l.lastLog).Seconds()
+	eta := time.Duration(float64(l.total-step) * float64(batch) / ips * float64(time.Second))
+	wait := (waited - l.lastWait).Seconds() / now.Sub(l.lastLog).Seconds()
+	l.lastLog, l.lastStep, l.lastWait = now, step, waited
+	epoch := float64(step) / float64(l.perEpoch)
+	if err := l.metrics.write(step, epoch, losses, ips, wait, l.terms); err != nil {
+		return fmt.Errorf("metrics.jsonl: %w", err)
+	}
+	if err := l.r.logScalars(step, losses, ips, wait); err != nil {
+		return fmt.Errorf("TensorBoard events: %w", err)
+	}
+	text := termsText(losses, l.terms)
+	l.prog.log(fmt.Sprintf("step %d/%d  epoch %.2f  loss %.4f%s  %.0f img/s  ETA %s", step, l.total, epoch, losses.Loss, text, ips, eta.Round(time.Second)),
+		fmt.Sprintf("epoch %.2f  loss %.4f%s  %.0f img/s", epoch, losses.Loss, text, ips))
+	return nil
 }
 
 // forceNonFinite runs the step with NaN noise (train.force_nonfinite_at, a
