@@ -19,8 +19,9 @@ import (
 // inputs that once failed (testdata/fuzz). Each target's only claim: no
 // panic, and no allocation past the limits, whatever the bytes.
 
-// fuzzLimits keep one execution small.
-var fuzzLimits = Limits{MaxPixels: 1 << 20, MaxSide: 4096, MaxFileBytes: 1 << 20, MaxInflation: 4}
+// fuzzLimits keep one execution small: under the fuzzer's coverage
+// instrumentation, inflating a megabyte takes seconds.
+var fuzzLimits = Limits{MaxPixels: 1 << 20, MaxSide: 4096, MaxFileBytes: 64 << 10, MaxInflation: 4}
 
 func imageSeeds() [][]byte {
 	img := solid(6, 5, color.RGBA{200, 100, 50, 255})
@@ -97,8 +98,8 @@ func readAll(tr *tree) {
 func FuzzTar(f *testing.F) {
 	archiveSeeds(f, func(fs files) string { return fs.writeTar(f, false) })
 	archiveSeeds(f, func(fs files) string { return fs.writeTar(f, true) })
-	f.Add(hostile.TarGz("bomb.png", 10<<20))
-	f.Add(hostile.TarGzMany("m", 30, 100<<10))
+	f.Add(hostile.TarGz("bomb.png", 128<<10)) // over fuzzLimits.MaxFileBytes
+	f.Add(hostile.TarGzMany("m", 30, 16<<10)) // over its inflation bound
 	f.Fuzz(func(t *testing.T, b []byte) {
 		gz := len(b) > 1 && b[0] == 0x1f && b[1] == 0x8b
 		if tr, err := readTar(bytes.NewReader(b), "f.tar", int64(len(b)), gz, fuzzLimits); err == nil {
@@ -109,7 +110,7 @@ func FuzzTar(f *testing.F) {
 
 func FuzzZip(f *testing.F) {
 	archiveSeeds(f, func(fs files) string { return fs.writeZip(f) })
-	f.Add(hostile.Zip("bomb.png", 10<<20))
+	f.Add(hostile.Zip("bomb.png", 128<<10))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		zr, err := zip.NewReader(bytes.NewReader(b), int64(len(b)))
 		if err != nil {
