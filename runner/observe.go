@@ -86,7 +86,7 @@ func (r *run) logReport(rep *eval.Report) error {
 		v["linear_probe"] = rep.Model.Probe.Accuracy
 	}
 	if err := r.tb.Scalars(rep.Step, v); err != nil {
-		return err
+		return fmt.Errorf("TensorBoard events in %s: %w", r.dir, err)
 	}
 	for _, g := range rep.Files.Grids {
 		raw, err := os.ReadFile(g)
@@ -95,11 +95,11 @@ func (r *run) logReport(rep *eval.Report) error {
 		}
 		cfg, err := png.DecodeConfig(bytes.NewReader(raw))
 		if err != nil {
-			return err
+			return fmt.Errorf("retrieval grid %s: %w", g, err)
 		}
 		tag := "retrieval/" + filepath.Base(g)
 		if err := r.tb.Image(rep.Step, tag, raw, cfg.Width, cfg.Height, 4); err != nil {
-			return err
+			return fmt.Errorf("TensorBoard events in %s: %w", r.dir, err)
 		}
 	}
 	return r.tb.Flush()
@@ -147,7 +147,7 @@ func plotLosses(dir string, terms []string) error {
 		args = append(args, n, series[n])
 	}
 	if err := plotutil.AddLines(p, args...); err != nil {
-		return err
+		return fmt.Errorf("loss plot: %w", err)
 	}
 	// The legend goes in a margin of its own, right of the axes, so that it
 	// never covers the curves' ends.
@@ -161,7 +161,7 @@ func plotLosses(dir string, terms []string) error {
 	legend.Draw(draw.Crop(dc, width-margin+0.1*vg.Inch, 0, 0, -0.3*vg.Inch))
 	var b bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
-		return err
+		return fmt.Errorf("loss plot %s: %w", filepath.Join(dir, "loss.png"), err)
 	}
 	return fsutil.WriteFileAtomic(filepath.Join(dir, "loss.png"), b.Bytes())
 }
