@@ -28,18 +28,10 @@ func hugeHeaders() map[string][]byte {
 	}
 }
 
-// peakGrowth runs f and returns how much this process's peak resident memory
-// (VmHWM) grew, in MiB.
-func peakGrowth(f func()) float64 {
-	before := memstat.PeakMiB()
-	f()
-	return memstat.PeakMiB() - before
-}
-
 func TestHugeImageHeadersAreRefusedBeforeDecoding(t *testing.T) {
 	for name, raw := range hugeHeaders() {
 		var err error
-		grew := peakGrowth(func() { _, err = DecodeInto(make([]byte, 8*8*3), raw, Shape{8, 8, 3}, Limits{}) })
+		grew := memstat.PeakGrowth(func() { _, err = DecodeInto(make([]byte, 8*8*3), raw, Shape{8, 8, 3}, Limits{}) })
 		if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "header claims") {
 			t.Errorf("%s: %v, want a header-size error", name, err)
 		}
@@ -108,7 +100,7 @@ func TestArchiveBombs(t *testing.T) {
 	t.Logf("bomb.tar.gz %d bytes, bomb.zip %d bytes, each inflating to %d", len(tgz), len(zp), 1<<30)
 
 	var err error
-	grew := peakGrowth(func() { _, err = ReadImages(tgzPath, Shape{8, 8, 3}, true, Limits{}) })
+	grew := memstat.PeakGrowth(func() { _, err = ReadImages(tgzPath, Shape{8, 8, 3}, true, Limits{}) })
 	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "decompression bomb") || !strings.Contains(err.Error(), "bomb.tar.gz") {
 		t.Errorf("tar.gz bomb: %v", err)
 	}
@@ -119,7 +111,7 @@ func TestArchiveBombs(t *testing.T) {
 
 	// The zip's member is over the per-member bound: a bad image, not read
 	// into memory (the archive's only image, so nothing is left).
-	grew = peakGrowth(func() { _, err = ReadImages(zipPath, Shape{8, 8, 3}, true, Limits{}) })
+	grew = memstat.PeakGrowth(func() { _, err = ReadImages(zipPath, Shape{8, 8, 3}, true, Limits{}) })
 	if err == nil || !strings.Contains(err.Error(), "bomb.zip:photos/bomb.png") || !strings.Contains(err.Error(), "inflates to 1073741824 bytes, over the limit") {
 		t.Errorf("zip bomb, skip-bad: %v", err)
 	}
@@ -158,7 +150,7 @@ func TestHeadersPromisingMoreThanTheFile(t *testing.T) {
 	}
 	for _, c := range cases {
 		var err error
-		grew := peakGrowth(func() { _, _, err = readIDX(c.name, idxImages, Limits{}) })
+		grew := memstat.PeakGrowth(func() { _, _, err = readIDX(c.name, idxImages, Limits{}) })
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), filepath.Base(c.name)) {
 			t.Errorf("%s: %v, want %q", c.name, err, c.want)
 		}

@@ -37,13 +37,6 @@ func hostileFolder(t *testing.T) string {
 	return dir
 }
 
-// peakGrowth runs f and returns how much the peak resident memory grew (MiB).
-func peakGrowth(f func()) float64 {
-	before := memstat.PeakMiB()
-	f()
-	return memstat.PeakMiB() - before
-}
-
 // One image with a huge header, in a folder to train on, to index, or as a
 // search query: a clear error naming it, or with --skip-bad a counted skip;
 // never a crash, and no allocation of what the header claims.
@@ -69,7 +62,7 @@ func TestHostileImageEverywhere(t *testing.T) {
 
 	var err error
 	var out bytes.Buffer
-	grew := peakGrowth(func() {
+	grew := memstat.PeakGrowth(func() {
 		err = runTrain(context.Background(), trainOptions{ConfigFile: cfg, RunDir: filepath.Join(t.TempDir(), "strict"), MaxSteps: 2}, &out)
 	})
 	check("train on the folder", grew, err, huge, "100000×100000", "--skip-bad")
@@ -84,7 +77,7 @@ func TestHostileImageEverywhere(t *testing.T) {
 	}
 
 	idx := filepath.Join(t.TempDir(), "x.idx")
-	grew = peakGrowth(func() { err = runIndex(indexOptions{RunDir: run, Images: folder, Out: idx}, new(bytes.Buffer)) })
+	grew = memstat.PeakGrowth(func() { err = runIndex(indexOptions{RunDir: run, Images: folder, Out: idx}, new(bytes.Buffer)) })
 	check("index", grew, err, huge, "--skip-bad")
 	out.Reset()
 	if err := runIndex(indexOptions{RunDir: run, Images: folder, Out: idx, SkipBad: true}, &out); err != nil {
@@ -93,7 +86,7 @@ func TestHostileImageEverywhere(t *testing.T) {
 	if !strings.Contains(out.String(), "index: 80 images") || !strings.Contains(out.String(), "1 left out") || !strings.Contains(out.String(), "huge.png") {
 		t.Errorf("index --skip-bad output:\n%s", out.String())
 	}
-	grew = peakGrowth(func() {
+	grew = memstat.PeakGrowth(func() {
 		err = runSearch(searchOptions{Index: idx, Query: huge, K: 3, Metric: "cosine"}, new(bytes.Buffer))
 	})
 	check("search --query", grew, err, huge)

@@ -32,3 +32,11 @@ func field(name string) float64 {
 	}
 	return -1
 }
+
+// PeakGrowth runs f and returns how much the peak resident set size grew
+// meanwhile, in MiB: the most f (and whatever ran beside it) added.
+func PeakGrowth(f func()) float64 {
+	before := PeakMiB()
+	f()
+	return PeakMiB() - before
+}
