@@ -1,6 +1,6 @@
 // Package tflog keeps TensorFlow's own log lines (its INFO and WARNING lines
 // at start-up and when a session first runs) off a program's output unless the
-// user asks for them, and says whether they did.
+// user asks for them.
 //
 // TensorFlow prints some of these lines while the dynamic loader initialises
 // its library, before any Go code runs, and it reads TF_CPP_MIN_LOG_LEVEL the
@@ -29,7 +29,8 @@
 // nothing is touched and those lines show.
 //
 // Importing the package (package tfutil does, so graph, eval and encoder do)
-// is all it takes. A .preinit_array is allowed in executables only: a program
+// is all it takes. Under a debugger, set TF_CPP_MIN_LOG_LEVEL yourself: then
+// nothing is executed again. A .preinit_array is allowed in executables only: a program
 // built with -buildmode=c-shared or plugin that imports it will not link.
 package tflog
 
@@ -74,8 +75,6 @@ static void infomax_tflog_preinit(int argc, char **argv, char **envp) {
 __attribute__((section(".preinit_array"), used))
 static void (*infomax_tflog_preinit_ptr)(int, char **, char **) = infomax_tflog_preinit;
 
-static int infomax_tflog_verbose(void) { return infomax_verbose; }
-
 static const char *infomax_tf_min_log_level(void) { return getenv("TF_CPP_MIN_LOG_LEVEL"); }
 
 // absl::SetMinLogLevel(absl::LogSeverityAtLeast) takes an int-sized enum.
@@ -119,11 +118,6 @@ import (
 	"strings"
 	"unsafe"
 )
-
-// Verbose reports whether the user asked for TensorFlow's log lines
-// (INFOMAX_VERBOSE=1 or --verbose); child processes that run TensorFlow (the
-// Python exporter) should then be left to log too.
-func Verbose() bool { return C.infomax_tflog_verbose() != 0 }
 
 // Level is TensorFlow's minimum log level in force: TF_CPP_MIN_LOG_LEVEL as
 // this process's C environment holds it (0 info, 1 warning, 2 error, 3 fatal).
