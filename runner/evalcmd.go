@@ -4,13 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/infomax/infomax/eval"
 	"io"
+
+	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/train"
 
 	"github.com/spf13/cobra"
 
 	"github.com/infomax/infomax/internal/fsutil"
-	"github.com/infomax/infomax/internal/runload"
 )
 
 type evalOptions struct {
@@ -42,7 +43,7 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	}
 	var reps []*eval.Report
 	for _, dir := range o.RunDirs {
-		rep, err := evalRun(ctx, dir, out)
+		rep, err := train.EvaluateRun(ctx, dir, out)
 		if err != nil {
 			return fmt.Errorf("eval %s: %w", dir, err)
 		}
@@ -58,22 +59,4 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 		}
 	}
 	return nil
-}
-
-// evalRun loads a run's config, model and latest checkpoint and evaluates it.
-func evalRun(ctx context.Context, dir string, out io.Writer) (*eval.Report, error) {
-	opened, err := runload.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer opened.Model.Close()
-	cfg := opened.Config
-	if err := cfg.CheckData(); err != nil {
-		return nil, err
-	}
-	r := &run{cfg: cfg, dir: dir, hash: opened.Hash, out: out, ckpts: opened.Checkpoints, model: opened.Model}
-	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
-		return nil, err
-	}
-	return r.evaluate(ctx, opened.State.Step, out)
 }

@@ -28,17 +28,15 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/train"
 )
-
-// errInterrupted ends a run stopped by a signal after its checkpoint is written.
-var errInterrupted = errors.New("interrupted")
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRoot().ExecuteContext(ctx); err != nil {
 		fmt.Fprintln(os.Stderr, "runner:", err)
-		if errors.Is(err, errInterrupted) {
+		if errors.Is(err, train.ErrInterrupted) {
 			os.Exit(130)
 		}
 		os.Exit(1)

@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/infomax/infomax/eval"
 	"math"
 	"os"
 	"os/exec"
@@ -16,6 +15,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/infomax/infomax/eval"
 
 	"github.com/spf13/pflag"
 
@@ -231,25 +232,6 @@ func TestResumeBeforeFirstCheckpoint(t *testing.T) {
 	}
 	if ms := readMetrics(t, dir); len(ms) != 3 || ms[0].Step != 1 {
 		t.Errorf("metrics %+v: want steps 1..3", ms)
-	}
-}
-
-// With no --config, train takes the default config from the project root.
-func TestDefaultConfig(t *testing.T) {
-	var out bytes.Buffer
-	file, err := configFile(trainOptions{}, &out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	root, _ := filepath.Abs("..")
-	if want := filepath.Join(root, defaultConfig); file != want {
-		t.Errorf("default config %s, want %s", file, want)
-	}
-	if !strings.Contains(out.String(), "training the default") {
-		t.Errorf("no word of the default in %q", out.String())
-	}
-	if _, err := config.Load(file, nil); err != nil {
-		t.Errorf("the default config does not load: %v", err)
 	}
 }
 

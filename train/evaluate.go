@@ -1,4 +1,4 @@
-package main
+package train
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/internal/runload"
 	"github.com/infomax/infomax/pyexport"
 )
 
@@ -54,7 +55,7 @@ func (r *run) evaluate(ctx context.Context, step int64, out io.Writer) (*eval.Re
 		},
 	})
 	if errors.Is(err, context.Canceled) {
-		return nil, fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", errInterrupted)
+		return nil, fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", ErrInterrupted)
 	}
 	if err != nil {
 		return nil, err
@@ -71,7 +72,7 @@ func split(s *data.Set, f eval.Features) eval.Split {
 func (r *run) encode(ctx context.Context, s *data.Set) (eval.Features, error) {
 	z, err := r.model.EncodeAll(ctx, s.Images, r.cfg.Eval.BatchSize)
 	if errors.Is(err, context.Canceled) {
-		return eval.Features{}, fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", errInterrupted)
+		return eval.Features{}, fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", ErrInterrupted)
 	}
 	if err != nil {
 		return eval.Features{}, fmt.Errorf("encode %s: %w", s.Source, err)
@@ -99,4 +100,23 @@ func (r *run) pixelCache() (string, error) {
 	}{2, r.cfg.Eval, r.cfg.Seed, r.model.Manifest.Input.Scaling})
 	sum := sha256.Sum256(append([]byte(key), settings...))
 	return filepath.Join(o.CacheDir, "pixels-"+hex.EncodeToString(sum[:])[:24]+".json"), nil
+}
+
+// EvaluateRun loads a run folder's config, model and latest checkpoint and
+// evaluates it (`runner eval`).
+func EvaluateRun(ctx context.Context, dir string, out io.Writer) (*eval.Report, error) {
+	opened, err := runload.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer opened.Model.Close()
+	cfg := opened.Config
+	if err := cfg.CheckData(); err != nil {
+		return nil, err
+	}
+	r := &run{cfg: cfg, dir: dir, hash: opened.Hash, out: out, ckpts: opened.Checkpoints, model: opened.Model}
+	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
+		return nil, err
+	}
+	return r.evaluate(ctx, opened.State.Step, out)
 }

@@ -1,16 +1,17 @@
-package main
+package train
 
 import (
 	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
-	"github.com/infomax/infomax/eval"
 	"image/png"
 	"io"
 	"os"
 	"path/filepath"
 	"strconv"
+
+	"github.com/infomax/infomax/eval"
 
 	"github.com/schollz/progressbar/v3"
 	"golang.org/x/term"

@@ -1,0 +1,340 @@
+// Package train trains an InfoMax model from Go: it resolves a config,
+// exports the SavedModel when it is missing or stale, loads the data, runs the
+// training steps with a prefetched, seeded batch stream, logs metrics.jsonl,
+// TensorBoard events and a progress bar, writes checkpoints, survives Ctrl-C,
+// crashes and non-finite losses, and ends with the evaluation (eval.Evaluate).
+// `runner train` and `runner eval` are thin layers over Run and EvaluateRun.
+package train
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+
+	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/tboard"
+)
+
+// Options of one training run.
+type Options struct {
+	ConfigFile string
+	RunDir     string
+	MaxSteps   int64
+	Resume     bool
+	SkipBad    bool           // same as data.skip_bad
+	Flags      *pflag.FlagSet // config overrides; may be nil
+}
+
+// run is one training run's state.
+type run struct {
+	tb     *tboard.Writer
+	cfg    *config.Resolved
+	dir    string
+	model  *graph.Model
+	splits *data.Splits
+	ckpts  checkpoint.Dir
+	hash   string
+	out    io.Writer
+}
+
+// ErrInterrupted ends a run stopped by a signal (a cancelled ctx) after its
+// checkpoint is written.
+var ErrInterrupted = errors.New("interrupted")
+
+// Run trains as o says, printing progress and the final report to out.
+func Run(ctx context.Context, o Options, out io.Writer) error {
+	r, start, err := setUp(ctx, o, out)
+	if err != nil {
+		return err
+	}
+	defer r.model.Close()
+	train, batch := r.splits.Train, r.cfg.Train.BatchSize
+	perEpoch, total, err := schedule(train.Len(), batch, r.cfg.Train.Epochs, o.MaxSteps)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
+		r.cfg.Data.Format, train.Len(), train.H, train.W, train.C, batch, perEpoch, total, start)
+	log, err := r.newStepLog(start, total, perEpoch)
+	if err != nil {
+		return err
+	}
+	defer log.close()
+
+	// The loop: a step, its log line, its checkpoint; Ctrl-C saves and
+	// stops; a non-finite loss stops or rolls back to the last checkpoint.
+	batches := prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, start, total)
+	defer func() { batches.stop() }()
+	step, waited := start, time.Duration(0)
+	began := time.Now()
+	rollbacks, forced := 0, false
+	for step < total {
+		if ctx.Err() != nil {
+			return r.interrupted(step, perEpoch, log.prog)
+		}
+		pixels := batches.next()
+		losses, err := r.trainStep(pixels, step+1, &forced)
+		batches.done(pixels)
+		if err != nil {
+			return fmt.Errorf("step %d: %w", step+1, err)
+		}
+		if term := losses.NonFinite(log.terms); term != "" {
+			// These weights are already spoilt: never save them.
+			log.prog.finish()
+			if r.cfg.Train.OnNonFinite != "rollback" || rollbacks >= r.cfg.Train.MaxRollbacks {
+				return r.nonFiniteError(step+1, term, losses, rollbacks)
+			}
+			st, err := r.rollBack(step+1, term, losses)
+			if err != nil {
+				return err
+			}
+			rollbacks++
+			waited += batches.stop()
+			step = st.Step
+			batches = prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, step, total)
+			continue
+		}
+		step++
+		if losses.Step != step {
+			return fmt.Errorf("step %d: the graph's step counter says %d: the checkpoint and latest.json disagree", step, losses.Step)
+		}
+		if err := log.step(step, losses, waited+batches.waited); err != nil {
+			return err
+		}
+		if step%int64(r.cfg.Train.CheckpointEvery) == 0 || step == total {
+			if _, err := r.save(step, perEpoch); err != nil {
+				return err
+			}
+		}
+	}
+	log.prog.finish()
+	wall := time.Since(began)
+	fmt.Fprintf(out, "train: %d steps in %s; waiting for data %.2f%% of that time\n",
+		step-start, wall.Round(time.Second), 100*(waited+batches.waited).Seconds()/wall.Seconds())
+	return r.finish(ctx, step, log.terms)
+}
+
+// schedule is the number of steps per epoch (the last partial batch of an
+// epoch is dropped) and in all (maxSteps, if set, stops earlier).
+func schedule(images, batch, epochs int, maxSteps int64) (perEpoch, total int64, err error) {
+	perEpoch = int64(images / batch)
+	if perEpoch == 0 {
+		return 0, 0, fmt.Errorf("train.batch_size = %d is larger than the %d training images", batch, images)
+	}
+	total = int64(epochs) * perEpoch
+	if maxSteps > 0 && maxSteps < total {
+		total = maxSteps
+	}
+	return perEpoch, total, nil
+}
+
+// trainStep runs one step (with NaN noise at train.force_nonfinite_at, once).
+func (r *run) trainStep(pixels []byte, step int64, forced *bool) (graph.Losses, error) {
+	if step == r.cfg.Train.ForceNonFiniteAt && !*forced {
+		*forced = true
+		return r.forceNonFinite(pixels)
+	}
+	return r.model.TrainStep(pixels)
+}
+
+// interrupted saves the run where Ctrl-C stopped it and says how to resume.
+func (r *run) interrupted(step, perEpoch int64, prog *progress) error {
+	if _, err := r.save(step, perEpoch); err != nil {
+		return err
+	}
+	prog.finish()
+	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, r.dir)
+	return fmt.Errorf("training stopped at step %d: %w", step, ErrInterrupted)
+}
+
+// finish plots the losses and evaluates the trained encoder.
+func (r *run) finish(ctx context.Context, step int64, terms []string) error {
+	if err := plotLosses(r.dir, terms); err != nil {
+		return err
+	}
+	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(r.dir, "loss.png"))
+	rep, err := r.evaluate(ctx, step, r.out)
+	if err != nil || rep == nil {
+		return err
+	}
+	return r.logReport(rep)
+}
+
+// stepLog writes every train.log_every steps (and the first and last) one
+// line to metrics.jsonl, TensorBoard and the terminal.
+type stepLog struct {
+	r            *run
+	metrics      *metricsFile
+	prog         *progress
+	terms        []string
+	start, total int64
+	perEpoch     int64
+	lastLog      time.Time
+	lastStep     int64
+	lastWait     time.Duration
+}
+
+func (r *run) newStepLog(start, total, perEpoch int64) (*stepLog, error) {
+	metrics, err := openMetrics(r.dir, start)
+	if err != nil {
+		return nil, err
+	}
+	if r.tb, err = tboard.NewWriter(r.dir); err != nil {
+		metrics.Close()
+		return nil, fmt.Errorf("TensorBoard events: %w", err)
+	}
+	return &stepLog{r: r, metrics: metrics, prog: newProgress(r.out, total, start), terms: r.model.Manifest.LossTerms,
+		start: start, total: total, perEpoch: perEpoch, lastLog: time.Now(), lastStep: start}, nil
+}
+
+func (l *stepLog) close() {
+	l.prog.finish()
+	l.r.tb.Close()
+	l.metrics.Close()
+}
+
+// step records step's losses; waited is the data wait so far.
+func (l *stepLog) step(step int64, losses graph.Losses, waited time.Duration) error {
+	l.prog.step(step)
+	if step%int64(l.r.cfg.Train.LogEvery) != 0 && step != l.total && step != l.start+1 {
+		return nil
+	}
+	batch := l.r.cfg.Train.BatchSize
+	now := time.Now()
+	ips := float64((step-l.lastStep)*int64(batch)) / now.Sub(l.lastLog).Seconds()
+	eta := time.Duration(float64(l.total-step) * float64(batch) / ips * float64(time.Second))
+	wait := (waited - l.lastWait).Seconds() / now.Sub(l.lastLog).Seconds()
+	l.lastLog, l.lastStep, l.lastWait = now, step, waited
+	epoch := float64(step) / float64(l.perEpoch)
+	if err := l.metrics.write(step, epoch, losses, ips, wait, l.terms); err != nil {
+		return fmt.Errorf("metrics.jsonl: %w", err)
+	}
+	if err := l.r.logScalars(step, losses, ips, wait); err != nil {
+		return fmt.Errorf("TensorBoard events: %w", err)
+	}
+	text := termsText(losses, l.terms)
+	l.prog.log(fmt.Sprintf("step %d/%d  epoch %.2f  loss %.4f%s  %.0f img/s  ETA %s", step, l.total, epoch, losses.Loss, text, ips, eta.Round(time.Second)),
+		fmt.Sprintf("epoch %.2f  loss %.4f%s  %.0f img/s", epoch, losses.Loss, text, ips))
+	return nil
+}
+
+// forceNonFinite runs the step with NaN noise (train.force_nonfinite_at, a
+// test hook): z, and so every loss term, becomes NaN.
+func (r *run) forceNonFinite(pixels []byte) (graph.Losses, error) {
+	n := len(pixels) / r.model.Manifest.ImageBytes()
+	eps := make([]float32, n*r.model.Manifest.FeatureDim)
+	for i := range eps {
+		eps[i] = float32(math.NaN())
+	}
+	perm := make([]int32, n)
+	for i := range perm {
+		perm[i] = int32((i + 1) % n)
+	}
+	return r.model.TrainStepWithNoise(pixels, eps, perm, perm)
+}
+
+func (r *run) nonFiniteError(step int64, term string, l graph.Losses, rollbacks int) error {
+	last := "none yet"
+	if st, err := r.ckpts.Latest(); err == nil {
+		last = fmt.Sprintf("%s (step %d)", st.Prefix, st.Step)
+	}
+	v := l.Loss
+	if term != "loss" {
+		v = l.Terms[term]
+	}
+	return fmt.Errorf("step %d: loss term %q is %v after %d rollbacks: stopped; no checkpoint of these weights was written (last good checkpoint: %s). "+
+		"Resume with a lower optimizer.learning_rate, or set train.on_nonfinite: rollback", step, term, v, rollbacks, last)
+}
+
+// rollBack restores the last good checkpoint and lowers the learning rate.
+func (r *run) rollBack(step int64, term string, l graph.Losses) (*checkpoint.State, error) {
+	st, err := r.ckpts.Latest()
+	if err != nil {
+		return nil, fmt.Errorf("step %d: loss term %q is not finite and there is no checkpoint to roll back to: %w", step, term, err)
+	}
+	if err := r.model.Restore(r.ckpts.PrefixPath(st.Prefix)); err != nil {
+		return nil, err
+	}
+	lr := l.LearningRate * r.cfg.Train.LRBackoff
+	if err := r.model.SetLearningRate(lr); err != nil {
+		return nil, err
+	}
+	fmt.Fprintf(r.out, "train: step %d: loss term %q is not finite; restored %s (step %d) and lowered the learning rate to %g\n",
+		step, term, st.Prefix, st.Step, lr)
+	r.tb.Scalars(st.Step, map[string]float64{"rollback/learning_rate": lr})
+	return st, nil
+}
+
+func (r *run) save(step, perEpoch int64) (*checkpoint.State, error) {
+	return r.ckpts.Save(r.model, checkpoint.State{
+		Step: step, Epoch: int(step / perEpoch), EpochStep: int(step % perEpoch), ConfigHash: r.hash,
+	})
+}
+
+func termsText(l graph.Losses, names []string) string {
+	var b strings.Builder
+	for _, n := range names {
+		fmt.Fprintf(&b, "  %s %.4f", n, l.Terms[n])
+	}
+	return b.String()
+}
+
+// metricsFile appends one JSON object per logged step to metrics.jsonl.
+type metricsFile struct {
+	f *os.File
+	w *bufio.Writer
+}
+
+// openMetrics opens DIR/metrics.jsonl for appending, first dropping lines
+// beyond step start (logged after the checkpoint a resume starts from).
+func openMetrics(dir string, start int64) (*metricsFile, error) {
+	path := filepath.Join(dir, "metrics.jsonl")
+	if raw, err := os.ReadFile(path); err == nil {
+		var keep []byte
+		for _, line := range strings.SplitAfter(string(raw), "\n") {
+			var rec struct {
+				Step int64 `json:"step"`
+			}
+			if json.Unmarshal([]byte(line), &rec) == nil && rec.Step <= start && strings.HasSuffix(line, "\n") {
+				keep = append(keep, line...)
+			}
+		}
+		if err := fsutil.WriteFileAtomic(path, keep); err != nil {
+			return nil, err
+		}
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	return &metricsFile{f: f, w: bufio.NewWriter(f)}, nil
+}
+
+func (m *metricsFile) write(step int64, epoch float64, l graph.Losses, ips, dataWait float64, names []string) error {
+	rec := map[string]any{"step": step, "epoch": epoch, "loss": l.Loss, "images_per_sec": ips, "data_wait": dataWait, "learning_rate": l.LearningRate}
+	for _, n := range names {
+		rec[n] = l.Terms[n]
+	}
+	line, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	m.w.Write(append(line, '\n'))
+	return m.w.Flush()
+}
+
+func (m *metricsFile) Close() error { return m.f.Close() }
