@@ -68,6 +68,35 @@ const (
 	L2 Metric = "l2"
 )
 
+// knnGraph scores queries against the bank (a matmul: cosine on normalised
+// rows, or 2·q·b − |b|² for Euclidean) and keeps the top k of each row.
+type knnGraph struct {
+	graph                            *tf.Graph
+	queries, bank, bankSq, vals, idx tf.Output
+}
+
+func newKNNGraph(d int64, k int, metric Metric) (*knnGraph, error) {
+	s := op.NewScope()
+	g := &knnGraph{}
+	g.queries = op.Placeholder(s.SubScope("queries"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
+	g.bank = op.Placeholder(s.SubScope("bank"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
+	sim := op.MatMul(s, g.queries, g.bank, op.MatMulTransposeB(true))
+	switch metric {
+	case L2:
+		g.bankSq = op.Placeholder(s.SubScope("bank_sq"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1)))
+		sim = op.Sub(s, op.Mul(s, sim, op.Const(s.SubScope("two"), float32(2))), g.bankSq)
+	case Cosine:
+	default:
+		return nil, fmt.Errorf("knn: metric %q: want cosine or l2", metric)
+	}
+	g.vals, g.idx = op.TopKV2(s, sim, op.Const(s.SubScope("k"), int32(k)))
+	var err error
+	if g.graph, err = s.Finalize(); err != nil {
+		return nil, fmt.Errorf("knn graph: %w", err)
+	}
+	return g, nil
+}
+
 // Search finds the k nearest bank rows for every query by cosine similarity,
 // chunk queries at a time.
 func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
@@ -85,28 +114,16 @@ func SearchMetric(bank, queries Features, k, chunk int, metric Metric) (*Neighbo
 	if k < 1 || k > bank.Len() {
 		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, bank.Len())
 	}
-	d := int64(bank.Dim)
-	s := op.NewScope()
-	q := op.Placeholder(s.SubScope("queries"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
-	b := op.Placeholder(s.SubScope("bank"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, d)))
-	sim := op.MatMul(s, q, b, op.MatMulTransposeB(true))
-	var bankSq tf.Output
-	if metric == L2 {
-		bankSq = op.Placeholder(s.SubScope("bank_sq"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1)))
-		sim = op.Sub(s, op.Mul(s, sim, op.Const(s.SubScope("two"), float32(2))), bankSq)
-	} else if metric != Cosine {
-		return nil, fmt.Errorf("knn: metric %q: want cosine or l2", metric)
-	}
-	vals, idx := op.TopKV2(s, sim, op.Const(s.SubScope("k"), int32(k)))
-	g, err := s.Finalize()
+	g, err := newKNNGraph(int64(bank.Dim), k, metric)
 	if err != nil {
-		return nil, fmt.Errorf("knn graph: %w", err)
+		return nil, err
 	}
-	sess, err := tf.NewSession(g, nil)
+	sess, err := tf.NewSession(g.graph, nil)
 	if err != nil {
 		return nil, err
 	}
 	defer sess.Close()
+	q, b, bankSq, vals, idx := g.queries, g.bank, g.bankSq, g.vals, g.idx
 
 	nq, nb := queries, bank
 	feeds := map[tf.Output]*tf.Tensor{}

@@ -34,36 +34,65 @@ type ProbeResult struct {
 // shuffles and feeds mini-batches.
 func LinearProbe(dir string, train Features, trainLabels []int, test Features, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
 	start := time.Now()
+	p, err := loadProbe(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer p.saved.Session.Close()
+	mean, std := moments(train)
+	trainZ, testZ := standardize(train, mean, std), standardize(test, mean, std)
+	res := &ProbeResult{Epochs: s.Epochs}
+	if res.FinalLoss, err = p.fit(trainZ, trainLabels, s); err != nil {
+		return nil, err
+	}
+	if res.Accuracy, err = p.accuracy(testZ, testLabels); err != nil {
+		return nil, err
+	}
+	if res.TrainAccuracy, err = p.accuracy(trainZ, trainLabels); err != nil {
+		return nil, err
+	}
+	res.Seconds = time.Since(start).Seconds()
+	return res, nil
+}
+
+// probe is the probe's SavedModel with its tensors, found through its
+// signatures.
+type probe struct {
+	saved                  *tf.SavedModel
+	x, y, loss, px, pclass tf.Output
+}
+
+func loadProbe(dir string) (*probe, error) {
 	saved, err := tf.LoadSavedModel(dir, []string{"serve"}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("linear probe %s: %w", dir, err)
 	}
-	defer saved.Session.Close()
-	op := func(sig, key string, input bool) (tf.Output, error) {
-		info, ok := saved.Signatures[sig].Outputs[key]
-		if input {
-			info, ok = saved.Signatures[sig].Inputs[key]
-		}
-		if !ok {
-			return tf.Output{}, fmt.Errorf("linear probe %s: signature %s has no %s", dir, sig, key)
-		}
-		return tfutil.Output(saved.Graph, info.Name)
-	}
-	var x, y, loss, px, pclass tf.Output
+	p := &probe{saved: saved}
 	for _, r := range []struct {
 		dst      *tf.Output
 		sig, key string
 		input    bool
-	}{{&x, "train_step", "x", true}, {&y, "train_step", "y", true}, {&loss, "train_step", "loss", false}, {&px, "predict", "x", true}, {&pclass, "predict", "class", false}} {
-		if *r.dst, err = op(r.sig, r.key, r.input); err != nil {
+	}{{&p.x, "train_step", "x", true}, {&p.y, "train_step", "y", true}, {&p.loss, "train_step", "loss", false}, {&p.px, "predict", "x", true}, {&p.pclass, "predict", "class", false}} {
+		info, ok := saved.Signatures[r.sig].Outputs[r.key]
+		if r.input {
+			info, ok = saved.Signatures[r.sig].Inputs[r.key]
+		}
+		if !ok {
+			saved.Session.Close()
+			return nil, fmt.Errorf("linear probe %s: signature %s has no %s", dir, r.sig, r.key)
+		}
+		if *r.dst, err = tfutil.Output(saved.Graph, info.Name); err != nil {
+			saved.Session.Close()
 			return nil, err
 		}
 	}
+	return p, nil
+}
 
-	mean, std := moments(train)
-	trainZ, testZ := standardize(train, mean, std), standardize(test, mean, std)
-	d := train.Dim
-	n := train.Len()
+// fit runs s.Epochs epochs of seeded minibatches (the last partial batch of
+// an epoch dropped) and returns the last batch's loss.
+func (p *probe) fit(train Features, labels []int, s ProbeSettings) (float64, error) {
+	d, n := train.Dim, train.Len()
 	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x9e0be))
 	xb := make([]float32, s.BatchSize*d)
 	yb := make([]int32, s.BatchSize)
@@ -71,54 +100,48 @@ func LinearProbe(dir string, train Features, trainLabels []int, test Features, t
 	for epoch := 0; epoch < s.Epochs; epoch++ {
 		perm := rng.Perm(n)
 		for i := 0; i+s.BatchSize <= n; i += s.BatchSize {
-			for j, p := range perm[i : i+s.BatchSize] {
-				copy(xb[j*d:(j+1)*d], trainZ.Data[p*d:(p+1)*d])
-				yb[j] = int32(trainLabels[p])
+			for j, k := range perm[i : i+s.BatchSize] {
+				copy(xb[j*d:(j+1)*d], train.Data[k*d:(k+1)*d])
+				yb[j] = int32(labels[k])
 			}
 			xt, err := tfutil.FromFloat32s(xb, int64(s.BatchSize), int64(d))
 			if err != nil {
-				return nil, err
+				return 0, err
 			}
 			yt, err := tf.NewTensor(yb)
 			if err != nil {
-				return nil, err
+				return 0, err
 			}
-			out, err := saved.Session.Run(map[tf.Output]*tf.Tensor{x: xt, y: yt}, []tf.Output{loss}, nil)
+			out, err := p.saved.Session.Run(map[tf.Output]*tf.Tensor{p.x: xt, p.y: yt}, []tf.Output{p.loss}, nil)
 			if err != nil {
-				return nil, fmt.Errorf("linear probe step: %w", err)
+				return 0, fmt.Errorf("linear probe step: %w", err)
 			}
 			last = float64(out[0].Value().(float32))
 		}
 	}
-	accuracy := func(f Features, labels []int) (float64, error) {
-		correct := 0
-		for i := 0; i < f.Len(); i += 4096 {
-			j := min(i+4096, f.Len())
-			xt, err := tfutil.FromFloat32s(f.Data[i*d:j*d], int64(j-i), int64(d))
-			if err != nil {
-				return 0, err
-			}
-			out, err := saved.Session.Run(map[tf.Output]*tf.Tensor{px: xt}, []tf.Output{pclass}, nil)
-			if err != nil {
-				return 0, fmt.Errorf("linear probe predict: %w", err)
-			}
-			for k, c := range out[0].Value().([]int32) {
-				if int(c) == labels[i+k] {
-					correct++
-				}
+	return last, nil
+}
+
+// accuracy is the share of f's rows whose predicted class is their label.
+func (p *probe) accuracy(f Features, labels []int) (float64, error) {
+	d, correct := f.Dim, 0
+	for i := 0; i < f.Len(); i += 4096 {
+		j := min(i+4096, f.Len())
+		xt, err := tfutil.FromFloat32s(f.Data[i*d:j*d], int64(j-i), int64(d))
+		if err != nil {
+			return 0, err
+		}
+		out, err := p.saved.Session.Run(map[tf.Output]*tf.Tensor{p.px: xt}, []tf.Output{p.pclass}, nil)
+		if err != nil {
+			return 0, fmt.Errorf("linear probe predict: %w", err)
+		}
+		for k, c := range out[0].Value().([]int32) {
+			if int(c) == labels[i+k] {
+				correct++
 			}
 		}
-		return float64(correct) / float64(f.Len()), nil
 	}
-	res := &ProbeResult{Epochs: s.Epochs, FinalLoss: last}
-	if res.Accuracy, err = accuracy(testZ, testLabels); err != nil {
-		return nil, err
-	}
-	if res.TrainAccuracy, err = accuracy(trainZ, trainLabels); err != nil {
-		return nil, err
-	}
-	res.Seconds = time.Since(start).Seconds()
-	return res, nil
+	return float64(correct) / float64(f.Len()), nil
 }
 
 // moments returns each dimension's mean and standard deviation (1 where it is 0).
