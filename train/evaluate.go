@@ -82,7 +82,8 @@ func (r *run) encode(ctx context.Context, s *data.Set) (eval.Features, error) {
 
 // pixelCache names the file that keeps this data set's raw-pixel figures,
 // beside the decoded data: they depend on the data, the eval settings, the
-// seed and the input scaling only ("" when the cache is off).
+// seed, the input scaling and the probe's code only ("" when the cache is
+// off).
 func (r *run) pixelCache() (string, error) {
 	o, err := dataOptions(&r.cfg.Config, r.model.Manifest)
 	if err != nil || o.CacheDir == "" {
@@ -92,12 +93,22 @@ func (r *run) pixelCache() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// The probe's folder name carries the hash of its code and settings, so
+	// a change to pyexport/probe.py recomputes the figures.
+	root, err := pyexport.Root()
+	if err != nil {
+		return "", err
+	}
+	probe, err := pyexport.ProbeDir(root, r.splits.Train.ImageBytes(), len(r.splits.Train.Classes))
+	if err != nil {
+		return "", err
+	}
 	settings, _ := json.Marshal(struct {
-		V       int
 		E       any
 		Seed    int64
 		Scaling string
-	}{2, r.cfg.Eval, r.cfg.Seed, r.model.Manifest.Input.Scaling})
+		Probe   string
+	}{r.cfg.Eval, r.cfg.Seed, r.model.Manifest.Input.Scaling, filepath.Base(probe)})
 	sum := sha256.Sum256(append([]byte(key), settings...))
 	return filepath.Join(o.CacheDir, "pixels-"+hex.EncodeToString(sum[:])[:24]+".json"), nil
 }
