@@ -102,7 +102,7 @@ func readAllLimited(r io.Reader, max int64, what string) ([]byte, error) {
 	return b, nil
 }
 
-// readFileLimited reads a file whole after checking its size.
+// readFile reads a file whole after checking its size against MaxFileBytes.
 func (l Limits) readFile(path string) ([]byte, error) {
 	l = l.orDefaults()
 	f, err := os.Open(path)
