@@ -9,7 +9,7 @@ TF_BUILD ?= cpu
 ENV := source third_party/tfenv.sh &&
 PYTEST := .venv/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: setup uninstall export train test vet gotest pytest bench fuzz clean
+.PHONY: setup uninstall export train test vet gotest pytest bench fuzz embed-worker clean
 
 ## setup: .venv with the pinned TensorFlow (TF_BUILD=gpu: the GPU wheel), its C library under /usr/local, Fashion-MNIST
 setup:
@@ -49,3 +49,7 @@ bench: setup
 ## fuzz: Go's fuzzing of every reader of user files, FUZZTIME (30s) per target (not in CI)
 fuzz: setup
 	@$(ENV) FUZZTIME=$(or $(FUZZTIME),30s) bash scripts/fuzz.sh
+
+## embed-worker: the embedding pipeline's worker binary for remote runners (linux/amd64, cgo), build/embed-worker
+embed-worker: setup
+	@mkdir -p build && $(ENV) GOOS=linux GOARCH=amd64 CGO_ENABLED=1 go build -o build/embed-worker ./embed && echo "embed-worker: build/embed-worker"

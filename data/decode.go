@@ -21,6 +21,10 @@ import (
 // imageExts are the file endings read as images (case-insensitive).
 var imageExts = []string{".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 
+// IsImage reports whether a file name has an image ending (JPEG, PNG, GIF,
+// BMP, WebP; case-insensitive).
+func IsImage(name string) bool { return isImage(name) }
+
 func isImage(name string) bool {
 	low := strings.ToLower(name)
 	for _, e := range imageExts {

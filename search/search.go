@@ -59,8 +59,12 @@ func (ix *Index) Save(path string) error {
 	return fsutil.WriteFileAtomic(path, b.Bytes())
 }
 
-// Load reads an index written by Save.
+// Load reads an index written by Save, or a sharded index folder written by
+// the batch embedding pipeline (a folder with a manifest.json).
 func Load(path string) (*Index, error) {
+	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return loadShards(path)
+	}
 	raw, err := os.ReadFile(path)
 	if err != nil {
 		return nil, err

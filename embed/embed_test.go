@@ -1,0 +1,173 @@
+package main
+
+import (
+	"bytes"
+	"image"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/testing/ptest"
+
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/internal/hostile"
+	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/search"
+)
+
+func TestMain(m *testing.M) { ptest.MainWithDefault(m, "prism") }
+
+// imageFolder writes n real Fashion-MNIST images as 56×56 PNG files in two
+// class folders, plus a text file and an image whose header claims
+// 100,000 × 100,000 pixels.
+func imageFolder(t *testing.T, n int) string {
+	fm := testmodel.FashionMNISTSet(t, n)
+	dir := t.TempDir()
+	for i := 0; i < fm.Len(); i++ {
+		g := image.NewGray(image.Rect(0, 0, 56, 56))
+		for y := 0; y < 56; y++ {
+			for x := 0; x < 56; x++ {
+				g.Pix[y*56+x] = fm.Image(i)[(y/2)*28+x/2]
+			}
+		}
+		var b bytes.Buffer
+		png.Encode(&b, g)
+		sub := filepath.Join(dir, []string{"a", "b"}[i%2])
+		os.MkdirAll(sub, 0o755)
+		os.WriteFile(filepath.Join(sub, strings.Repeat("x", i%3)+string(rune('a'+i%26))+string(rune('a'+i/26))+".png"), b.Bytes(), 0o644)
+	}
+	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not an image"), 0o644)
+	os.WriteFile(filepath.Join(dir, "a", "huge.png"), hostile.PNG(100_000, 100_000), 0o644)
+	return dir
+}
+
+func runPipeline(t *testing.T, o Options) {
+	t.Helper()
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, o)
+	if err := os.MkdirAll(o.Output, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := ptest.Run(p); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The pipeline's features equal those `runner index` computes (data.ReadImages
+// and the encoder, one process) for the same images, the hostile image is
+// counted and named in bad.txt, the output loads as a search index, and a
+// second run leaves the same set of shards, byte for byte.
+func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
+	tmp := t.TempDir()
+	runDir, err := testmodel.Run(filepath.Join(tmp, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := imageFolder(t, 40)
+	globs, err := Globs(folder)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(tmp, "out")
+	o := Options{RunDir: runDir, Inputs: globs, Output: out, Shards: 4}
+	runPipeline(t, o)
+
+	ix, err := search.Load(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ix.Paths) != 40 {
+		t.Fatalf("%d images in the index, want 40", len(ix.Paths))
+	}
+	bad, _ := os.ReadFile(filepath.Join(out, "bad.txt"))
+	if !strings.Contains(string(bad), "huge.png") || !strings.Contains(string(bad), "100000×100000") || strings.Count(string(bad), "\n") != 1 {
+		t.Errorf("bad.txt:\n%s", bad)
+	}
+
+	// What runner index computes, in one process.
+	enc, err := encoder.Load(runDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer enc.Close()
+	imgs, err := data.ReadImages(folder, enc.Shape, true, enc.Limits)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := enc.EncodePixels(imgs.Set.Images)
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := map[string]int{}
+	for i, p := range imgs.Paths {
+		row[p] = i
+	}
+	d := enc.Dim()
+	maxDiff := 0.0
+	for i, p := range ix.Paths {
+		j, ok := row[p]
+		if !ok {
+			t.Fatalf("%s is in the pipeline's output, not in the index's", p)
+		}
+		for k := 0; k < d; k++ {
+			maxDiff = math.Max(maxDiff, math.Abs(float64(ix.Features.Data[i*d+k]-want[j*d+k])))
+		}
+	}
+	if maxDiff > 1e-5 {
+		t.Errorf("features differ from the index's by up to %g", maxDiff)
+	}
+	// Same neighbours: every image's 5 nearest, by both.
+	wantIx := &search.Index{Paths: imgs.Paths, Features: eval.Features{Data: want, Dim: d}}
+	for i, p := range ix.Paths[:10] {
+		q := eval.Features{Data: ix.Features.Data[i*d : (i+1)*d], Dim: d}
+		a, _ := ix.Search(q, 5, eval.Cosine)
+		b, _ := wantIx.Search(q, 5, eval.Cosine)
+		for k := range a[0] {
+			if a[0][k].Path != b[0][k].Path {
+				t.Errorf("%s: neighbour %d is %s in the pipeline's index, %s in runner index's", p, k, a[0][k].Path, b[0][k].Path)
+			}
+		}
+	}
+	t.Logf("40 images, largest difference %g", maxDiff)
+
+	before := snapshot(t, out)
+	runPipeline(t, o)
+	after := snapshot(t, out)
+	if len(before) != len(after) {
+		t.Fatalf("files %v, then %v", keys(before), keys(after))
+	}
+	for name, b := range before {
+		if !bytes.Equal(after[name], b) && name != search.ManifestFile {
+			t.Errorf("%s changed in the second run", name)
+		}
+	}
+}
+
+func snapshot(t *testing.T, dir string) map[string][]byte {
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, e := range entries {
+		b, _ := os.ReadFile(filepath.Join(dir, e.Name()))
+		out[e.Name()] = b
+	}
+	return out
+}
+
+func keys(m map[string][]byte) []string {
+	var k []string
+	for n := range m {
+		k = append(k, n)
+	}
+	sort.Strings(k)
+	return k
+}

@@ -1,0 +1,96 @@
+// Command embed computes the features of a whole image corpus with a trained
+// run's encoder, as an Apache Beam pipeline: in-process on Prism (Beam's Go
+// runner) by default, on Flink, Spark or Dataflow with Beam's --runner flags.
+//
+//	go run ./embed --run-dir runs/cifar10 --input 'photos/*/*.jpg' --output embeddings/
+//	go run ./runner search --index embeddings/ --query q.jpg
+//
+// It writes, into --output, shard-NNNNN-of-MMMMM.npy (float32 [n, dim]) and
+// .paths.txt for every shard, bad.txt (images left out, with the reason) and
+// manifest.json (the model's spec hash and step, counts, shards). Images go to
+// shards by a hash of their path, and every file appears by rename when whole,
+// so a rerun or a retried bundle rewrites the same shards.
+//
+// It is a binary of its own, not a runner subcommand: Beam registers its
+// flags in Go's global flag set and remote workers start the same binary with
+// them, which a cobra command line would refuse; and Beam makes the binary
+// about 100 MB, which runner does not need to carry.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io/fs"
+	"log"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+)
+
+var (
+	runDir = flag.String("run-dir", "", "the trained run whose encoder embeds (required)")
+	input  = flag.String("input", "", "images: a folder, or glob patterns separated by commas")
+	output = flag.String("output", "", "the output folder (required)")
+	shards = flag.Int("shards", 64, "how many shards the images are spread over")
+	strict = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
+)
+
+func main() {
+	flag.Parse()
+	beam.Init() // before anything else: remote workers start this binary too
+	o, err := options()
+	if err != nil {
+		log.Fatalf("embed: %v", err)
+	}
+	t := time.Now()
+	if err := run(context.Background(), o); err != nil {
+		log.Fatalf("embed: %v", err)
+	}
+	fmt.Printf("embed: %s in %.1fs\n", o.Output, time.Since(t).Seconds())
+}
+
+func options() (Options, error) {
+	if *runDir == "" || *input == "" || *output == "" {
+		return Options{}, fmt.Errorf("pass --run-dir, --input and --output")
+	}
+	if *shards < 1 {
+		return Options{}, fmt.Errorf("--shards %d: want at least 1", *shards)
+	}
+	inputs, err := Globs(*input)
+	if err != nil {
+		return Options{}, err
+	}
+	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict}, nil
+}
+
+// Globs turns --input into glob patterns: a local folder becomes one pattern
+// per folder under it (folder/*, folder/a/*, …), so that only folders, not
+// files, are listed here; anything else is taken as glob patterns.
+func Globs(in string) ([]string, error) {
+	if fi, err := os.Stat(in); err == nil && fi.IsDir() {
+		var globs []string
+		err := filepath.WalkDir(in, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				abs, _ := filepath.Abs(p)
+				globs = append(globs, filepath.Join(abs, "*"))
+			}
+			return err
+		})
+		return globs, err
+	}
+	return strings.Split(in, ","), nil
+}
+
+func run(ctx context.Context, o Options) error {
+	if err := os.MkdirAll(o.Output, 0o755); err != nil {
+		return err
+	}
+	p, s := beam.NewPipelineWithRoot()
+	Build(s, o)
+	return beamx.Run(ctx, p)
+}

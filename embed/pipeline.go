@@ -1,0 +1,284 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"hash/fnv"
+	"io"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"sync"
+
+	"github.com/apache/beam/sdks/v2/go/pkg/beam"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
+	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/local"
+	"github.com/apache/beam/sdks/v2/go/pkg/beam/register"
+
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/search"
+)
+
+func init() {
+	register.Function3x1(listImages)
+	register.DoFn1x2[string, int, string](&shardKeyFn{})
+	register.DoFn4x1[context.Context, int, func(*string) bool, func(shardResult), error](&encodeShardFn{})
+	register.Function2x1(sumResults)
+	register.DoFn2x1[context.Context, shardResult, error](&writeManifestFn{})
+	register.Emitter1[string]()
+	register.Emitter1[shardResult]()
+	register.Iter1[string]()
+}
+
+// Options of one embedding job.
+type Options struct {
+	RunDir string   // the trained run whose encoder embeds
+	Inputs []string // glob patterns, read through Beam's filesystems (local ones imported)
+	Output string   // the output folder (local)
+	Shards int      // images are spread over this many shards by a hash of their path
+	Strict bool     // a bad image fails the job instead of being counted
+}
+
+// shardResult is what shards wrote; sumResults adds them up for the manifest.
+type shardResult struct {
+	Images int
+	Bad    []string // "path<TAB>reason"
+	Shards []string
+}
+
+func sumResults(a, b shardResult) shardResult {
+	return shardResult{Images: a.Images + b.Images, Bad: append(a.Bad, b.Bad...), Shards: append(a.Shards, b.Shards...)}
+}
+
+// Build adds the embedding pipeline to s: match the inputs, keep the images,
+// spread them over o.Shards by a hash of the path (so a rerun, or a retried
+// bundle, writes the same shards), encode each shard and write it whole,
+// then the manifest.
+func Build(s beam.Scope, o Options) {
+	globs := beam.Reshuffle(s, beam.CreateList(s, o.Inputs))
+	paths := beam.ParDo(s, listImages, globs)
+	grouped := beam.GroupByKey(s, beam.ParDo(s, &shardKeyFn{Shards: o.Shards}, paths))
+	results := beam.ParDo(s, &encodeShardFn{RunDir: o.RunDir, Output: o.Output, Shards: o.Shards, Strict: o.Strict}, grouped)
+	beam.ParDo0(s, &writeManifestFn{RunDir: o.RunDir, Output: o.Output, Inputs: o.Inputs}, beam.Combine(s, sumResults, results))
+}
+
+// listImages emits the images a glob matches, on any Beam filesystem. (Not
+// fileio.MatchFiles: Beam 2.77's local filesystem opens every file to learn
+// its size and never closes it, which runs out of file descriptors on a
+// large folder.)
+func listImages(ctx context.Context, glob string, emit func(string)) error {
+	fs, err := filesystem.New(ctx, glob)
+	if err != nil {
+		return fmt.Errorf("%s: %w", glob, err)
+	}
+	defer fs.Close()
+	paths, err := fs.List(ctx, glob)
+	if err != nil {
+		return fmt.Errorf("%s: %w", glob, err)
+	}
+	for _, p := range paths {
+		if data.IsImage(p) {
+			emit(p)
+		}
+	}
+	return nil
+}
+
+// shardKeyFn keys a path by its shard: a hash of the path, so the same
+// image always lands in the same shard.
+type shardKeyFn struct{ Shards int }
+
+func (f *shardKeyFn) ProcessElement(path string) (int, string) {
+	h := fnv.New32a()
+	h.Write([]byte(path))
+	return int(h.Sum32() % uint32(f.Shards)), path
+}
+
+// ShardName is the base name of shard i of n.
+func ShardName(i, n int) string { return fmt.Sprintf("shard-%05d-of-%05d", i, n) }
+
+// sharedEncoder is one encoder per worker process and run, shared by every
+// DoFn instance there (loading it costs a TensorFlow session).
+type sharedEncoder struct {
+	mu   sync.Mutex // the encoder is not safe for concurrent use
+	enc  *encoder.Encoder
+	refs int
+}
+
+var (
+	encodersMu sync.Mutex
+	encoders   = map[string]*sharedEncoder{}
+)
+
+func acquire(runDir string) (*sharedEncoder, error) {
+	encodersMu.Lock()
+	defer encodersMu.Unlock()
+	if e, ok := encoders[runDir]; ok {
+		e.refs++
+		return e, nil
+	}
+	enc, err := encoder.Load(runDir)
+	if err != nil {
+		return nil, err
+	}
+	e := &sharedEncoder{enc: enc, refs: 1}
+	encoders[runDir] = e
+	return e, nil
+}
+
+func release(runDir string) {
+	encodersMu.Lock()
+	defer encodersMu.Unlock()
+	if e, ok := encoders[runDir]; ok {
+		if e.refs--; e.refs == 0 {
+			e.enc.Close()
+			delete(encoders, runDir)
+		}
+	}
+}
+
+// encodeShardFn decodes a shard's images on every core (within the run's
+// hostile-input limits), encodes them in batches and writes the shard's
+// features (.npy, float32 [n, dim]) and paths (.paths.txt), each by rename
+// when whole. A bad image is counted and named, or fails the job if Strict.
+type encodeShardFn struct {
+	RunDir, Output string
+	Shards         int
+	Strict         bool
+	enc            *sharedEncoder
+}
+
+func (f *encodeShardFn) Setup() error {
+	var err error
+	f.enc, err = acquire(f.RunDir)
+	return err
+}
+
+func (f *encodeShardFn) Teardown() { release(f.RunDir) }
+
+func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func(*string) bool, emit func(shardResult)) error {
+	var paths []string
+	var p string
+	for iter(&p) {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	enc := f.enc.enc
+	per := enc.Shape.H * enc.Shape.W * enc.Shape.C
+	pixels := make([]byte, len(paths)*per)
+	errs := make([]error, len(paths))
+	var next sync.WaitGroup
+	jobs := make(chan int)
+	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
+		next.Add(1)
+		go func() {
+			defer next.Done()
+			for i := range jobs {
+				raw, err := readFile(ctx, paths[i], enc.Limits.MaxFileBytes)
+				if err == nil {
+					_, err = data.DecodeInto(pixels[i*per:(i+1)*per], raw, enc.Shape, enc.Limits)
+				}
+				errs[i] = err
+			}
+		}()
+	}
+	for i := range paths {
+		jobs <- i
+	}
+	close(jobs)
+	next.Wait()
+
+	var good []string
+	var bad []string
+	kept := pixels[:0]
+	for i, err := range errs {
+		if err != nil {
+			if f.Strict {
+				return fmt.Errorf("%s: %w (without --strict, bad images are counted and left out)", paths[i], err)
+			}
+			bad = append(bad, paths[i]+"\t"+strings.ReplaceAll(err.Error(), "\n", " "))
+			continue
+		}
+		good = append(good, paths[i])
+		kept = append(kept, pixels[i*per:(i+1)*per]...)
+	}
+	f.enc.mu.Lock()
+	feats, err := enc.EncodePixels(kept)
+	f.enc.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("shard %d: %w", shard, err)
+	}
+	name := ShardName(shard, f.Shards)
+	base := filepath.Join(f.Output, name)
+	if err := eval.WriteNPY(base+".npy", feats, len(good), enc.Dim()); err != nil {
+		return err
+	}
+	if err := fsutil.WriteFileAtomic(base+".paths.txt", []byte(strings.Join(good, "\n")+"\n")); err != nil {
+		return fmt.Errorf("shard %s: %w", name, err)
+	}
+	emit(shardResult{Images: len(good), Bad: bad, Shards: []string{name}})
+	return nil
+}
+
+// readFile reads a file on any Beam filesystem, refusing more than max bytes.
+func readFile(ctx context.Context, path string, max int64) ([]byte, error) {
+	fs, err := filesystem.New(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer fs.Close()
+	r, err := fs.OpenRead(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	if max <= 0 {
+		max = data.DefaultMaxFileBytes
+	}
+	b, err := io.ReadAll(io.LimitReader(r, max+1))
+	if err == nil && int64(len(b)) > max {
+		err = fmt.Errorf("more than %d bytes (data.max_file_mib): %w", max, data.ErrTooLarge)
+	}
+	return b, err
+}
+
+// writeManifestFn writes manifest.json (which model made the features, how
+// many, which shards) and bad.txt, once every shard is written.
+type writeManifestFn struct {
+	RunDir, Output string
+	Inputs         []string
+	enc            *sharedEncoder
+}
+
+func (f *writeManifestFn) Setup() error {
+	var err error
+	f.enc, err = acquire(f.RunDir)
+	return err
+}
+
+func (f *writeManifestFn) Teardown() { release(f.RunDir) }
+
+func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) error {
+	sort.Strings(r.Shards)
+	sort.Strings(r.Bad)
+	enc := f.enc.enc
+	m := search.Manifest{Run: f.RunDir, ConfigHash: enc.ConfigHash, Step: enc.Step, Dim: enc.Dim(),
+		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
+	raw, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return err
+	}
+	bad := strings.Join(r.Bad, "\n")
+	if bad != "" {
+		bad += "\n"
+	}
+	if err := fsutil.WriteFileAtomic(filepath.Join(f.Output, "bad.txt"), []byte(bad)); err != nil {
+		return err
+	}
+	return fsutil.WriteFileAtomic(filepath.Join(f.Output, search.ManifestFile), append(raw, '\n'))
+}
