@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"image"
-	"image/png"
 	"math"
 	"os"
 	"path/filepath"
@@ -31,17 +29,9 @@ func imageFolder(t *testing.T, n int) string {
 	fm := testmodel.FashionMNISTSet(t, n)
 	dir := t.TempDir()
 	for i := 0; i < fm.Len(); i++ {
-		g := image.NewGray(image.Rect(0, 0, 56, 56))
-		for y := 0; y < 56; y++ {
-			for x := 0; x < 56; x++ {
-				g.Pix[y*56+x] = fm.Image(i)[(y/2)*28+x/2]
-			}
-		}
-		var b bytes.Buffer
-		png.Encode(&b, g)
 		sub := filepath.Join(dir, []string{"a", "b"}[i%2])
 		os.MkdirAll(sub, 0o755)
-		os.WriteFile(filepath.Join(sub, strings.Repeat("x", i%3)+string(rune('a'+i%26))+string(rune('a'+i/26))+".png"), b.Bytes(), 0o644)
+		os.WriteFile(filepath.Join(sub, strings.Repeat("x", i%3)+string(rune('a'+i%26))+string(rune('a'+i/26))+".png"), testmodel.UpscaledPNG(fm, i), 0o644)
 	}
 	os.WriteFile(filepath.Join(dir, "notes.txt"), []byte("not an image"), 0o644)
 	os.WriteFile(filepath.Join(dir, "a", "huge.png"), hostile.PNG(100_000, 100_000), 0o644)

@@ -63,8 +63,8 @@ func Build(s beam.Scope, o Options) {
 	globs := beam.Reshuffle(s, beam.CreateList(s, o.Inputs))
 	paths := beam.ParDo(s, listImages, globs)
 	grouped := beam.GroupByKey(s, beam.ParDo(s, &shardKeyFn{Shards: o.Shards}, paths))
-	results := beam.ParDo(s, &encodeShardFn{RunDir: o.RunDir, Output: o.Output, Shards: o.Shards, Strict: o.Strict}, grouped)
-	beam.ParDo0(s, &writeManifestFn{RunDir: o.RunDir, Output: o.Output, Inputs: o.Inputs}, beam.Combine(s, sumResults, results))
+	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir}, Output: o.Output, Shards: o.Shards, Strict: o.Strict}, grouped)
+	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir}, Output: o.Output, Inputs: o.Inputs}, beam.Combine(s, sumResults, results))
 }
 
 // listImages emits the images a glob matches, on any Beam filesystem. (Not
@@ -101,6 +101,21 @@ func (f *shardKeyFn) ProcessElement(path string) (int, string) {
 
 // ShardName is the base name of shard i of n.
 func ShardName(i, n int) string { return fmt.Sprintf("shard-%05d-of-%05d", i, n) }
+
+// withEncoder gives a DoFn the shared encoder of its run from Setup to
+// Teardown.
+type withEncoder struct {
+	RunDir string
+	enc    *sharedEncoder
+}
+
+func (w *withEncoder) Setup() error {
+	var err error
+	w.enc, err = acquire(w.RunDir)
+	return err
+}
+
+func (w *withEncoder) Teardown() { release(w.RunDir) }
 
 // sharedEncoder is one encoder per worker process and run, shared by every
 // DoFn instance there (loading it costs a TensorFlow session).
@@ -147,19 +162,11 @@ func release(runDir string) {
 // features (.npy, float32 [n, dim]) and paths (.paths.txt), each by rename
 // when whole. A bad image is counted and named, or fails the job if Strict.
 type encodeShardFn struct {
-	RunDir, Output string
-	Shards         int
-	Strict         bool
-	enc            *sharedEncoder
+	withEncoder
+	Output string
+	Shards int
+	Strict bool
 }
-
-func (f *encodeShardFn) Setup() error {
-	var err error
-	f.enc, err = acquire(f.RunDir)
-	return err
-}
-
-func (f *encodeShardFn) Teardown() { release(f.RunDir) }
 
 func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func(*string) bool, emit func(shardResult)) error {
 	var paths []string
@@ -250,18 +257,10 @@ func readFile(ctx context.Context, path string, max int64) ([]byte, error) {
 // writeManifestFn writes manifest.json (which model made the features, how
 // many, which shards) and bad.txt, once every shard is written.
 type writeManifestFn struct {
-	RunDir, Output string
-	Inputs         []string
-	enc            *sharedEncoder
+	withEncoder
+	Output string
+	Inputs []string
 }
-
-func (f *writeManifestFn) Setup() error {
-	var err error
-	f.enc, err = acquire(f.RunDir)
-	return err
-}
-
-func (f *writeManifestFn) Teardown() { release(f.RunDir) }
 
 func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) error {
 	sort.Strings(r.Shards)

@@ -3,8 +3,6 @@ package main
 import (
 	"bytes"
 	"encoding/json"
-	"image"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -26,19 +24,11 @@ func TestIndexAndSearch(t *testing.T) {
 	imgDir := filepath.Join(tmp, "images")
 	os.MkdirAll(filepath.Join(imgDir, "sub"), 0o755)
 	for i := 0; i < fm.Len(); i++ {
-		g := image.NewGray(image.Rect(0, 0, 56, 56))
-		for y := 0; y < 56; y++ {
-			for x := 0; x < 56; x++ {
-				g.Pix[y*56+x] = fm.Image(i)[(y/2)*28+x/2]
-			}
-		}
-		var b bytes.Buffer
-		png.Encode(&b, g)
 		name := filepath.Join(imgDir, "img"+string(rune('a'+i))+".png")
 		if i%3 == 0 {
 			name = filepath.Join(imgDir, "sub", "img"+string(rune('a'+i))+".png")
 		}
-		os.WriteFile(name, b.Bytes(), 0o644)
+		os.WriteFile(name, testmodel.UpscaledPNG(fm, i), 0o644)
 	}
 	os.WriteFile(filepath.Join(imgDir, "notes.txt"), []byte("skip me"), 0o644)
 	idx := filepath.Join(tmp, "images.idx")

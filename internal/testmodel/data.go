@@ -1,6 +1,9 @@
 package testmodel
 
 import (
+	"bytes"
+	"image"
+	"image/png"
 	"path/filepath"
 	"testing"
 
@@ -49,4 +52,21 @@ func FashionMNISTSet(t testing.TB, n int) *data.Set {
 	}
 	s := full.Train
 	return &data.Set{Images: s.Images[:n*s.ImageBytes()], Labels: s.Labels[:n], H: s.H, W: s.W, C: s.C, Classes: s.Classes, Source: s.Source}
+}
+
+// UpscaledPNG is image i of s (grey) enlarged twice with nearest-neighbour
+// sampling and encoded as PNG: a real image of another size than the model's
+// input.
+func UpscaledPNG(s *data.Set, i int) []byte {
+	w, h := 2*s.W, 2*s.H
+	g := image.NewGray(image.Rect(0, 0, w, h))
+	px := s.Image(i)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			g.Pix[y*w+x] = px[(y/2)*s.W+x/2]
+		}
+	}
+	var b bytes.Buffer
+	png.Encode(&b, g)
+	return b.Bytes()
 }
