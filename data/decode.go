@@ -154,6 +154,24 @@ func (j decodeJob) run(keepGoing bool) (pixels []byte, bad []BadImage, badIdx []
 	return pixels, bad, badIdx, int(nResized.Load()), nil
 }
 
+// DecodeAll decodes n encoded images (read(i) gives the bytes of image i,
+// where(i) names it) into one array of shape s, on every core, each header
+// checked against lim first. With keepGoing, images that fail are left out:
+// kept lists the indices of the images in pixels, bad the others, in order;
+// without, the first failure is the error (a BadImage).
+func DecodeAll(n int, read func(i int) ([]byte, error), where func(i int) string, s Shape, lim Limits, keepGoing bool) (pixels []byte, kept []int, bad []BadImage, err error) {
+	pixels, bad, badIdx, _, err := decodeJob{n: n, read: read, where: where, shape: s, lim: lim}.run(keepGoing)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	kept = make([]int, n)
+	for i := range kept {
+		kept[i] = i
+	}
+	pixels, kept = dropIndices(pixels, kept, s.bytes(), badIdx)
+	return pixels, kept, bad, nil
+}
+
 // dropIndices removes the given sorted indices from pixels and labels.
 func dropIndices(pixels []byte, labels []int, per int, drop []int) ([]byte, []int) {
 	if len(drop) == 0 {

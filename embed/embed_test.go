@@ -161,3 +161,27 @@ func keys(m map[string][]byte) []string {
 	sort.Strings(k)
 	return k
 }
+
+// With --strict a bad image fails the job, naming the image.
+func TestStrictFailsOnABadImage(t *testing.T) {
+	tmp := t.TempDir()
+	runDir, err := testmodel.Run(filepath.Join(tmp, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	globs, err := Globs(imageFolder(t, 6))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, s := beam.NewPipelineWithRoot()
+	out := filepath.Join(tmp, "out")
+	os.MkdirAll(out, 0o755)
+	Build(s, Options{RunDir: runDir, Inputs: globs, Output: out, Shards: 2, Strict: true})
+	err = ptest.Run(p)
+	if err == nil || !strings.Contains(err.Error(), "huge.png") || !strings.Contains(err.Error(), "without --strict") {
+		t.Errorf("strict run with a 100,000×100,000 PNG: %v", err)
+	}
+	if _, err := os.Stat(filepath.Join(out, search.ManifestFile)); err == nil {
+		t.Errorf("a failed job wrote its manifest")
+	}
+}

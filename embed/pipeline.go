@@ -3,11 +3,11 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"hash/fnv"
 	"io"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -157,8 +157,8 @@ func release(runDir string) {
 	}
 }
 
-// encodeShardFn decodes a shard's images on every core (within the run's
-// hostile-input limits), encodes them in batches and writes the shard's
+// encodeShardFn decodes a shard's images on every core (data.DecodeAll,
+// within the run's hostile-input limits), encodes them in batches and writes the shard's
 // features (.npy, float32 [n, dim]) and paths (.paths.txt), each by rename
 // when whole. A bad image is counted and named, or fails the job if Strict.
 type encodeShardFn struct {
@@ -176,43 +176,20 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	}
 	sort.Strings(paths)
 	enc := f.enc.enc
-	per := enc.Shape.H * enc.Shape.W * enc.Shape.C
-	pixels := make([]byte, len(paths)*per)
-	errs := make([]error, len(paths))
-	var next sync.WaitGroup
-	jobs := make(chan int)
-	for w := 0; w < runtime.GOMAXPROCS(0); w++ {
-		next.Add(1)
-		go func() {
-			defer next.Done()
-			for i := range jobs {
-				raw, err := readFile(ctx, paths[i], enc.Limits.MaxFileBytes)
-				if err == nil {
-					_, err = data.DecodeInto(pixels[i*per:(i+1)*per], raw, enc.Shape, enc.Limits)
-				}
-				errs[i] = err
-			}
-		}()
+	read := func(i int) ([]byte, error) { return readFile(ctx, paths[i], enc.Limits.MaxFileBytes) }
+	kept, idx, badImages, err := data.DecodeAll(len(paths), read, func(i int) string { return paths[i] }, enc.Shape, enc.Limits, !f.Strict)
+	if b := (data.BadImage{}); errors.As(err, &b) {
+		return fmt.Errorf("%s: %w (without --strict, bad images are counted and left out)", b.Path, b.Err)
+	} else if err != nil {
+		return err
 	}
-	for i := range paths {
-		jobs <- i
+	good := make([]string, len(idx))
+	for j, i := range idx {
+		good[j] = paths[i]
 	}
-	close(jobs)
-	next.Wait()
-
-	var good []string
 	var bad []string
-	kept := pixels[:0]
-	for i, err := range errs {
-		if err != nil {
-			if f.Strict {
-				return fmt.Errorf("%s: %w (without --strict, bad images are counted and left out)", paths[i], err)
-			}
-			bad = append(bad, paths[i]+"\t"+strings.ReplaceAll(err.Error(), "\n", " "))
-			continue
-		}
-		good = append(good, paths[i])
-		kept = append(kept, pixels[i*per:(i+1)*per]...)
+	for _, b := range badImages {
+		bad = append(bad, b.Path+"\t"+strings.ReplaceAll(b.Err.Error(), "\n", " "))
 	}
 	f.enc.mu.Lock()
 	feats, err := enc.EncodePixels(kept)
