@@ -52,38 +52,27 @@ func Python(root string) (string, error) {
 
 // Fresh reports whether dir holds a SavedModel exported from cfg's spec.
 func Fresh(cfg *config.Config, dir string) (bool, error) {
-	why, err := Stale(cfg, dir)
+	why, _, err := Stale(cfg, dir)
 	return why == "", err
 }
 
 // Stale says why dir does not hold a SavedModel exported from cfg's spec
-// ("" when it does).
-func Stale(cfg *config.Config, dir string) (string, error) {
+// ("" when it does), and whether what it holds is another spec's model.
+func Stale(cfg *config.Config, dir string) (why string, otherSpec bool, err error) {
 	man, err := graph.ReadManifest(dir)
 	switch {
 	case errors.Is(err, graph.ErrNoExport):
-		return "there is none yet", nil
+		return "there is none yet", false, nil
 	case errors.Is(err, graph.ErrStale):
-		return fmt.Sprintf("the one there is stale (%v)", err), nil
+		return fmt.Sprintf("the one there is stale (%v)", err), false, nil
 	case err != nil:
-		return "", err
+		return "", false, err
 	}
 	_, hash := cfg.SpecJSON()
 	if man.ConfigHash != hash {
-		return fmt.Sprintf("the one there was exported from another spec (%.12s, this config's is %.12s)", man.ConfigHash, hash), nil
+		return fmt.Sprintf("the one there was exported from another spec (%.12s, this config's is %.12s)", man.ConfigHash, hash), true, nil
 	}
-	return "", nil
-}
-
-// OtherSpec reports whether dir holds a SavedModel with a readable manifest
-// exported from a spec other than cfg's.
-func OtherSpec(cfg *config.Config, dir string) bool {
-	man, err := graph.ReadManifest(dir)
-	if err != nil {
-		return false
-	}
-	_, hash := cfg.SpecJSON()
-	return man.ConfigHash != hash
+	return "", false, nil
 }
 
 // Export (re)writes the SavedModel for cfg into dir. Output of the exporter

@@ -139,14 +139,14 @@ func (r *run) checkResume(resume bool) (*checkpoint.State, error) {
 // another spec (a flag such as --loss.alpha 0 changed the spec), this
 // spec's goes beside it, to EXPORT_DIR-<spec hash, 12 digits>.
 func exportDirFor(cfg *config.Config, out io.Writer) (dir, why string, err error) {
-	why, err = pyexport.Stale(cfg, cfg.ExportDir)
-	if err != nil || why == "" || !pyexport.OtherSpec(cfg, cfg.ExportDir) {
+	why, other, err := pyexport.Stale(cfg, cfg.ExportDir)
+	if err != nil || !other {
 		return cfg.ExportDir, why, err
 	}
 	_, hash := cfg.SpecJSON()
 	alt := strings.TrimRight(cfg.ExportDir, "/") + "-" + hash[:12]
 	fmt.Fprintf(out, "train: %s holds the SavedModel of another spec; this config's is %s\n", cfg.ExportDir, alt)
-	why, err = pyexport.Stale(cfg, alt)
+	why, _, err = pyexport.Stale(cfg, alt)
 	return alt, why, err
 }
 
