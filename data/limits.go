@@ -102,6 +102,18 @@ func readAllLimited(r io.Reader, max int64, what string) ([]byte, error) {
 	return b, nil
 }
 
+// ReadAll reads one file or member from r whole, refusing more than
+// MaxFileBytes (data.max_file_mib) without reading past it; what names it in
+// the error.
+func (l Limits) ReadAll(r io.Reader, what string) ([]byte, error) {
+	l = l.orDefaults()
+	b, err := readAllLimited(r, l.MaxFileBytes, what)
+	if errors.Is(err, ErrTooLarge) {
+		err = fmt.Errorf("%w (data.max_file_mib)", err)
+	}
+	return b, err
+}
+
 // readFile reads a file whole after checking its size against MaxFileBytes.
 func (l Limits) readFile(path string) ([]byte, error) {
 	l = l.orDefaults()
@@ -113,5 +125,5 @@ func (l Limits) readFile(path string) ([]byte, error) {
 	if fi, err := f.Stat(); err == nil && fi.Size() > l.MaxFileBytes {
 		return nil, fmt.Errorf("%s: %d bytes, over the limit of %d (data.max_file_mib): %w", path, fi.Size(), l.MaxFileBytes, ErrTooLarge)
 	}
-	return readAllLimited(f, l.MaxFileBytes, path)
+	return l.ReadAll(f, path)
 }

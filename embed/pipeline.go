@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"io"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -176,7 +175,7 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	}
 	sort.Strings(paths)
 	enc := f.enc.enc
-	read := func(i int) ([]byte, error) { return readFile(ctx, paths[i], enc.Limits.MaxFileBytes) }
+	read := func(i int) ([]byte, error) { return readFile(ctx, paths[i], enc.Limits) }
 	kept, idx, badImages, err := data.DecodeAll(len(paths), read, func(i int) string { return paths[i] }, enc.Shape, enc.Limits, !f.Strict)
 	if b := (data.BadImage{}); errors.As(err, &b) {
 		return fmt.Errorf("%s: %w (without --strict, bad images are counted and left out)", b.Path, b.Err)
@@ -209,8 +208,8 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	return nil
 }
 
-// readFile reads a file on any Beam filesystem, refusing more than max bytes.
-func readFile(ctx context.Context, path string, max int64) ([]byte, error) {
+// readFile reads a file on any Beam filesystem, within lim.MaxFileBytes.
+func readFile(ctx context.Context, path string, lim data.Limits) ([]byte, error) {
 	fs, err := filesystem.New(ctx, path)
 	if err != nil {
 		return nil, err
@@ -221,14 +220,7 @@ func readFile(ctx context.Context, path string, max int64) ([]byte, error) {
 		return nil, err
 	}
 	defer r.Close()
-	if max <= 0 {
-		max = data.DefaultMaxFileBytes
-	}
-	b, err := io.ReadAll(io.LimitReader(r, max+1))
-	if err == nil && int64(len(b)) > max {
-		err = fmt.Errorf("more than %d bytes (data.max_file_mib): %w", max, data.ErrTooLarge)
-	}
-	return b, err
+	return lim.ReadAll(r, "the file")
 }
 
 // writeManifestFn writes manifest.json (which model made the features, how
