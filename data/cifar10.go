@@ -25,10 +25,11 @@ func loadCIFAR10(o Options) (*Splits, error) {
 	}
 	dir, ok := t.find("data_batch_1.bin")
 	if !ok {
-		if root := unwrap(t); hasSplits(t, root) {
-			return loadFolderTree(t, root, o)
+		l, err := listCIFAR10Folder(t, o)
+		if err != nil {
+			return nil, err
 		}
-		return nil, fmt.Errorf("%s: neither CIFAR-10's binary release (data_batch_1.bin … test_batch.bin) nor an image folder with train/ and test/", o.Path)
+		return l.decode(o)
 	}
 	classes := CIFAR10Classes
 	if meta := join(dir, "batches.meta.txt"); t.has(meta) {
@@ -80,6 +81,14 @@ func loadCIFAR10(o Options) (*Splits, error) {
 		return nil, err
 	}
 	return (&Splits{Train: train, Test: test}).conform(o.Shape)
+}
+
+// listCIFAR10Folder lists CIFAR-10 as an image folder with train/ and test/.
+func listCIFAR10Folder(t *tree, o Options) (*listing, error) {
+	if root := unwrap(t); hasSplits(t, root) {
+		return listFolderTree(t, root, o)
+	}
+	return nil, fmt.Errorf("%s: neither CIFAR-10's binary release (data_batch_1.bin … test_batch.bin) nor an image folder with train/ and test/", o.Path)
 }
 
 // ParseCIFAR10Batch reads one CIFAR-10 binary batch: records of a label byte

@@ -69,7 +69,7 @@ type Splits struct {
 
 // Options say what to read and what to turn it into.
 type Options struct {
-	Format string // fashion_mnist (or mnist), cifar10, tiny_imagenet, folder
+	Format string // fashion_mnist (or mnist), cifar10, tiny_imagenet, folder, shards
 	Path   string
 	Shape  Shape // the model's input
 	// SkipBad leaves out images that fail to decode (reported in Splits.Bad)
@@ -89,7 +89,7 @@ type Options struct {
 }
 
 // Formats lists the accepted Options.Format values.
-var Formats = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder"}
+var Formats = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder", "shards"}
 
 // Load reads a data set, from the decoded cache when it holds a copy of this
 // exact source.
@@ -139,6 +139,12 @@ func load(o Options) (*Splits, error) {
 		return loadTinyImageNet(o)
 	case "folder":
 		return loadFolder(o)
+	case "shards":
+		st, err := openShards(o)
+		if err != nil {
+			return nil, err
+		}
+		return st.decode()
 	}
 	return nil, fmt.Errorf("data.format %q: want one of %v", o.Format, Formats)
 }

@@ -16,11 +16,20 @@ func loadFolder(o Options) (*Splits, error) {
 	if err != nil {
 		return nil, err
 	}
+	l, err := listFolder(t, o)
+	if err != nil {
+		return nil, err
+	}
+	return l.decode(o)
+}
+
+// listFolder lists an image folder's splits in t (o.Path's tree).
+func listFolder(t *tree, o Options) (*listing, error) {
 	root := ""
 	if !isDirPath(o.Path) {
 		root = unwrap(t)
 	}
-	return loadFolderTree(t, root, o)
+	return listFolderTree(t, root, o)
 }
 
 // unwrap finds the folder inside an archive that holds its contents: archives
@@ -47,10 +56,10 @@ func hasSplits(t *tree, root string) bool {
 	return slices.Contains(kids, "train") && (slices.Contains(kids, "test") || slices.Contains(kids, "val"))
 }
 
-// loadFolderTree reads root/{train,test|val}/<class>/… as splits, or else
+// listFolderTree lists root/{train,test|val}/<class>/… as splits, or else
 // root itself (labelled by sub-folder, or flat and unlabelled) with
 // o.TestFraction held out as the test split.
-func loadFolderTree(t *tree, root string, o Options) (*Splits, error) {
+func listFolderTree(t *tree, root string, o Options) (*listing, error) {
 	if hasSplits(t, root) {
 		train, classes, err := folderItems(t, join(root, "train"), nil)
 		if err != nil {
@@ -64,7 +73,7 @@ func loadFolderTree(t *tree, root string, o Options) (*Splits, error) {
 		if err != nil {
 			return nil, err
 		}
-		return splitsOf(t, train, test, classes, o)
+		return &listing{t: t, train: train, test: test, classes: classes}, nil
 	}
 	all, classes, err := folderItems(t, root, nil)
 	if err != nil {
@@ -88,7 +97,7 @@ func loadFolderTree(t *tree, root string, o Options) (*Splits, error) {
 	if len(train) == 0 {
 		return nil, fmt.Errorf("%s: data.test_fraction = %g leaves no training images", o.Path, o.TestFraction)
 	}
-	return splitsOf(t, train, test, classes, o)
+	return &listing{t: t, train: train, test: test, classes: classes}, nil
 }
 
 // folderItems lists dir's images: labelled by sub-folder (dir/<class>/…), or

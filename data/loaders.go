@@ -1,5 +1,6 @@
 // Loaders of the data sets by format: cifar10.go, tinyimagenet.go, folder.go,
-// idx.go; each turns its layout into items that decodeItems decodes.
+// idx.go; the image layouts are listed (a listing of items) and then decoded
+// into memory (listing.decode) or streamed (stream.go).
 package data
 
 import (
@@ -10,6 +11,33 @@ import (
 type item struct {
 	name  string
 	label int
+}
+
+// listing is an image layout's splits, listed but not decoded.
+type listing struct {
+	t           *tree
+	train, test []item
+	classes     []string
+}
+
+// decode decodes both splits into memory.
+func (l *listing) decode(o Options) (*Splits, error) {
+	tr, bad1, r1, err := decodeItems(l.t, l.train, l.classes, o, o.Path)
+	if err != nil {
+		return nil, err
+	}
+	var te *Set
+	var bad2 []BadImage
+	var r2 int
+	if len(l.test) > 0 {
+		te, bad2, r2, err = decodeItems(l.t, l.test, l.classes, o, o.Path)
+		if err != nil {
+			return nil, err
+		}
+	} else {
+		te = &Set{H: tr.H, W: tr.W, C: tr.C, Classes: l.classes, Source: o.Path}
+	}
+	return &Splits{Train: tr, Test: te, Resized: r1 + r2, Bad: append(bad1, bad2...)}, nil
 }
 
 // decodeItems decodes items from t into a Set.

@@ -19,6 +19,15 @@ func loadTinyImageNet(o Options) (*Splits, error) {
 	if err != nil {
 		return nil, err
 	}
+	l, err := listTinyImageNet(t, o)
+	if err != nil {
+		return nil, err
+	}
+	return l.decode(o)
+}
+
+// listTinyImageNet lists the official layout's images in t.
+func listTinyImageNet(t *tree, o Options) (*listing, error) {
 	root, ok := t.find("wnids.txt")
 	if !ok {
 		return nil, fmt.Errorf("%s: no wnids.txt: not Tiny ImageNet's layout (tiny-imagenet-200/{wnids.txt,words.txt,train,val})", o.Path)
@@ -39,7 +48,7 @@ func loadTinyImageNet(o Options) (*Splits, error) {
 	if err != nil {
 		return nil, err
 	}
-	return splitsOf(t, train, val, classes, o)
+	return &listing{t: t, train: train, test: val, classes: classes}, nil
 }
 
 // textLines reads a text member's non-empty lines, trimmed.
@@ -149,21 +158,3 @@ func tinyVal(t *tree, root string, index map[string]int) ([]item, error) {
 	return val, nil
 }
 
-func splitsOf(t *tree, train, test []item, classes []string, o Options) (*Splits, error) {
-	tr, bad1, r1, err := decodeItems(t, train, classes, o, o.Path)
-	if err != nil {
-		return nil, err
-	}
-	var te *Set
-	var bad2 []BadImage
-	var r2 int
-	if len(test) > 0 {
-		te, bad2, r2, err = decodeItems(t, test, classes, o, o.Path)
-		if err != nil {
-			return nil, err
-		}
-	} else {
-		te = &Set{H: tr.H, W: tr.W, C: tr.C, Classes: classes, Source: o.Path}
-	}
-	return &Splits{Train: tr, Test: te, Resized: r1 + r2, Bad: append(bad1, bad2...)}, nil
-}

@@ -24,7 +24,16 @@ type tree struct {
 	files []string // sorted
 	read  func(name string) ([]byte, error)
 	isDir map[string]bool // every folder, empty ones included
+	// A tar archive listed for streaming (listTar) is read in one pass in
+	// archive order: order is each file's member index there.
+	order map[string]int
+	gz    bool
+	size  int64
+	lim   Limits
 }
+
+// sequential reports whether t's images can only be read in archive order.
+func (t *tree) sequential() bool { return t.order != nil }
 
 // where names a member for messages: archive.tar.gz:dir/file or folder/dir/file.
 func (t *tree) where(name string) string {
@@ -97,7 +106,13 @@ func join(dir, name string) string {
 
 // openTree opens a folder or an archive by its name and, failing that, its
 // first bytes. Every file or member it reads is bounded by lim.
-func openTree(p string, lim Limits) (*tree, error) {
+func openTree(p string, lim Limits) (*tree, error) { return openTreeAs(p, lim, false) }
+
+// openStreamTree opens a folder or an archive as openTree does, except that
+// a tar archive is only listed (listTar), to be read in order later.
+func openStreamTree(p string, lim Limits) (*tree, error) { return openTreeAs(p, lim, true) }
+
+func openTreeAs(p string, lim Limits, stream bool) (*tree, error) {
 	lim = lim.orDefaults()
 	fi, err := os.Stat(p)
 	if err != nil {
@@ -120,6 +135,9 @@ func openTree(p string, lim Limits) (*tree, error) {
 	case bytes.HasPrefix(head, []byte{0x1f, 0x8b}), len(head) >= 262 && string(head[257:262]) == "ustar":
 		if _, err := f.Seek(0, io.SeekStart); err != nil {
 			return nil, err
+		}
+		if stream {
+			return listTar(bufio.NewReaderSize(f, 1<<20), p, fi.Size(), head[0] == 0x1f, lim)
 		}
 		return readTar(bufio.NewReaderSize(f, 1<<20), p, fi.Size(), head[0] == 0x1f, lim)
 	}
@@ -150,63 +168,37 @@ func openDir(root string, lim Limits) (*tree, error) {
 }
 
 // readTar reads a tar archive (gzipped if gz) of size bytes on disk into
-// memory. Member sizes come from their headers before any byte is read: a
-// member over lim.MaxFileBytes is not kept (reading it is an error, so an
-// image there is a bad image; other files are never read), and members that
-// add up to more than lim's inflation bound of size refuse the archive, a
-// likely decompression bomb (or a sparse-file bomb in a plain tar).
+// memory, within lim as scanTar bounds it. A member over lim.MaxFileBytes is
+// not kept (reading it is an error, so an image there is a bad image; other
+// files are never read).
 func readTar(r io.Reader, src string, size int64, gz bool, lim Limits) (*tree, error) {
 	lim = lim.orDefaults()
-	if gz {
-		zr, err := gzip.NewReader(r)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", src, err)
-		}
-		r = zr
-	}
-	tr := tar.NewReader(r)
 	contents := map[string][]byte{}
 	tooLarge := map[string]int64{}
 	t := &tree{src: src, isDir: map[string]bool{}}
-	var total int64
-	limit := lim.inflated(size)
-	for {
-		h, err := tr.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("%s: reading the archive: %w (truncated or not a tar archive)", src, err)
-		}
-		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
-		if h.Typeflag == tar.TypeDir && name != "." {
+	err := scanTar(r, src, size, gz, lim, func(h *tar.Header, name string, body io.Reader) error {
+		if h.Typeflag == tar.TypeDir {
 			t.isDir[name] = true
+			return nil
 		}
-		if h.Typeflag != tar.TypeReg || name == "." || name == ".." || strings.HasPrefix(name, "../") {
-			continue
-		}
-		if h.Size < 0 || total+h.Size > limit || total+h.Size < total {
-			return nil, fmt.Errorf("%s: its members add up to more than %d bytes (%g× its %d bytes, plus slack) at %s: refused as a likely decompression bomb; raise data.max_inflate_ratio if it is a real archive: %w",
-				src, limit, lim.MaxInflation, size, name, ErrTooLarge)
-		}
-		total += h.Size
-		if _, dup := contents[name]; !dup {
+		if _, dup := contents[name]; !dup && tooLarge[name] == 0 {
 			t.files = append(t.files, name)
 		}
 		if h.Size > lim.MaxFileBytes {
 			tooLarge[name] = h.Size
 			delete(contents, name)
-			continue
+			return nil
 		}
-		b, err := readAllLimited(tr, h.Size, src+":"+name)
+		b, err := readMember(body, h.Size, src, name)
 		if err != nil {
-			return nil, fmt.Errorf("%s: reading %s: %w (truncated archive)", src, name, err)
-		}
-		if int64(len(b)) != h.Size {
-			return nil, fmt.Errorf("%s: reading %s: %d of %d bytes: truncated archive", src, name, len(b), h.Size)
+			return err
 		}
 		contents[name] = b
 		delete(tooLarge, name)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	t.read = func(name string) ([]byte, error) {
 		if n, ok := tooLarge[name]; ok {
@@ -220,6 +212,156 @@ func readTar(r io.Reader, src string, size int64, gz bool, lim Limits) (*tree, e
 	}
 	t.index()
 	return t, nil
+}
+
+// listTar lists a tar archive for streaming: names and archive order, and
+// the contents of its small non-image files (the layouts' text files:
+// wnids.txt, val_annotations.txt, …; up to lim.MaxFileBytes in all). Images
+// are read later, in order, by scanItems.
+func listTar(r io.Reader, src string, size int64, gz bool, lim Limits) (*tree, error) {
+	lim = lim.orDefaults()
+	kept := map[string][]byte{}
+	var keptBytes int64
+	t := &tree{src: src, isDir: map[string]bool{}, order: map[string]int{}, gz: gz, size: size, lim: lim}
+	member := 0
+	err := scanTar(r, src, size, gz, lim, func(h *tar.Header, name string, body io.Reader) error {
+		if h.Typeflag == tar.TypeDir {
+			t.isDir[name] = true
+			return nil
+		}
+		if _, dup := t.order[name]; !dup {
+			t.files = append(t.files, name)
+		}
+		t.order[name] = member
+		member++
+		delete(kept, name)
+		if !isImage(name) && keptBytes+h.Size <= lim.MaxFileBytes {
+			b, err := readMember(body, h.Size, src, name)
+			if err != nil {
+				return err
+			}
+			kept[name] = b
+			keptBytes += h.Size
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	t.read = func(name string) ([]byte, error) {
+		if b, ok := kept[name]; ok {
+			return b, nil
+		}
+		if _, ok := t.order[name]; ok {
+			return nil, errors.New("a streamed tar archive's images are read in archive order only")
+		}
+		return nil, errors.New("no such member in the archive")
+	}
+	t.index()
+	return t, nil
+}
+
+// scanItems reads a listed tar archive again, in one pass, calling fn with
+// the bytes of each member that byMember maps to an item k and need(k)
+// wants (a member over lim.MaxFileBytes is a bad image: fn gets the reason).
+// The archive must hold what it held when listed.
+func (t *tree) scanItems(byMember map[int]int, need func(k int) bool, fn func(k int, raw []byte, err error) error) error {
+	f, err := os.Open(t.src)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || fi.Size() != t.size {
+		return fmt.Errorf("%s: changed since it was listed (%d bytes then): start again", t.src, t.size)
+	}
+	lim := t.lim
+	member, seen := 0, 0
+	err = scanTar(bufio.NewReaderSize(f, 1<<20), t.src, t.size, t.gz, lim, func(h *tar.Header, name string, body io.Reader) error {
+		if h.Typeflag == tar.TypeDir {
+			return nil
+		}
+		m := member
+		member++
+		k, ok := byMember[m]
+		if !ok {
+			return nil
+		}
+		seen++
+		if !need(k) {
+			return nil
+		}
+		if h.Size > lim.MaxFileBytes {
+			return fn(k, nil, fmt.Errorf("%d bytes, over the limit of %d (data.max_file_mib): %w", h.Size, lim.MaxFileBytes, ErrTooLarge))
+		}
+		raw, err := readMember(body, h.Size, t.src, name)
+		if err != nil {
+			return err
+		}
+		return fn(k, raw, nil)
+	})
+	if err == nil && seen != len(byMember) {
+		err = fmt.Errorf("%s: %d of its %d listed images found: it changed since it was listed; start again", t.src, seen, len(byMember))
+	}
+	return err
+}
+
+// scanTar reads a tar archive (gzipped if gz) of size bytes on disk in one
+// pass, calling fn for each folder and regular file under a safe relative
+// name, with a reader of its contents that fn may leave unread. Member sizes
+// come from their headers before any byte is read: members that add up to
+// more than lim's inflation bound of size refuse the archive, a likely
+// decompression bomb (or a sparse-file bomb in a plain tar).
+func scanTar(r io.Reader, src string, size int64, gz bool, lim Limits, fn func(h *tar.Header, name string, body io.Reader) error) error {
+	lim = lim.orDefaults()
+	if gz {
+		zr, err := gzip.NewReader(r)
+		if err != nil {
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		r = zr
+	}
+	tr := tar.NewReader(r)
+	var total int64
+	limit := lim.inflated(size)
+	for {
+		h, err := tr.Next()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("%s: reading the archive: %w (truncated or not a tar archive)", src, err)
+		}
+		name := path.Clean(strings.TrimPrefix(h.Name, "./"))
+		if name == "." || name == ".." || strings.HasPrefix(name, "../") {
+			continue
+		}
+		switch h.Typeflag {
+		case tar.TypeDir:
+		case tar.TypeReg:
+			if h.Size < 0 || total+h.Size > limit || total+h.Size < total {
+				return fmt.Errorf("%s: its members add up to more than %d bytes (%g× its %d bytes, plus slack) at %s: refused as a likely decompression bomb; raise data.max_inflate_ratio if it is a real archive: %w",
+					src, limit, lim.MaxInflation, size, name, ErrTooLarge)
+			}
+			total += h.Size
+		default:
+			continue
+		}
+		if err := fn(h, name, tr); err != nil {
+			return err
+		}
+	}
+}
+
+// readMember reads a tar member's size bytes whole.
+func readMember(body io.Reader, size int64, src, name string) ([]byte, error) {
+	b, err := readAllLimited(body, size, src+":"+name)
+	if err != nil {
+		return nil, fmt.Errorf("%s: reading %s: %w (truncated archive)", src, name, err)
+	}
+	if int64(len(b)) != size {
+		return nil, fmt.Errorf("%s: reading %s: %d of %d bytes: truncated archive", src, name, len(b), size)
+	}
+	return b, nil
 }
 
 func openZip(p string, lim Limits) (*tree, error) {
