@@ -138,7 +138,9 @@ func (l *listing) stream(items []item, o Options, bad *badLog) *Stream {
 		byMember[t.order[it.name]] = i
 	}
 	s.shards = []shard{{name: t.src, first: 0, count: len(items),
-		scan:  func(need func(int) bool, fn func(int, []byte, error) error) error { return t.scanItems(byMember, need, fn) },
+		scan: func(need func(int) bool, fn func(int, []byte, error) error) error {
+			return t.scanItems(byMember, need, fn)
+		},
 		where: func(k int) string { return t.where(items[k].name) },
 	}}
 	return s

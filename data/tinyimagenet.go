@@ -157,4 +157,3 @@ func tinyVal(t *tree, root string, index map[string]int) ([]item, error) {
 	}
 	return val, nil
 }
-
