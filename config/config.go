@@ -48,7 +48,7 @@ type Config struct {
 
 // Data names the data set and where its files are (see package data).
 type Data struct {
-	Format string `mapstructure:"format" yaml:"format"` // fashion_mnist, mnist, cifar10, tiny_imagenet, folder
+	Format string `mapstructure:"format" yaml:"format"` // fashion_mnist, mnist, cifar10, tiny_imagenet, folder, shards
 	Path   string `mapstructure:"path" yaml:"path"`     // a folder or a .tar, .tar.gz or .zip archive
 	// SkipBad leaves out images that fail to decode (reported) instead of failing.
 	SkipBad bool `mapstructure:"skip_bad" yaml:"skip_bad"`
@@ -56,6 +56,13 @@ type Data struct {
 	TestFraction float64 `mapstructure:"test_fraction" yaml:"test_fraction"`
 	// TinyTestForTraining adds Tiny ImageNet's unlabelled test/ images to training.
 	TinyTestForTraining bool `mapstructure:"tiny_test_for_training" yaml:"tiny_test_for_training"`
+	// Streaming reads and decodes the training images while training runs,
+	// in a bounded window, instead of decoding the data set into memory
+	// first: for data sets larger than memory (see package data, stream.go).
+	Streaming bool `mapstructure:"streaming" yaml:"streaming"`
+	// ShuffleBuffer is how many decoded images a sequential stream (tar
+	// archives, the sharded layout) mixes its shards' images in.
+	ShuffleBuffer int `mapstructure:"shuffle_buffer" yaml:"shuffle_buffer"`
 	// CacheDir keeps decoded copies of data sets: "" for the user cache
 	// folder (~/.cache/infomax/data), "off" for none.
 	CacheDir string `mapstructure:"cache_dir" yaml:"cache_dir"`
@@ -152,7 +159,7 @@ func Defaults() Config {
 		ExportDir: "",
 		Seed:      0,
 		Device:    "auto",
-		Data: Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist", TestFraction: 0.1,
+		Data: Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist", TestFraction: 0.1, ShuffleBuffer: 10000,
 			MaxImagePixels: data.DefaultMaxPixels, MaxImageSide: data.DefaultMaxSide,
 			MaxFileMiB: data.DefaultMaxFileBytes >> 20, MaxInflateRatio: data.DefaultMaxInflation},
 		Model: Model{

@@ -47,6 +47,7 @@ func (c *Config) Validate() error {
 		{"name", c.Name, c.Name != "", "a run needs a name (set name: or pass a config file)"},
 		{"data.format", c.Data.Format, oneOf(c.Data.Format, formats), fmt.Sprintf("must be one of %v", formats)},
 		{"data.test_fraction", c.Data.TestFraction, c.Data.TestFraction >= 0 && c.Data.TestFraction < 1, "must be in [0, 1)"},
+		{"data.shuffle_buffer", c.Data.ShuffleBuffer, c.Data.ShuffleBuffer >= 1, "must be at least 1 (1: no shuffle buffer)"},
 		{"data.max_image_pixels", c.Data.MaxImagePixels, c.Data.MaxImagePixels >= 1, "must be at least 1"},
 		{"data.max_image_side", c.Data.MaxImageSide, c.Data.MaxImageSide >= 1, "must be at least 1"},
 		{"data.max_file_mib", c.Data.MaxFileMiB, c.Data.MaxFileMiB >= 1 && c.Data.MaxFileMiB <= 1<<20, "must be from 1 to 1048576 (1 TiB)"},

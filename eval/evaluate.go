@@ -19,16 +19,27 @@ const Chunk = 1024
 
 // Split is one labelled split: its features, its labels and, for the
 // retrieval grids and the raw-pixel baseline, its images (N·H·W·C uint8).
+// A streamed split has no Images (and so no raw-pixel baseline): Fetch
+// reads the few images the grids show.
 type Split struct {
 	Features Features
 	Labels   []int
 	Images   []byte
 	H, W, C  int
+	Fetch    func(idx []int) (map[int][]byte, error)
 }
 
-func (s Split) image(i int) []byte {
+// images returns the images idx (for the grids).
+func (s Split) images(idx []int) (map[int][]byte, error) {
+	if s.Images == nil && s.Fetch != nil {
+		return s.Fetch(idx)
+	}
 	per := s.H * s.W * s.C
-	return s.Images[i*per : (i+1)*per]
+	out := map[int][]byte{}
+	for _, i := range idx {
+		out[i] = s.Images[i*per : (i+1)*per]
+	}
+	return out, nil
 }
 
 // Pixels are the baseline features of a split: its pixels scaled as the
@@ -76,8 +87,10 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 	if model.Probe != nil {
 		rep.KNNSec -= model.Probe.Seconds
 	}
-	if rep.Pixels, err = pixelScores(ctx, train, test, s); err != nil {
-		return nil, err
+	if train.Images != nil && test.Images != nil {
+		if rep.Pixels, err = pixelScores(ctx, train, test, s); err != nil {
+			return nil, err
+		}
 	}
 	rep.Model = *model
 	rep.TrainSize, rep.TestSize, rep.Classes = len(train.Labels), len(test.Labels), s.Classes
@@ -181,17 +194,42 @@ func writeGrids(s Settings, train, test Split) ([]string, error) {
 		q.Data = append(q.Data, queries.Data[p*queries.Dim:(p+1)*queries.Dim]...)
 	}
 	k := min(s.GridNeighbours, train.Features.Len())
-	var files []string
-	for _, metric := range []Metric{Cosine, L2} {
+	metrics := []Metric{Cosine, L2}
+	found := make([]*Neighbours, len(metrics))
+	var want []int
+	for m, metric := range metrics {
 		nb, err := SearchMetric(train.Features, q, k, Chunk, metric)
 		if err != nil {
 			return nil, err
 		}
+		found[m] = nb
+		for _, ix := range nb.Index {
+			want = append(want, int(ix))
+		}
+	}
+	queryImages, err := test.images(picks)
+	if err != nil {
+		return nil, fmt.Errorf("retrieval grids: %w", err)
+	}
+	trainImages, err := train.images(want)
+	if err != nil {
+		return nil, fmt.Errorf("retrieval grids: %w", err)
+	}
+	blank := make([]byte, train.H*train.W*train.C) // an image that could not be read again
+	img := func(m map[int][]byte, i int) []byte {
+		if px, ok := m[i]; ok {
+			return px
+		}
+		return blank
+	}
+	var files []string
+	for m, metric := range metrics {
+		nb := found[m]
 		rows := make([]GridRow, len(picks))
 		for i, p := range picks {
-			rows[i].Query = test.image(p)
+			rows[i].Query = img(queryImages, p)
 			for j := 0; j < k; j++ {
-				rows[i].Neighbours = append(rows[i].Neighbours, train.image(int(nb.Index[i*k+j])))
+				rows[i].Neighbours = append(rows[i].Neighbours, img(trainImages, int(nb.Index[i*k+j])))
 			}
 		}
 		p := filepath.Join(s.Dir, "retrieval_"+string(metric)+".png")

@@ -7,6 +7,7 @@
 //	go run ./runner export --config FILE
 //	go run ./runner config --config FILE
 //	go run ./runner data fetch cifar10|fashion-mnist|tiny-imagenet [--dir D]
+//	go run ./runner data shards --format F --path FOLDER|ZIP --out DIR [--per-shard 1000]
 //
 // train with no --config trains configs/fashion_mnist.yaml, and exports its
 // SavedModel first when it is missing or stale. TensorFlow's own log lines are

@@ -38,11 +38,14 @@ func BenchmarkSoak(b *testing.B) {
 	}
 	train := splits.Train
 	for i := 0; i < b.N; i++ {
-		batches := prefetch(b.Context(), train, 0, 64, int64(train.Len()/64), 0, 5000)
+		batches := prefetch(b.Context(), newMemoryBatches(train, 0, 64, int64(train.Len()/64)), 64*train.ImageBytes(), 0, 5000)
 		var at500 float64
 		start := time.Now()
 		for step := 1; step <= 5000; step++ {
-			px := batches.next()
+			px, err := batches.next()
+			if err != nil {
+				b.Fatal(err)
+			}
 			if _, err := m.TrainStep(px); err != nil {
 				b.Fatal(err)
 			}

@@ -20,19 +20,31 @@ import (
 // evaluate encodes the run's labelled splits with its model and hands the
 // features to eval.Evaluate, which computes and writes every figure.
 func (r *run) evaluate(ctx context.Context, step int64, out io.Writer) (*eval.Report, error) {
-	train, test := r.splits.Train.Labelled(), r.splits.Test.Labelled()
-	if train.Len() == 0 || test.Len() == 0 {
-		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", train.Len(), test.Len())
-		return nil, nil
-	}
+	var train, test eval.Split
+	var classes int
+	var err error
 	t0 := time.Now()
-	bank, err := r.encode(ctx, train)
-	if err != nil {
-		return nil, err
-	}
-	queries, err := r.encode(ctx, test)
-	if err != nil {
-		return nil, err
+	if r.streams != nil {
+		classes = len(r.streams.Train.Classes)
+		if train, test, err = r.encodeStreams(ctx, out); err != nil || len(train.Labels) == 0 || len(test.Labels) == 0 {
+			return nil, err
+		}
+	} else {
+		tr, te := r.splits.Train.Labelled(), r.splits.Test.Labelled()
+		if tr.Len() == 0 || te.Len() == 0 {
+			fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", tr.Len(), te.Len())
+			return nil, nil
+		}
+		classes = len(tr.Classes)
+		bank, err := r.encode(ctx, tr)
+		if err != nil {
+			return nil, err
+		}
+		queries, err := r.encode(ctx, te)
+		if err != nil {
+			return nil, err
+		}
+		train, test = split(tr, bank), split(te, queries)
 	}
 	encodeSec := time.Since(t0).Seconds()
 	cache, err := r.pixelCache()
@@ -43,9 +55,9 @@ func (r *run) evaluate(ctx context.Context, step int64, out io.Writer) (*eval.Re
 	rep, err := eval.Evaluate(ctx, eval.Report{
 		Run: r.dir, Data: r.cfg.Data.Format, DataPath: r.cfg.Data.Path, Step: step,
 		Feature: "z_mean", ConfigHash: r.hash,
-		EncodeSec: encodeSec, ImagesPerSec: float64(train.Len()+test.Len()) / encodeSec,
-	}, split(train, bank), split(test, queries), eval.Settings{
-		Classes: len(train.Classes), K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
+		EncodeSec: encodeSec, ImagesPerSec: float64(len(train.Labels)+len(test.Labels)) / encodeSec,
+	}, train, test, eval.Settings{
+		Classes: classes, K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
 		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, Seed: r.cfg.Seed,
 		GridRows: e.GridRows, GridNeighbours: e.GridNeighbours,
 		PixelScale: float32(man.Input.Scale), PixelOffset: float32(man.Input.Offset),
@@ -80,13 +92,78 @@ func (r *run) encode(ctx context.Context, s *data.Set) (eval.Features, error) {
 	return eval.Features{Dim: r.model.Manifest.FeatureDim, Data: z}, nil
 }
 
+// encodeStreams encodes the labelled images of both streamed splits in one
+// pass each, keeping only their features (a streamed evaluation holds no
+// pixels: no raw-pixel baseline; the grids read their few images again).
+func (r *run) encodeStreams(ctx context.Context, out io.Writer) (train, test eval.Split, err error) {
+	labelled := func(s *data.Stream) []int32 {
+		var ids []int32
+		for i, l := range s.Labels {
+			if l != data.Unlabelled {
+				ids = append(ids, int32(i))
+			}
+		}
+		return ids
+	}
+	st := r.streams
+	trIDs, teIDs := labelled(st.Train), labelled(st.Test)
+	if len(trIDs) == 0 || len(teIDs) == 0 {
+		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
+		return train, test, nil
+	}
+	if train, err = r.encodeStream(ctx, st.Train, trIDs); err != nil {
+		return train, test, err
+	}
+	test, err = r.encodeStream(ctx, st.Test, teIDs)
+	return train, test, err
+}
+
+func (r *run) encodeStream(ctx context.Context, s *data.Stream, ids []int32) (eval.Split, error) {
+	dim := r.model.Manifest.FeatureDim
+	sp := eval.Split{Features: eval.Features{Dim: dim, Data: make([]float32, 0, len(ids)*dim)}, H: s.Shape.H, W: s.Shape.W, C: s.Shape.C}
+	var kept []int // the stream's id of each encoded image (bad ones are left out)
+	err := s.Each(ctx, ids, r.cfg.Eval.BatchSize, func(px []byte, got []int) error {
+		z, err := r.model.Encode(px)
+		if err != nil {
+			return err
+		}
+		sp.Features.Data = append(sp.Features.Data, z...)
+		for _, id := range got {
+			sp.Labels = append(sp.Labels, s.Labels[id])
+		}
+		kept = append(kept, got...)
+		return nil
+	})
+	if errors.Is(err, context.Canceled) {
+		return sp, fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", ErrInterrupted)
+	}
+	if err != nil {
+		return sp, fmt.Errorf("encode %s: %w", s.Source, err)
+	}
+	sp.Fetch = func(idx []int) (map[int][]byte, error) {
+		ids := make([]int, len(idx))
+		for i, j := range idx {
+			ids[i] = kept[j]
+		}
+		imgs, err := s.Images(ctx, ids)
+		out := map[int][]byte{}
+		for i, j := range idx {
+			if px, ok := imgs[ids[i]]; ok {
+				out[j] = px
+			}
+		}
+		return out, err
+	}
+	return sp, nil
+}
+
 // pixelCache names the file that keeps this data set's raw-pixel figures,
 // beside the decoded data: they depend on the data, the eval settings, the
 // seed, the input scaling and the probe's code only ("" when the cache is
 // off).
 func (r *run) pixelCache() (string, error) {
 	o, err := dataOptions(&r.cfg.Config, r.model.Manifest)
-	if err != nil || o.CacheDir == "" {
+	if err != nil || o.CacheDir == "" || r.streams != nil {
 		return "", err
 	}
 	key, err := data.CacheKey(o)
@@ -126,7 +203,7 @@ func EvaluateRun(ctx context.Context, dir string, out io.Writer) (*eval.Report, 
 		return nil, err
 	}
 	r := &run{cfg: cfg, dir: dir, hash: opened.Hash, out: out, ckpts: opened.Checkpoints, model: opened.Model}
-	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
+	if err := r.loadData(out); err != nil {
 		return nil, err
 	}
 	return r.evaluate(ctx, opened.State.Step, out)

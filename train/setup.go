@@ -78,7 +78,7 @@ func setUp(ctx context.Context, o Options, out io.Writer) (*run, int64, error) {
 		return nil, 0, err
 	}
 	fmt.Fprintln(out, devicesLine(r.model, cfg.Device))
-	if r.splits, err = loadData(&cfg.Config, r.model.Manifest, out); err != nil {
+	if err := r.loadData(out); err != nil {
 		return fail(err)
 	}
 	if state == nil {

@@ -41,14 +41,15 @@ type Options struct {
 
 // run is one training run's state.
 type run struct {
-	tb     *tboard.Writer
-	cfg    *config.Resolved
-	dir    string
-	model  *graph.Model
-	splits *data.Splits
-	ckpts  checkpoint.Dir
-	hash   string
-	out    io.Writer
+	tb      *tboard.Writer
+	cfg     *config.Resolved
+	dir     string
+	model   *graph.Model
+	splits  *data.Splits  // the data in memory, or
+	streams *data.Streams // the data streamed (data.streaming)
+	ckpts   checkpoint.Dir
+	hash    string
+	out     io.Writer
 }
 
 // ErrInterrupted ends a run stopped by a signal (a cancelled ctx) after its
@@ -62,13 +63,15 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	defer r.model.Close()
-	train, batch := r.splits.Train, r.cfg.Train.BatchSize
-	perEpoch, total, err := schedule(train.Len(), batch, r.cfg.Train.Epochs, o.MaxSteps)
+	batch := r.cfg.Train.BatchSize
+	images, _ := r.trainingImages()
+	perEpoch, total, err := schedule(images, batch, r.cfg.Train.Epochs, o.MaxSteps)
 	if err != nil {
 		return err
 	}
+	in := r.model.Manifest.Input.Shape
 	fmt.Fprintf(out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
-		r.cfg.Data.Format, train.Len(), train.H, train.W, train.C, batch, perEpoch, total, start)
+		r.cfg.Data.Format, images, in[0], in[1], in[2], batch, perEpoch, total, start)
 	log, err := r.newStepLog(start, total, perEpoch)
 	if err != nil {
 		return err
@@ -77,7 +80,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 
 	// The loop: a step, its log line, its checkpoint; Ctrl-C saves and
 	// stops; a non-finite loss stops or rolls back to the last checkpoint.
-	batches := prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, start, total)
+	batches := r.batches(ctx, perEpoch, start, total)
 	defer func() { batches.stop() }()
 	step, waited := start, time.Duration(0)
 	began := time.Now()
@@ -86,7 +89,10 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		if ctx.Err() != nil {
 			return r.interrupted(step, perEpoch, log.prog)
 		}
-		pixels := batches.next()
+		pixels, err := batches.next()
+		if err != nil {
+			return err
+		}
 		losses, err := r.trainStep(pixels, step+1, &forced)
 		batches.done(pixels)
 		if err != nil {
@@ -105,7 +111,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 			rollbacks++
 			waited += batches.stop()
 			step = st.Step
-			batches = prefetch(ctx, train, r.cfg.Seed, batch, perEpoch, step, total)
+			batches = r.batches(ctx, perEpoch, step, total)
 			continue
 		}
 		step++

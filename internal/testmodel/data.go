@@ -2,8 +2,10 @@ package testmodel
 
 import (
 	"bytes"
+	"fmt"
 	"image"
 	"image/png"
+	"os"
 	"path/filepath"
 	"testing"
 
@@ -33,6 +35,37 @@ func FashionMNIST(t testing.TB, nTrain, nTest int) string {
 	write(full.Train, nTrain, "train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz")
 	write(full.Test, nTest, "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 	return dir
+}
+
+// FashionMNISTFolder writes the first nTrain training and nTest test images
+// of the real Fashion-MNIST as PNG files at their own size in an image
+// folder, ROOT/{train,test}/<class>/NNNNN.png, and returns ROOT.
+func FashionMNISTFolder(t testing.TB, nTrain, nTest int) string {
+	t.Helper()
+	full, err := data.LoadFashionMNIST(config.Defaults().Data.Path)
+	if err != nil {
+		t.Fatalf("Fashion-MNIST is needed for this test (run `make setup`): %v", err)
+	}
+	root := t.TempDir()
+	for _, sp := range []struct {
+		name string
+		s    *data.Set
+		n    int
+	}{{"train", full.Train, nTrain}, {"test", full.Test, nTest}} {
+		for i := 0; i < sp.n; i++ {
+			g := &image.Gray{Pix: sp.s.Image(i), Stride: sp.s.W, Rect: image.Rect(0, 0, sp.s.W, sp.s.H)}
+			var b bytes.Buffer
+			png.Encode(&b, g)
+			dir := filepath.Join(root, sp.name, fmt.Sprintf("class%d", sp.s.Labels[i]))
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("%05d.png", i)), b.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	return root
 }
 
 // WriteIDX writes an IDX file (gzipped when path ends in .gz), failing t.
