@@ -150,6 +150,9 @@ type Eval struct {
 	// training images, make the retrieval grids.
 	GridRows       int `mapstructure:"grid_rows" yaml:"grid_rows"`
 	GridNeighbours int `mapstructure:"grid_neighbours" yaml:"grid_neighbours"`
+	// AfterTraining evaluates the run when training ends (else `runner eval`
+	// does, when asked).
+	AfterTraining bool `mapstructure:"after_training" yaml:"after_training"`
 }
 
 // Defaults are the seed's settings where it has one; each override file lists
@@ -191,7 +194,7 @@ func Defaults() Config {
 			MaxRollbacks:    3,
 		},
 		Eval: Eval{K: 20, WeightedK: 200, Temperature: 0.1, BatchSize: 500,
-			ProbeEpochs: 30, ProbeBatchSize: 256, GridRows: 10, GridNeighbours: 9},
+			ProbeEpochs: 30, ProbeBatchSize: 256, GridRows: 10, GridNeighbours: 9, AfterTraining: true},
 	}
 }
 

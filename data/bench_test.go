@@ -1,15 +1,14 @@
 package data
 
 import (
-	"archive/zip"
 	"fmt"
-	"os"
 	"path/filepath"
 	"runtime"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/infomax/infomax/internal/fullsize"
 )
 
 // Speed and memory of loading (make bench). The figures are printed, not
@@ -53,37 +52,10 @@ func BenchmarkLoadCIFAR10JPEG(b *testing.B) {
 // the official zip from the subset's images repeated, then loads it and
 // prints the time and the peak resident memory.
 func BenchmarkTinyImageNetFullSize(b *testing.B) {
-	t, err := openTree(sharedArchive(b, "tiny-imagenet-200-subset.tar.gz"), Limits{})
-	if err != nil {
-		b.Fatal(err)
-	}
 	zipPath := filepath.Join(b.TempDir(), "tiny-imagenet-200.zip")
-	f, err := os.Create(zipPath)
-	if err != nil {
+	if _, err := fullsize.TinyImageNet("..", zipPath, 5); err != nil {
 		b.Fatal(err)
 	}
-	zw := zip.NewWriter(f)
-	copyMember := func(from, to string) {
-		raw, err := t.read(from)
-		if err != nil {
-			b.Fatal(err)
-		}
-		w, _ := zw.CreateHeader(&zip.FileHeader{Name: to, Method: zip.Store})
-		w.Write(raw)
-	}
-	for _, name := range t.files {
-		switch {
-		case strings.Contains(name, "/train/") && strings.HasSuffix(name, ".JPEG"):
-			for k := 0; k < 5; k++ { // 100 per class in the subset, 500 in the release
-				copyMember(name, strings.TrimSuffix(name, ".JPEG")+fmt.Sprintf("_r%d.JPEG", k))
-			}
-		default:
-			copyMember(name, name)
-		}
-	}
-	zw.Close()
-	f.Close()
-	t = nil
 	runtime.GC()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()

@@ -17,6 +17,14 @@ import (
 // held at once, in every kNN search of the project.
 const Chunk = 1024
 
+// MaxBlockBytes bounds a block of similarities (chunk × bank float32s): a
+// larger bank is searched in fewer queries at a time (ChunkFor).
+const MaxBlockBytes = 256 << 20
+
+// ChunkFor is the number of queries searched at once against a bank of n
+// features: Chunk, or fewer when the block would pass MaxBlockBytes.
+func ChunkFor(n int) int { return max(1, min(Chunk, MaxBlockBytes/(4*max(1, n)))) }
+
 // Split is one labelled split: its features, its labels and, for the
 // retrieval grids and the raw-pixel baseline, its images (N·H·W·C uint8).
 // A streamed split has no Images (and so no raw-pixel baseline): Fetch
@@ -96,7 +104,7 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 	rep.TrainSize, rep.TestSize, rep.Classes = len(train.Labels), len(test.Labels), s.Classes
 	rep.FeatureDim = train.Features.Dim
 	rep.Time = time.Now().UTC().Format(time.RFC3339)
-	rep.KNNBlockBytes = int64(min(Chunk, len(test.Labels))) * int64(len(train.Labels)) * 4
+	rep.KNNBlockBytes = int64(min(ChunkFor(len(train.Labels)), len(test.Labels))) * int64(len(train.Labels)) * 4
 	if rep.Files.Grids, err = writeGrids(s, train, test); err != nil {
 		return nil, err
 	}
@@ -126,7 +134,7 @@ func (rep *Report) Print(w io.Writer, dir string) {
 // scores runs kNN and, if asked, the linear probe on one kind of features.
 func scores(ctx context.Context, bank Features, bankLabels []int, queries Features, queryLabels []int, s Settings) (*Scores, error) {
 	knn, err := KNN(bank, bankLabels, queries, queryLabels, s.Classes, KNNSettings{
-		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Chunk: Chunk,
+		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Chunk: ChunkFor(bank.Len()),
 	})
 	if err != nil {
 		return nil, err
@@ -198,7 +206,7 @@ func writeGrids(s Settings, train, test Split) ([]string, error) {
 	found := make([]*Neighbours, len(metrics))
 	var want []int
 	for m, metric := range metrics {
-		nb, err := SearchMetric(train.Features, q, k, Chunk, metric)
+		nb, err := SearchMetric(train.Features, q, k, ChunkFor(train.Features.Len()), metric)
 		if err != nil {
 			return nil, err
 		}

@@ -26,7 +26,7 @@ func TestMain(m *testing.M) {
 }
 
 // runnerBinary builds the runner once for the tests that run it as a process.
-func runnerBinary(t *testing.T) string {
+func runnerBinary(t testing.TB) string {
 	t.Helper()
 	binOnce.Do(func() {
 		if binDir, binBuildErr = os.MkdirTemp("", "infomax-runner-test-"); binBuildErr != nil {

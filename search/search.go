@@ -122,7 +122,7 @@ func (ix *Index) Search(queries eval.Features, k int, metric eval.Metric) ([][]H
 		return nil, fmt.Errorf("search: queries of dimension %d, the index has %d", queries.Dim, ix.Features.Dim)
 	}
 	k = min(k, len(ix.Paths))
-	nb, err := eval.SearchMetric(ix.Features, queries, k, eval.Chunk, metric)
+	nb, err := eval.SearchMetric(ix.Features, queries, k, eval.ChunkFor(ix.Features.Len()), metric)
 	if err != nil {
 		return nil, err
 	}

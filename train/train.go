@@ -26,6 +26,7 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/internal/memstat"
 	"github.com/infomax/infomax/tboard"
 )
 
@@ -129,8 +130,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	log.prog.finish()
 	wall := time.Since(began)
-	fmt.Fprintf(out, "train: %d steps in %s; waiting for data %.2f%% of that time\n",
-		step-start, wall.Round(time.Second), 100*(waited+batches.waited).Seconds()/wall.Seconds())
+	fmt.Fprintf(out, "train: %d steps in %s (%.0f images/s); waiting for data %.2f%% of that time; peak resident memory %.0f MiB\n",
+		step-start, wall.Round(time.Second), float64((step-start)*int64(batch))/wall.Seconds(),
+		100*(waited+batches.waited).Seconds()/wall.Seconds(), memstat.PeakMiB())
 	return r.finish(ctx, step, log.terms)
 }
 
@@ -173,6 +175,10 @@ func (r *run) finish(ctx context.Context, step int64, terms []string) error {
 		return err
 	}
 	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(r.dir, "loss.png"))
+	if !r.cfg.Eval.AfterTraining {
+		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: go run ./runner eval --run-dir %s\n", r.dir)
+		return nil
+	}
 	rep, err := r.evaluate(ctx, step, r.out)
 	if err != nil || rep == nil {
 		return err
