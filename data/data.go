@@ -159,14 +159,21 @@ func (s *Splits) Summary(w io.Writer) {
 	if s.Resized > 0 {
 		fmt.Fprintf(w, "data: %d images resized to %dx%d\n", s.Resized, s.Train.W, s.Train.H)
 	}
-	if len(s.Bad) > 0 {
-		fmt.Fprintf(w, "data: %d images could not be decoded and were left out (--skip-bad):\n", len(s.Bad))
-		for _, b := range s.Bad[:min(5, len(s.Bad))] {
-			fmt.Fprintf(w, "  %s\n", b.Error())
-		}
-		if len(s.Bad) > 5 {
-			fmt.Fprintf(w, "  ... and %d more\n", len(s.Bad)-5)
-		}
+	PrintBad(w, s.Bad, "left out")
+}
+
+// PrintBad says how many images could not be decoded and names the first
+// five; what says what became of them.
+func PrintBad(w io.Writer, bad []BadImage, what string) {
+	if len(bad) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "data: %d images could not be decoded and were %s (--skip-bad):\n", len(bad), what)
+	for _, b := range bad[:min(5, len(bad))] {
+		fmt.Fprintf(w, "  %s\n", b.Error())
+	}
+	if len(bad) > 5 {
+		fmt.Fprintf(w, "  ... and %d more\n", len(bad)-5)
 	}
 }
 

@@ -11,6 +11,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/infomax/infomax/internal/hostile"
+	"github.com/infomax/infomax/internal/memstat"
 )
 
 // distinctTiny is a Tiny ImageNet layout of 3 classes × 20 training images
@@ -211,6 +214,8 @@ func TestSequentialShuffleMixesShards(t *testing.T) {
 func TestStreamSkipsBadImages(t *testing.T) {
 	fs := distinctTiny()
 	fs["tiny-imagenet-200/train/n02/images/n02_3.png"] = []byte("not a png")
+	// A 68-byte PNG claiming 100,000 × 100,000 pixels: refused from its header.
+	fs["tiny-imagenet-200/train/n03/images/n03_5.png"] = hostile.PNG(100_000, 100_000)
 	for _, gz := range []bool{false, true} {
 		o := Options{Format: "tiny_imagenet", Path: fs.writeTar(t, gz), Shape: shape8}
 		st, err := OpenStreams(o)
@@ -223,17 +228,24 @@ func TestStreamSkipsBadImages(t *testing.T) {
 		}
 		o.SkipBad = true
 		st, _ = OpenStreams(o)
-		for range 2 {
-			n := 0
-			if err := st.Train.Each(context.Background(), nil, 8, func(_ []byte, ids []int) error { n += len(ids); return nil }); err != nil {
-				t.Fatal(err)
+		var n int
+		grew := memstat.PeakGrowth(func() {
+			for range 2 {
+				n = 0
+				if err := st.Train.Each(context.Background(), nil, 8, func(_ []byte, ids []int) error { n += len(ids); return nil }); err != nil {
+					t.Fatal(err)
+				}
 			}
-			if n != 59 {
-				t.Errorf("%d images read, want 59", n)
-			}
+		})
+		if n != 58 {
+			t.Errorf("%d images read, want 58", n)
 		}
-		if bad := st.Train.Bad(); len(bad) != 1 || !strings.Contains(bad[0].Path, "n02_3.png") {
-			t.Errorf("bad images: %v, want n02_3.png once", bad)
+		bad := st.Train.Bad()
+		if len(bad) != 2 || !strings.Contains(bad[0].Error()+bad[1].Error(), "n02_3.png") || !strings.Contains(bad[0].Error()+bad[1].Error(), "100000×100000") {
+			t.Errorf("bad images: %v, want n02_3.png and n03_5.png once each", bad)
+		}
+		if grew > 100 {
+			t.Errorf("peak memory grew by %.0f MiB reading past a hostile header", grew)
 		}
 	}
 }

@@ -133,6 +133,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	fmt.Fprintf(out, "train: %d steps in %s (%.0f images/s); waiting for data %.2f%% of that time; peak resident memory %.0f MiB\n",
 		step-start, wall.Round(time.Second), float64((step-start)*int64(batch))/wall.Seconds(),
 		100*(waited+batches.waited).Seconds()/wall.Seconds(), memstat.PeakMiB())
+	if r.streams != nil {
+		data.PrintBad(out, r.streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
+	}
 	return r.finish(ctx, step, log.terms)
 }
 
