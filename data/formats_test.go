@@ -25,7 +25,7 @@ import (
 // files maps slash paths to contents; an entry ending in "/" is an empty folder.
 type files map[string][]byte
 
-func (fs files) writeDir(t *testing.T) string {
+func (fs files) writeDir(t testing.TB) string {
 	t.Helper()
 	root := t.TempDir()
 	for name, b := range fs {

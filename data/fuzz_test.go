@@ -4,9 +4,13 @@ import (
 	"archive/zip"
 	"bufio"
 	"bytes"
+	"context"
+	"encoding/json"
 	"image/color"
 	"image/gif"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"golang.org/x/image/bmp"
@@ -117,6 +121,45 @@ func FuzzZip(f *testing.F) {
 			return
 		}
 		readAll(zipTree(zr, "f.zip", fuzzLimits))
+	})
+}
+
+// FuzzShards: a sharded layout with any shards.json and any shard is an
+// error or images, never a crash (the streamed tar reader, listTar and
+// scanItems, too).
+func FuzzShards(f *testing.F) {
+	fs := files{"a/x.png": encodePNG(solid(3, 3, color.White)), "b/y.png": encodePNG(solid(3, 3, color.Black))}
+	dir := f.TempDir()
+	src := fs.writeDir(f)
+	if _, _, err := WriteShards(context.Background(), Options{Format: "folder", Path: src, TestFraction: 0.5}, ShardOptions{Out: filepath.Join(dir, "s"), PerShard: 1}); err != nil {
+		f.Fatal(err)
+	}
+	manifest, _ := os.ReadFile(filepath.Join(dir, "s", ShardsFile))
+	shard, _ := os.ReadFile(filepath.Join(dir, "s", "train-00000.tar"))
+	f.Add(manifest, shard)
+	f.Add([]byte(`{"format":"infomax-shards","version":1,"classes":[],"splits":{"train":{"images":1,"shards":[{"file":"t.tar","images":1,"labels":[-1]}]}}}`), hostile.TarGz("bomb.png", 128<<10))
+	f.Fuzz(func(t *testing.T, m, tarBytes []byte) {
+		d := t.TempDir()
+		os.WriteFile(filepath.Join(d, ShardsFile), m, 0o644)
+		var mf ShardsManifest
+		if json.Unmarshal(m, &mf) == nil {
+			for _, sp := range mf.Splits {
+				for _, sh := range sp.Shards {
+					if sh.File != "" && !strings.ContainsAny(sh.File, "/\\") {
+						os.WriteFile(filepath.Join(d, sh.File), tarBytes, 0o644)
+					}
+				}
+			}
+		}
+		o := Options{Format: "shards", Path: d, Shape: Shape{4, 4, 3}, SkipBad: true, Limits: fuzzLimits}
+		if st, err := OpenStreams(o); err == nil {
+			st.Train.Each(context.Background(), nil, 4, func([]byte, []int) error { return nil })
+		}
+		tp := filepath.Join(d, "x.tar")
+		os.WriteFile(tp, tarBytes, 0o644)
+		if st, err := OpenStreams(Options{Format: "folder", Path: tp, Shape: Shape{4, 4, 3}, SkipBad: true, Limits: fuzzLimits, TestFraction: 0.5}); err == nil {
+			st.Train.Each(context.Background(), nil, 4, func([]byte, []int) error { return nil })
+		}
 	})
 }
 

@@ -14,6 +14,7 @@ targets=(
   "./data FuzzTar"
   "./data FuzzZip"
   "./data FuzzReadCache"
+  "./data FuzzShards"
   "./search FuzzParse"
   "./tboard FuzzReadEvents"
   "./config FuzzLoad"

@@ -58,8 +58,8 @@ func (r *run) loadData(out io.Writer) error {
 			tr := st.Train
 			how := "image by image, in a seeded permutation per epoch"
 			if tr.Sequential {
-				how = fmt.Sprintf("shard by shard (%d shards in a seeded order per epoch) through a shuffle buffer of %d images (%.0f MiB)",
-					tr.Shards(), min(cfg.Data.ShuffleBuffer, tr.Len()), float64(min(cfg.Data.ShuffleBuffer, tr.Len())*o.Shape.H*o.Shape.W*o.Shape.C)/(1<<20))
+				how = fmt.Sprintf("shard by shard (%s in a seeded order per epoch) through a shuffle buffer of %d images (%.0f MiB)",
+					plural(tr.Shards(), "shard"), min(cfg.Data.ShuffleBuffer, tr.Len()), float64(min(cfg.Data.ShuffleBuffer, tr.Len())*o.Shape.H*o.Shape.W*o.Shape.C)/(1<<20))
 			}
 			fmt.Fprintf(out, "data: streaming %d training and %d test images, %d classes, from %s, decoded to %dx%dx%d while training runs; read %s; listed in %.1fs\n",
 				tr.Len(), st.Test.Len(), len(tr.Classes), tr.Source, o.Shape.H, o.Shape.W, o.Shape.C, how, time.Since(t).Seconds())
@@ -98,4 +98,11 @@ func (r *run) batches(ctx context.Context, perEpoch, start, total int64) *batche
 		return prefetch(ctx, f, batch*per, start, total)
 	}
 	return prefetch(ctx, newMemoryBatches(r.splits.Train, r.cfg.Seed, batch, perEpoch), batch*per, start, total)
+}
+
+func plural(n int, what string) string {
+	if n == 1 {
+		return "1 " + what
+	}
+	return fmt.Sprintf("%d %ss", n, what)
 }
