@@ -21,7 +21,8 @@ const streamSteps = 300
 // BenchmarkStreamingTinyImageNet trains configs/tiny_imagenet.yaml on Tiny
 // ImageNet at full size (the official zip layout, 100,000 training images,
 // built from the subset's images repeated) in memory and streaming, then
-// streaming on a corpus twice that size, each run a process of its own, and
+// streaming on a corpus twice that size and from the sharded layout
+// (runner data shards), each run a process of its own, and
 // prints images/s, the data wait and the peak resident memory of each
 // (the targets: streaming under 1.5 GiB, the same at twice the size, at
 // ≥ 0.9× the in-memory images/s, waiting for data under 5%). Then it
@@ -73,6 +74,10 @@ func BenchmarkStreamingTinyImageNet(b *testing.B) {
 		stDir := filepath.Join(tmp, fmt.Sprintf("stream%d", i))
 		stIPS, stWait, stPeak := train("streaming, 100,000 images", zips[5], stDir, "--data.streaming")
 		_, _, bigPeak := train("streaming, 200,000 images", zips[10], filepath.Join(tmp, fmt.Sprintf("stream2x%d", i)), "--data.streaming")
+		shards := filepath.Join(tmp, fmt.Sprintf("shards%d", i))
+		_, _, shardPeak, shardSec := run("shards", "data", "shards", "--format", "tiny_imagenet", "--path", zips[5], "--out", shards)
+		fmt.Printf("runner data shards of the 100,000-image zip: %.0f s, peak resident memory %.2f GiB\n", shardSec, shardPeak)
+		train("streaming, 100,000 images from shards (shuffle buffer 10,000)", shards, filepath.Join(tmp, fmt.Sprintf("streamshards%d", i)), "--data.streaming", "--data.format", "shards")
 		fmt.Printf("streaming vs in memory: %.2f× the images/s, %.2f× the peak memory; at twice the size %.2f× the peak memory\n",
 			stIPS/memIPS, stPeak/memPeak, bigPeak/stPeak)
 		b.ReportMetric(stIPS/memIPS, "x-images/s")
