@@ -41,6 +41,13 @@ type Options struct {
 	// Device is "auto" or "" (a GPU if TensorFlow sees one), "cpu" (hide any
 	// GPU) or "gpu" (an error without one).
 	Device string
+	// Precision "bfloat16" has TensorFlow's graph optimizer rewrite the
+	// session's graphs to compute in bfloat16 where oneDNN has bfloat16
+	// kernels (auto_mixed_precision_onednn_bfloat16), variables and their
+	// updates staying float32; "" or "float32": as exported.
+	Precision string
+	// XLA clusters the graph for XLA's CPU compiler (global_jit_level ON_1).
+	XLA bool
 }
 
 // ErrNoGPU means device gpu was asked for and TensorFlow sees none.
@@ -126,6 +133,19 @@ func load(dir string, opts Options) (*Model, error) {
 	}
 	if opts.Device == "cpu" {
 		cp.DeviceCount = map[string]int32{"GPU": 0}
+	}
+	switch opts.Precision {
+	case "", "float32":
+	case "bfloat16":
+		cp.GraphOptions = &corepb.GraphOptions{RewriteOptions: &corepb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: corepb.RewriterConfig_ON}}
+	default:
+		return nil, fmt.Errorf("precision %q: want float32 or bfloat16", opts.Precision)
+	}
+	if opts.XLA {
+		if cp.GraphOptions == nil {
+			cp.GraphOptions = &corepb.GraphOptions{}
+		}
+		cp.GraphOptions.OptimizerOptions = &corepb.OptimizerOptions{GlobalJitLevel: corepb.OptimizerOptions_ON_1}
 	}
 	cfg, err := proto.Marshal(cp)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/pyexport"
 )
 
 // FashionMNIST writes the first nTrain training and nTest test images of the
@@ -66,6 +67,22 @@ func FashionMNISTFolder(t testing.TB, nTrain, nTest int) string {
 		}
 	}
 	return root
+}
+
+// CIFAR10Train is the first n training images of CIFAR-10 from the JPEG
+// archive in ../shared/data, decoded (for benchmarks).
+func CIFAR10Train(t testing.TB, n int) *data.Set {
+	t.Helper()
+	root, err := pyexport.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := data.Load(data.Options{Format: "cifar10", Path: filepath.Join(root, "..", "shared", "data", "cifar10-jpeg.tar.gz"), Shape: data.Shape{H: 32, W: 32, C: 3}})
+	if err != nil {
+		t.Fatalf("the CIFAR-10 archive in ../shared/data is needed: %v", err)
+	}
+	tr := s.Train
+	return &data.Set{Images: tr.Images[:n*tr.ImageBytes()], Labels: tr.Labels[:n], H: 32, W: 32, C: 3, Classes: tr.Classes, Source: tr.Source}
 }
 
 // WriteIDX writes an IDX file (gzipped when path ends in .gz), failing t.

@@ -1,0 +1,93 @@
+"""pyexport.flops: floating-point operations of one training image, from the model.
+
+Only convolutions and dense layers (matrix products) are counted: they are
+what a CPU's matmul peak measures, and everything else (batch norm,
+activations, pooling, the losses, Adam) is elementwise and adds a few per
+cent at most. A multiply-add is 2 FLOPs.
+
+- Conv2D k×k, C_in → C_out, output H×W: 2·k²·C_in·C_out·H·W.
+- Dense in → out, applied at P positions (a per-location MLP on an h×w map
+  has P = h·w): 2·in·out·P.
+- Forward of one training image: the encoder once, then each network the
+  objective applies, times how often it is applied: the seed's objective runs
+  the global and the local discriminator twice each (positive and shuffled
+  pairs); local_nce/local_jsd run both heads once plus the score product
+  g·l of every image's code with every location of every image (hw·B·d
+  multiply-adds per image, B the batch).
+- Backward: 2× forward (the gradient with respect to the layer's input and to
+  its weights, each a product of the forward's size), less the first
+  convolution's input gradient, which nothing needs.
+
+python -m pyexport.flops --export DIR [--batch B] prints the breakdown of an
+exported model (its manifest's spec) as JSON.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+import keras
+from keras import layers
+
+from . import model
+
+
+def layer_flops(net):
+    """[(layer name, forward FLOPs for one input)] of a Keras model's Conv2D and Dense layers."""
+    out = []
+    for layer in net.layers:
+        if isinstance(layer, keras.Model):
+            out += [(layer.name + "/" + n, f) for n, f in layer_flops(layer)]
+        elif isinstance(layer, layers.Conv2D):
+            k = layer.kernel.shape
+            _, h, w, _ = layer.output.shape
+            out.append((layer.name, 2 * k[0] * k[1] * k[2] * k[3] * h * w))
+        elif isinstance(layer, layers.Dense):
+            shape = layer.input.shape[1:]
+            positions = 1
+            for d in shape[:-1]:
+                positions *= d
+            out.append((layer.name, 2 * shape[-1] * layer.units * positions))
+    return out
+
+
+def training_flops(spec, batch):
+    """Forward and training FLOPs of one image at this batch size, with the breakdown."""
+    encoder = model.build_encoder(spec)
+    map_shape = tuple(int(d) for d in encoder.outputs[0].shape[1:])
+    parts = {"encoder": sum(f for _, f in layer_flops(encoder))}
+    first_conv = layer_flops(encoder)[0][1]
+    name = spec["loss"]["objective"]
+    _, needs, _ = model.objective(spec)
+    applications = {"global_disc": 2, "local_disc": 2, "global_head": 1, "local_head": 1}
+    for net in needs:
+        built = model.NETS[net](spec, map_shape)
+        parts[net] = applications[net] * sum(f for _, f in layer_flops(built))
+    if name in ("local_nce", "local_jsd"):
+        h, w, _ = map_shape
+        parts["scores"] = 2 * h * w * batch * spec["loss"]["head_dim"]
+    forward = sum(parts.values())
+    return {
+        "objective": name,
+        "batch": batch,
+        "forward": forward,
+        "forward_parts": parts,
+        "training": 3 * forward - first_conv,
+        "first_conv": first_conv,
+    }
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="python -m pyexport.flops", description=__doc__.split("\n")[0])
+    p.add_argument("--export", required=True, help="an exported model's folder (its manifest.json holds the spec)")
+    p.add_argument("--batch", type=int, default=64)
+    a = p.parse_args(argv)
+    with open(os.path.join(a.export, "manifest.json")) as f:
+        spec = json.load(f)["spec"]
+    json.dump(training_flops(spec, a.batch), sys.stdout, indent=1)
+    print()
+
+
+if __name__ == "__main__":
+    main()
