@@ -9,10 +9,10 @@ import (
 	"github.com/infomax/infomax/internal/fsutil"
 )
 
-// WriteNPY writes a row-major float32 or int32 array as a NumPy .npy file
-// (format 1.0) that numpy.load reads unchanged. (npyio, the Go library for
-// the format, writes float32 arrays of a run-time shape only as 1-D.)
-func WriteNPY[T float32 | int32](path string, data []T, shape ...int) error {
+// WriteNPY writes a row-major float32, int32 or uint8 array as a NumPy .npy
+// file (format 1.0) that numpy.load reads unchanged. (npyio, the Go library
+// for the format, writes float32 arrays of a run-time shape only as 1-D.)
+func WriteNPY[T float32 | int32 | uint8](path string, data []T, shape ...int) error {
 	n := 1
 	for _, d := range shape {
 		n *= d
@@ -21,8 +21,11 @@ func WriteNPY[T float32 | int32](path string, data []T, shape ...int) error {
 		return fmt.Errorf("write %s: shape %v holds %d values, got %d", path, shape, n, len(data))
 	}
 	descr := "<f4"
-	if _, ok := any(data).([]int32); ok {
+	switch any(data).(type) {
+	case []int32:
 		descr = "<i4"
+	case []uint8:
+		descr = "|u1"
 	}
 	dims := make([]string, len(shape))
 	for i, d := range shape {

@@ -19,7 +19,9 @@ cent at most. A multiply-add is 2 FLOPs.
   convolution's input gradient, which nothing needs.
 
 python -m pyexport.flops --export DIR [--batch B] prints the breakdown of an
-exported model (its manifest's spec) as JSON.
+exported model (its manifest's spec) as JSON; with --peak, also TensorFlow's
+matmul throughput here (4096² float32 and bfloat16, the best of 10 after a
+warm-up, on --threads threads): the peak that MFU divides by.
 """
 
 import argparse
@@ -78,14 +80,41 @@ def training_flops(spec, batch):
     }
 
 
+def matmul_peak(threads, n=4096, repeats=10):
+    """FLOP/s of TensorFlow's n×n matmul, float32 and bfloat16, the best of repeats."""
+    import time
+
+    import tensorflow as tf
+
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    out = {}
+    for dtype in (tf.float32, tf.bfloat16):
+        a = tf.random.normal([n, n], dtype=tf.float32)
+        a = tf.cast(a, dtype)
+        f = tf.function(lambda x: tf.matmul(x, x))
+        f(a).numpy()  # warm-up (and tracing)
+        best = float("inf")
+        for _ in range(repeats):
+            t = time.perf_counter()
+            f(a).numpy()
+            best = min(best, time.perf_counter() - t)
+        out[dtype.name] = 2 * n**3 / best
+    return out
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(prog="python -m pyexport.flops", description=__doc__.split("\n")[0])
     p.add_argument("--export", required=True, help="an exported model's folder (its manifest.json holds the spec)")
     p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--peak", action="store_true")
+    p.add_argument("--threads", type=int, default=2)
     a = p.parse_args(argv)
     with open(os.path.join(a.export, "manifest.json")) as f:
         spec = json.load(f)["spec"]
-    json.dump(training_flops(spec, a.batch), sys.stdout, indent=1)
+    out = training_flops(spec, a.batch)
+    if a.peak:
+        out["matmul_peak_flops"] = matmul_peak(a.threads)
+    json.dump(out, sys.stdout, indent=1)
     print()
 
 

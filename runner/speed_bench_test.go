@@ -1,0 +1,138 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/pyexport"
+)
+
+const speedRounds = 3
+
+// BenchmarkKerasFitVsRunner trains the seed's CIFAR-10 recipe
+// (configs/cifar10_seed.yaml, batch 64, the JPEG archive in ../shared/data)
+// with the Go runner in float32 and in bfloat16, and with Keras `model.fit`
+// (scripts/keras_fit_baseline.py: the same networks and losses, the seed's way
+// of training them), in alternating rounds, each for 300 steps, and prints
+// the images/s of steps 101–300 of each, the medians, their ratios and the
+// MFU of each: images/s × training FLOPs per image (pyexport/flops.py) over
+// TensorFlow's 4096² matmul throughput measured in the same run, for the
+// dtype the run computes in.
+func BenchmarkKerasFitVsRunner(b *testing.B) {
+	root, err := pyexport.Root()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cfgFile := filepath.Join(root, "configs", "cifar10_seed.yaml")
+	cfg, err := config.Load(cfgFile, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	export := testmodel.Export(b, &cfg.Config)
+	archive := filepath.Join(root, "..", "shared", "data", "cifar10-jpeg.tar.gz")
+	set := testmodel.CIFAR10Train(b, 50000)
+	tmp := b.TempDir()
+	npy := filepath.Join(tmp, "cifar10-train.npy")
+	if err := eval.WriteNPY(npy, set.Images, set.Len(), 32, 32, 3); err != nil {
+		b.Fatal(err)
+	}
+	py, bin := testmodel.Python(b), runnerBinary(b)
+	var fl struct {
+		Training float64            `json:"training"`
+		Forward  float64            `json:"forward"`
+		Peak     map[string]float64 `json:"matmul_peak_flops"`
+	}
+	cmd := exec.Command(py, "-m", "pyexport.flops", "--export", export, "--batch", "64", "--peak")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil || json.Unmarshal(out, &fl) != nil {
+		b.Fatalf("pyexport.flops: %v\n%s", err, out)
+	}
+	fmt.Printf("speed: the seed's CIFAR-10 recipe costs %.0f MFLOP per training image (forward %.0f); TensorFlow's matmul here: %.0f GFLOP/s float32, %.0f GFLOP/s bfloat16\n",
+		fl.Training/1e6, fl.Forward/1e6, fl.Peak["float32"]/1e9, fl.Peak["bfloat16"]/1e9)
+
+	runner := func(name, precision string) float64 {
+		dir := filepath.Join(tmp, name)
+		os.RemoveAll(dir)
+		c := exec.Command(bin, "train", "--config", cfgFile, "--data.path", archive, "--data.cache_dir", filepath.Join(tmp, "cache"),
+			"--export_dir", export, "--max-steps", "300", "--train.log_every", "100", "--eval.after_training=false",
+			"--precision", precision, "--run-dir", dir)
+		c.Dir = root
+		if out, err := c.CombinedOutput(); err != nil {
+			b.Fatalf("%s: %v\n%s", name, err, out)
+		}
+		return stepsRate(b, filepath.Join(dir, "metrics.jsonl"), 64)
+	}
+	keras := func() float64 {
+		c := exec.Command(py, "scripts/keras_fit_baseline.py", "--export", export, "--images", npy, "--steps", "300")
+		c.Dir = root
+		out, err := c.Output()
+		var r struct {
+			IPS float64 `json:"images_per_second"`
+			JIT bool    `json:"jit_compile"`
+		}
+		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+		if err != nil || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
+			b.Fatalf("keras fit: %v\n%s", err, out)
+		}
+		return r.IPS
+	}
+	for i := 0; i < b.N; i++ {
+		var goF32, goBF16, kf []float64
+		for r := 1; r <= speedRounds; r++ {
+			a := runner("go-float32", "float32")
+			k := keras()
+			c := runner("go-bfloat16", "bfloat16")
+			fmt.Printf("speed, round %d: Go runner float32 %.0f images/s, Keras fit %.0f, Go runner bfloat16 %.0f\n", r, a, k, c)
+			goF32, kf, goBF16 = append(goF32, a), append(kf, k), append(goBF16, c)
+		}
+		mf, mk, mb := median(goF32), median(kf), median(goBF16)
+		mfu := func(ips float64, dtype string) float64 { return 100 * ips * fl.Training / fl.Peak[dtype] }
+		fmt.Printf("speed, medians of %d rounds: Go float32 %.0f images/s (MFU %.0f%% of float32 matmul), Keras fit %.0f (MFU %.0f%%), Go bfloat16 %.0f (MFU %.0f%% of bfloat16 matmul, %.0f%% of float32's)\n",
+			speedRounds, mf, mfu(mf, "float32"), mk, mfu(mk, "float32"), mb, mfu(mb, "bfloat16"), mfu(mb, "float32"))
+		fmt.Printf("speed: Go float32 / Keras fit %.2f×; Go bfloat16 / Go float32 %.2f×; Go bfloat16 / Keras fit %.2f×\n", mf/mk, mb/mf, mb/mk)
+		b.ReportMetric(mf/mk, "x-keras-fit")
+		b.ReportMetric(mb/mf, "x-bfloat16")
+	}
+}
+
+// stepsRate is the images/s of steps 101..300 from a run's metrics.jsonl
+// logged every 100 steps (the lines of steps 200 and 300).
+func stepsRate(b *testing.B, path string, batch int) float64 {
+	f, err := os.Open(path)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer f.Close()
+	var sec float64
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m struct {
+			Step int64   `json:"step"`
+			IPS  float64 `json:"images_per_sec"`
+		}
+		if json.Unmarshal(sc.Bytes(), &m) == nil && (m.Step == 200 || m.Step == 300) {
+			sec += float64(100*batch) / m.IPS
+		}
+	}
+	if sec == 0 {
+		b.Fatalf("%s: no steps 200 and 300", path)
+	}
+	return float64(200*batch) / sec
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
