@@ -37,13 +37,13 @@ type Config struct {
 	// Seed drives weight initialisation, the in-graph random draws and the data order.
 	Seed int64 `mapstructure:"seed" yaml:"seed"`
 	// Device is auto (a GPU if TensorFlow sees one), cpu or gpu.
-	Device    string    `mapstructure:"device" yaml:"device"`
+	Device string `mapstructure:"device" yaml:"device"`
 	// Precision is float32, or bfloat16: TensorFlow's graph optimizer runs
 	// the convolutions and matrix products (and what lies between them) in
 	// bfloat16 where oneDNN has kernels for it, weights and their updates
 	// staying float32 (graph.Options.Precision). Not part of the spec: the
 	// same SavedModel and checkpoints serve both.
-	Precision string `mapstructure:"precision" yaml:"precision"`
+	Precision string    `mapstructure:"precision" yaml:"precision"`
 	Data      Data      `mapstructure:"data" yaml:"data"`
 	Model     Model     `mapstructure:"model" yaml:"model"`
 	Loss      Loss      `mapstructure:"loss" yaml:"loss"`
