@@ -44,7 +44,7 @@ clean:
 
 ## bench: speed and memory figures (prints them; asserts none)
 bench: setup
-	@$(ENV) go test -run '^$$' -bench . -benchtime 1x ./data ./eval ./train ./runner
+	@$(ENV) go test -run '^$$' -bench . -benchtime 1x -timeout 120m ./data ./eval ./graph ./train ./runner
 
 ## fuzz: Go's fuzzing of every reader of user files, FUZZTIME (30s) per target (not in CI)
 fuzz: setup

@@ -37,13 +37,7 @@ type Config struct {
 	// Seed drives weight initialisation, the in-graph random draws and the data order.
 	Seed int64 `mapstructure:"seed" yaml:"seed"`
 	// Device is auto (a GPU if TensorFlow sees one), cpu or gpu.
-	Device string `mapstructure:"device" yaml:"device"`
-	// Precision is float32, or bfloat16: TensorFlow's graph optimizer runs
-	// the convolutions and matrix products (and what lies between them) in
-	// bfloat16 where oneDNN has kernels for it, weights and their updates
-	// staying float32 (graph.Options.Precision). Not part of the spec: the
-	// same SavedModel and checkpoints serve both.
-	Precision string    `mapstructure:"precision" yaml:"precision"`
+	Device    string    `mapstructure:"device" yaml:"device"`
 	Data      Data      `mapstructure:"data" yaml:"data"`
 	Model     Model     `mapstructure:"model" yaml:"model"`
 	Loss      Loss      `mapstructure:"loss" yaml:"loss"`
@@ -168,7 +162,6 @@ func Defaults() Config {
 		ExportDir: "",
 		Seed:      0,
 		Device:    "auto",
-		Precision: "float32",
 		Data: Data{Format: "fashion_mnist", Path: "/usr/share/datasets/fashion-mnist", TestFraction: 0.1, ShuffleBuffer: 10000,
 			MaxImagePixels: data.DefaultMaxPixels, MaxImageSide: data.DefaultMaxSide,
 			MaxFileMiB: data.DefaultMaxFileBytes >> 20, MaxInflateRatio: data.DefaultMaxInflation},

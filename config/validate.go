@@ -72,7 +72,6 @@ func (c *Config) Validate() error {
 		{"train.checkpoint_every", t.CheckpointEvery, t.CheckpointEvery >= 1, "must be at least 1"},
 		{"train.keep_checkpoints", t.KeepCheckpoints, t.KeepCheckpoints >= 1, "must be at least 1"},
 		{"device", c.Device, oneOf(c.Device, []string{"auto", "cpu", "gpu"}), "must be auto, cpu or gpu"},
-		{"precision", c.Precision, oneOf(c.Precision, []string{"float32", "bfloat16"}), "must be float32 or bfloat16"},
 		{"train.on_nonfinite", t.OnNonFinite, oneOf(t.OnNonFinite, []string{"stop", "rollback"}), "must be stop or rollback"},
 		{"train.lr_backoff", t.LRBackoff, t.LRBackoff > 0 && t.LRBackoff < 1, "must be in (0, 1)"},
 		{"train.max_rollbacks", t.MaxRollbacks, t.MaxRollbacks >= 0, "must be >= 0"},

@@ -44,9 +44,13 @@ type Options struct {
 	// Precision "bfloat16" has TensorFlow's graph optimizer rewrite the
 	// session's graphs to compute in bfloat16 where oneDNN has bfloat16
 	// kernels (auto_mixed_precision_onednn_bfloat16), variables and their
-	// updates staying float32; "" or "float32": as exported.
+	// updates staying float32; "" or "float32": as exported. A lever for
+	// benchmarks, not used by the runner: training in it lost accuracy and
+	// overflowed the seed's losses (docs/speed.md).
 	Precision string
-	// XLA clusters the graph for XLA's CPU compiler (global_jit_level ON_1).
+	// XLA clusters the graph for XLA's CPU compiler (global_jit_level ON_1;
+	// on a CPU it also needs TF_XLA_FLAGS=--tf_xla_cpu_global_jit). A lever
+	// for benchmarks, not used by the runner (docs/speed.md).
 	XLA bool
 }
 

@@ -111,9 +111,10 @@ def main(argv=None):
     a = p.parse_args(argv)
     with open(os.path.join(a.export, "manifest.json")) as f:
         spec = json.load(f)["spec"]
+    peak = matmul_peak(a.threads) if a.peak else None  # first: TensorFlow's threads are set once
     out = training_flops(spec, a.batch)
-    if a.peak:
-        out["matmul_peak_flops"] = matmul_peak(a.threads)
+    if peak:
+        out["matmul_peak_flops"] = peak
     json.dump(out, sys.stdout, indent=1)
     print()
 

@@ -21,13 +21,12 @@ const speedRounds = 3
 
 // BenchmarkKerasFitVsRunner trains the seed's CIFAR-10 recipe
 // (configs/cifar10_seed.yaml, batch 64, the JPEG archive in ../shared/data)
-// with the Go runner in float32 and in bfloat16, and with Keras `model.fit`
+// with the Go runner and with Keras `model.fit`
 // (scripts/keras_fit_baseline.py: the same networks and losses, the seed's way
 // of training them), in alternating rounds, each for 300 steps, and prints
 // the images/s of steps 101–300 of each, the medians, their ratios and the
 // MFU of each: images/s × training FLOPs per image (pyexport/flops.py) over
-// TensorFlow's 4096² matmul throughput measured in the same run, for the
-// dtype the run computes in.
+// TensorFlow's 4096² float32 matmul throughput measured in the same run.
 func BenchmarkKerasFitVsRunner(b *testing.B) {
 	root, err := pyexport.Root()
 	if err != nil {
@@ -61,12 +60,12 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 	fmt.Printf("speed: the seed's CIFAR-10 recipe costs %.0f MFLOP per training image (forward %.0f); TensorFlow's matmul here: %.0f GFLOP/s float32, %.0f GFLOP/s bfloat16\n",
 		fl.Training/1e6, fl.Forward/1e6, fl.Peak["float32"]/1e9, fl.Peak["bfloat16"]/1e9)
 
-	runner := func(name, precision string) float64 {
+	runner := func(name string) float64 {
 		dir := filepath.Join(tmp, name)
 		os.RemoveAll(dir)
 		c := exec.Command(bin, "train", "--config", cfgFile, "--data.path", archive, "--data.cache_dir", filepath.Join(tmp, "cache"),
 			"--export_dir", export, "--max-steps", "300", "--train.log_every", "100", "--eval.after_training=false",
-			"--precision", precision, "--run-dir", dir)
+			"--run-dir", dir)
 		c.Dir = root
 		if out, err := c.CombinedOutput(); err != nil {
 			b.Fatalf("%s: %v\n%s", name, err, out)
@@ -88,21 +87,18 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		return r.IPS
 	}
 	for i := 0; i < b.N; i++ {
-		var goF32, goBF16, kf []float64
+		var goF32, kf []float64
 		for r := 1; r <= speedRounds; r++ {
-			a := runner("go-float32", "float32")
+			a := runner("go")
 			k := keras()
-			c := runner("go-bfloat16", "bfloat16")
-			fmt.Printf("speed, round %d: Go runner float32 %.0f images/s, Keras fit %.0f, Go runner bfloat16 %.0f\n", r, a, k, c)
-			goF32, kf, goBF16 = append(goF32, a), append(kf, k), append(goBF16, c)
+			fmt.Printf("speed, round %d: Go runner %.0f images/s, Keras fit %.0f\n", r, a, k)
+			goF32, kf = append(goF32, a), append(kf, k)
 		}
-		mf, mk, mb := median(goF32), median(kf), median(goBF16)
-		mfu := func(ips float64, dtype string) float64 { return 100 * ips * fl.Training / fl.Peak[dtype] }
-		fmt.Printf("speed, medians of %d rounds: Go float32 %.0f images/s (MFU %.0f%% of float32 matmul), Keras fit %.0f (MFU %.0f%%), Go bfloat16 %.0f (MFU %.0f%% of bfloat16 matmul, %.0f%% of float32's)\n",
-			speedRounds, mf, mfu(mf, "float32"), mk, mfu(mk, "float32"), mb, mfu(mb, "bfloat16"), mfu(mb, "float32"))
-		fmt.Printf("speed: Go float32 / Keras fit %.2f×; Go bfloat16 / Go float32 %.2f×; Go bfloat16 / Keras fit %.2f×\n", mf/mk, mb/mf, mb/mk)
+		mf, mk := median(goF32), median(kf)
+		mfu := func(ips float64) float64 { return 100 * ips * fl.Training / fl.Peak["float32"] }
+		fmt.Printf("speed, medians of %d rounds: Go runner %.0f images/s (MFU %.0f%%), Keras fit %.0f (MFU %.0f%%): %.2f×\n",
+			speedRounds, mf, mfu(mf), mk, mfu(mk), mf/mk)
 		b.ReportMetric(mf/mk, "x-keras-fit")
-		b.ReportMetric(mb/mf, "x-bfloat16")
 	}
 }
 

@@ -77,7 +77,7 @@ func setUp(ctx context.Context, o Options, out io.Writer) (*run, int64, error) {
 		r.model.Close()
 		return nil, 0, err
 	}
-	fmt.Fprintln(out, devicesLine(r.model, cfg.Device)+", "+cfg.Precision)
+	fmt.Fprintln(out, devicesLine(r.model, cfg.Device))
 	if err := r.loadData(out); err != nil {
 		return fail(err)
 	}

@@ -55,8 +55,7 @@ func Open(dir string) (*Run, error) {
 }
 
 // Model loads the SavedModel cfg names (cfg.ExportDir), checking its manifest
-// against cfg's spec, in a session with cfg's thread pools on cfg's device
-// at cfg's precision.
+// against cfg's spec, in a session with cfg's thread pools on cfg's device.
 func Model(cfg *config.Resolved) (*graph.Model, error) {
 	_, hash := cfg.SpecJSON()
 	return graph.Load(cfg.ExportDir, graph.Options{
@@ -64,6 +63,5 @@ func Model(cfg *config.Resolved) (*graph.Model, error) {
 		IntraOpThreads: cfg.Train.IntraOpThreads,
 		InterOpThreads: cfg.Train.InterOpThreads,
 		Device:         cfg.Device,
-		Precision:      cfg.Precision,
 	})
 }
