@@ -94,8 +94,8 @@ var Formats = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "fo
 // Load reads a data set, from the decoded cache when it holds a copy of this
 // exact source.
 func Load(o Options) (*Splits, error) {
-	if o.Shape.C != 1 && o.Shape.C != 3 {
-		return nil, fmt.Errorf("data: %d channels: want 1 or 3", o.Shape.C)
+	if err := o.Shape.check(); err != nil {
+		return nil, err
 	}
 	key := ""
 	if o.CacheDir != "" {

@@ -40,6 +40,14 @@ type Shape struct{ H, W, C int }
 
 func (s Shape) bytes() int { return s.H * s.W * s.C }
 
+// check refuses a channel count the loaders cannot produce.
+func (s Shape) check() error {
+	if s.C != 1 && s.C != 3 {
+		return fmt.Errorf("data: %d channels: want 1 or 3", s.C)
+	}
+	return nil
+}
+
 // DecodeInto decodes an encoded image (JPEG, PNG, GIF, BMP, WebP) into dst,
 // which holds s.bytes() bytes. Any colour model (grey, palette, 16-bit,
 // alpha, CMYK) becomes RGB for C = 3 or luminance for C = 1; transparent

@@ -65,12 +65,17 @@ func (l Limits) inflated(size int64) int64 {
 	return int64(l.MaxInflation*float64(size)) + min(inflationSlack, l.MaxFileBytes)
 }
 
+// tooLarge is the error for size bytes read whole past MaxFileBytes.
+func (l Limits) tooLarge(size int64) error {
+	return fmt.Errorf("%d bytes, over the limit of %d (data.max_file_mib): %w", size, l.MaxFileBytes, ErrTooLarge)
+}
+
 // checkHeader reads an encoded image's header (image.DecodeConfig: no pixels
 // are decoded) and refuses one whose size is over the limits.
 func (l Limits) checkHeader(encoded []byte) error {
 	l = l.orDefaults()
 	if int64(len(encoded)) > l.MaxFileBytes {
-		return fmt.Errorf("%d bytes, over the limit of %d (data.max_file_mib): %w", len(encoded), l.MaxFileBytes, ErrTooLarge)
+		return l.tooLarge(int64(len(encoded)))
 	}
 	cfg, format, err := image.DecodeConfig(bytes.NewReader(encoded))
 	if err != nil {
@@ -123,7 +128,7 @@ func (l Limits) readFile(path string) ([]byte, error) {
 	}
 	defer f.Close()
 	if fi, err := f.Stat(); err == nil && fi.Size() > l.MaxFileBytes {
-		return nil, fmt.Errorf("%s: %d bytes, over the limit of %d (data.max_file_mib): %w", path, fi.Size(), l.MaxFileBytes, ErrTooLarge)
+		return nil, fmt.Errorf("%s: %w", path, l.tooLarge(fi.Size()))
 	}
 	return l.ReadAll(f, path)
 }

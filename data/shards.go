@@ -123,7 +123,7 @@ func openShards(o Options) (*Streams, error) {
 		}
 		for _, e := range sp.Shards {
 			file := filepath.Join(o.Path, e.File)
-			s.shards = append(s.shards, shard{name: file, first: len(s.Labels), count: e.Images,
+			s.shards = append(s.shards, shard{first: len(s.Labels), count: e.Images,
 				scan: func(need func(int) bool, fn func(int, []byte, error) error) error {
 					return scanShard(file, e.Images, o.Limits, need, fn)
 				},
@@ -162,7 +162,7 @@ func scanShard(file string, count int, lim Limits, need func(int) bool, fn func(
 			return nil
 		}
 		if h.Size > lim.MaxFileBytes {
-			return fn(k-1, nil, fmt.Errorf("%s: %d bytes, over the limit of %d (data.max_file_mib): %w", name, h.Size, lim.MaxFileBytes, ErrTooLarge))
+			return fn(k-1, nil, fmt.Errorf("%s: %w", name, lim.tooLarge(h.Size)))
 		}
 		raw, err := readMember(body, h.Size, file, name)
 		if err != nil {

@@ -43,7 +43,6 @@ type Stream struct {
 // shard is a run of a sequential stream's images (first..first+count-1),
 // read in order.
 type shard struct {
-	name         string
 	first, count int
 	// scan reads the shard from its start, calling fn for each image k
 	// (0..count-1) that need(k) asks for, with its bytes or the reason they
@@ -80,8 +79,8 @@ func (s *Stream) Where(i int) string {
 // shard by shard. IDX files and CIFAR-10's binary release are
 // ErrInMemoryOnly.
 func OpenStreams(o Options) (*Streams, error) {
-	if o.Shape.C != 1 && o.Shape.C != 3 {
-		return nil, fmt.Errorf("data: %d channels: want 1 or 3", o.Shape.C)
+	if err := o.Shape.check(); err != nil {
+		return nil, err
 	}
 	if o.Format == "shards" {
 		return openShards(o)
@@ -118,26 +117,25 @@ func OpenStreams(o Options) (*Streams, error) {
 // archive, or in archive order from a tar archive (one shard).
 func (l *listing) stream(items []item, o Options, bad *badLog) *Stream {
 	t := l.t
-	s := &Stream{Classes: l.classes, Shape: o.Shape, Source: o.Path, lim: o.Limits, skip: o.SkipBad, bad: bad}
-	if !t.sequential() {
-		s.Labels = make([]int, len(items))
-		for i, it := range items {
-			s.Labels[i] = it.label
-		}
+	s := &Stream{Classes: l.classes, Shape: o.Shape, Source: o.Path, lim: o.Limits, skip: o.SkipBad, bad: bad, Sequential: t.sequential()}
+	if s.Sequential {
+		items = append([]item(nil), items...)
+		sort.Slice(items, func(a, b int) bool { return t.order[items[a].name] < t.order[items[b].name] })
+	}
+	s.Labels = make([]int, len(items))
+	for i, it := range items {
+		s.Labels[i] = it.label
+	}
+	if !s.Sequential {
 		s.read = func(i int) ([]byte, error) { return t.read(items[i].name) }
 		s.where = func(i int) string { return t.where(items[i].name) }
 		return s
 	}
-	items = append([]item(nil), items...)
-	sort.Slice(items, func(a, b int) bool { return t.order[items[a].name] < t.order[items[b].name] })
-	s.Sequential = true
-	s.Labels = make([]int, len(items))
 	byMember := map[int]int{}
 	for i, it := range items {
-		s.Labels[i] = it.label
 		byMember[t.order[it.name]] = i
 	}
-	s.shards = []shard{{name: t.src, first: 0, count: len(items),
+	s.shards = []shard{{first: 0, count: len(items),
 		scan: func(need func(int) bool, fn func(int, []byte, error) error) error {
 			return t.scanItems(byMember, need, fn)
 		},

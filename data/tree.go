@@ -202,7 +202,7 @@ func readTar(r io.Reader, src string, size int64, gz bool, lim Limits) (*tree, e
 	}
 	t.read = func(name string) ([]byte, error) {
 		if n, ok := tooLarge[name]; ok {
-			return nil, fmt.Errorf("%d bytes, over the limit of %d (data.max_file_mib): %w", n, lim.MaxFileBytes, ErrTooLarge)
+			return nil, lim.tooLarge(n)
 		}
 		b, ok := contents[name]
 		if !ok {
@@ -291,7 +291,7 @@ func (t *tree) scanItems(byMember map[int]int, need func(k int) bool, fn func(k 
 			return nil
 		}
 		if h.Size > lim.MaxFileBytes {
-			return fn(k, nil, fmt.Errorf("%d bytes, over the limit of %d (data.max_file_mib): %w", h.Size, lim.MaxFileBytes, ErrTooLarge))
+			return fn(k, nil, lim.tooLarge(h.Size))
 		}
 		raw, err := readMember(body, h.Size, t.src, name)
 		if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -70,7 +69,7 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		if out, err := c.CombinedOutput(); err != nil {
 			b.Fatalf("%s: %v\n%s", name, err, out)
 		}
-		return stepsRate(b, filepath.Join(dir, "metrics.jsonl"), 64)
+		return stepsRate(b, dir, 64)
 	}
 	keras := func() float64 {
 		c := exec.Command(py, "scripts/keras_fit_baseline.py", "--export", export, "--images", npy, "--steps", "300")
@@ -104,25 +103,15 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 
 // stepsRate is the images/s of steps 101..300 from a run's metrics.jsonl
 // logged every 100 steps (the lines of steps 200 and 300).
-func stepsRate(b *testing.B, path string, batch int) float64 {
-	f, err := os.Open(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer f.Close()
+func stepsRate(b *testing.B, dir string, batch int) float64 {
 	var sec float64
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var m struct {
-			Step int64   `json:"step"`
-			IPS  float64 `json:"images_per_sec"`
-		}
-		if json.Unmarshal(sc.Bytes(), &m) == nil && (m.Step == 200 || m.Step == 300) {
+	for _, m := range readMetrics(b, dir) {
+		if m.Step == 200 || m.Step == 300 {
 			sec += float64(100*batch) / m.IPS
 		}
 	}
 	if sec == 0 {
-		b.Fatalf("%s: no steps 200 and 300", path)
+		b.Fatalf("%s: no steps 200 and 300 in metrics.jsonl", dir)
 	}
 	return float64(200*batch) / sec
 }

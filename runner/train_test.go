@@ -68,7 +68,7 @@ func flags(t *testing.T, args ...string) *pflag.FlagSet {
 	return fs
 }
 
-func readMetrics(t *testing.T, dir string) []metric {
+func readMetrics(t testing.TB, dir string) []metric {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
