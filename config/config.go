@@ -153,6 +153,14 @@ type Eval struct {
 	// AfterTraining evaluates the run when training ends (else `runner eval`
 	// does, when asked).
 	AfterTraining bool `mapstructure:"after_training" yaml:"after_training"`
+	// EveryEpochs runs the kNN monitor every that many epochs during
+	// training (0: off): the bank and the test split encoded, weighted kNN
+	// logged to metrics.jsonl, TensorBoard and report.json's curve.
+	EveryEpochs int `mapstructure:"every_epochs" yaml:"every_epochs"`
+	// ProjectorImages test images (a seeded sample) go to TensorBoard's
+	// embedding projector at each evaluation: features, labels, a sprite
+	// (0: none).
+	ProjectorImages int `mapstructure:"projector_images" yaml:"projector_images"`
 }
 
 // Defaults are the seed's settings where it has one; each override file lists
@@ -194,7 +202,8 @@ func Defaults() Config {
 			MaxRollbacks:    3,
 		},
 		Eval: Eval{K: 20, WeightedK: 200, Temperature: 0.1, BatchSize: 500,
-			ProbeEpochs: 30, ProbeBatchSize: 256, GridRows: 10, GridNeighbours: 9, AfterTraining: true},
+			ProbeEpochs: 30, ProbeBatchSize: 256, GridRows: 10, GridNeighbours: 9, AfterTraining: true,
+			ProjectorImages: 1000},
 	}
 }
 

@@ -86,6 +86,9 @@ func (c *Config) Validate() error {
 		{"eval.probe_batch_size", c.Eval.ProbeBatchSize, c.Eval.ProbeBatchSize >= 1, "must be at least 1"},
 		{"eval.grid_rows", c.Eval.GridRows, c.Eval.GridRows >= 0, "must be >= 0 (0: no grids)"},
 		{"eval.grid_neighbours", c.Eval.GridNeighbours, c.Eval.GridNeighbours >= 1, "must be at least 1"},
+		{"eval.every_epochs", c.Eval.EveryEpochs, c.Eval.EveryEpochs >= 0, "must be >= 0 (0: no kNN monitor during training)"},
+		{"eval.projector_images", c.Eval.ProjectorImages, c.Eval.ProjectorImages >= 0 && c.Eval.ProjectorImages <= MaxProjectorImages,
+			fmt.Sprintf("must be in [0, %d] (0: no projector files; the sprite holds at most %d thumbnails)", MaxProjectorImages, MaxProjectorImages)},
 	}
 	for _, ch := range checks {
 		if !ch.ok {
@@ -94,6 +97,10 @@ func (c *Config) Validate() error {
 	}
 	return nil
 }
+
+// MaxProjectorImages bounds eval.projector_images: TensorBoard's projector
+// draws sprites of at most 8192×8192 pixels, 10,000 thumbnails of 81×81 at most.
+const MaxProjectorImages = 10000
 
 // CheckData refuses a data path that does not exist. It is separate from
 // Validate because exporting a model needs no data.

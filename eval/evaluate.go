@@ -74,6 +74,10 @@ type Settings struct {
 	// ProbeGraph returns the folder of the linear probe's exported graph for
 	// dim features and the given classes (pyexport.ExportProbe).
 	ProbeGraph func(ctx context.Context, dim, classes int) (string, error)
+	// ProjectorImages test images (a seeded sample) go to TensorBoard's
+	// embedding projector (0: none); ClassNames label them.
+	ProjectorImages int
+	ClassNames      []string
 	// PixelCache, if set, keeps the raw-pixel figures (they depend on the
 	// data and these settings only): read when there, written when not.
 	PixelCache string
@@ -101,6 +105,9 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 		}
 	}
 	rep.Model = *model
+	if n := len(rep.KNNCurve); n > 0 && rep.KNNCurve[n-1].Step != rep.Step {
+		rep.KNNCurve = append(rep.KNNCurve, CurvePoint{Step: rep.Step, Epoch: rep.Epoch, Weighted: model.KNN.Weighted, Seconds: rep.EncodeSec + rep.KNNSec})
+	}
 	rep.TrainSize, rep.TestSize, rep.Classes = len(train.Labels), len(test.Labels), s.Classes
 	rep.FeatureDim = train.Features.Dim
 	rep.Time = time.Now().UTC().Format(time.RFC3339)
@@ -109,6 +116,9 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 		return nil, err
 	}
 	if rep.Files.Features, err = writeFeatures(s.Dir, train, test); err != nil {
+		return nil, err
+	}
+	if rep.Files.Projector, err = writeProjector(s, test); err != nil {
 		return nil, err
 	}
 	raw, err := json.MarshalIndent(rep, "", "  ")

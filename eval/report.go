@@ -20,6 +20,7 @@ type Report struct {
 	TestSize   int     `json:"test_size"`
 	Classes    int     `json:"classes"`
 	Step       int64   `json:"step"`
+	Epoch      float64 `json:"epoch,omitempty"`
 	Time       string  `json:"time"`
 	Feature    string  `json:"feature"`
 	FeatureDim int     `json:"feature_dim"`
@@ -27,13 +28,25 @@ type Report struct {
 	Model      Scores  `json:"model"`
 	Pixels     *Scores `json:"raw_pixels"`
 	Files      struct {
-		Grids    []string `json:"grids"`
-		Features []string `json:"features"`
+		Grids     []string `json:"grids"`
+		Features  []string `json:"features"`
+		Projector []string `json:"projector,omitempty"`
 	} `json:"files"`
-	EncodeSec     float64 `json:"encode_seconds"`
-	ImagesPerSec  float64 `json:"encode_images_per_second"`
-	KNNSec        float64 `json:"knn_seconds"`
-	KNNBlockBytes int64   `json:"knn_block_bytes"` // the largest similarity block held at once
+	// KNNCurve is the kNN monitor's weighted kNN during training
+	// (eval.every_epochs), with this evaluation's as its last point.
+	KNNCurve      []CurvePoint `json:"knn_curve,omitempty"`
+	EncodeSec     float64      `json:"encode_seconds"`
+	ImagesPerSec  float64      `json:"encode_images_per_second"`
+	KNNSec        float64      `json:"knn_seconds"`
+	KNNBlockBytes int64        `json:"knn_block_bytes"` // the largest similarity block held at once
+}
+
+// CurvePoint is one measurement of the kNN monitor.
+type CurvePoint struct {
+	Step     int64   `json:"step"`
+	Epoch    float64 `json:"epoch"`
+	Weighted float64 `json:"knn_weighted"`
+	Seconds  float64 `json:"knn_seconds"` // encoding and search, the monitor's cost
 }
 
 // Markdown is the short table of report.md.

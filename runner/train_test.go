@@ -82,6 +82,9 @@ func readMetrics(t testing.TB, dir string) []metric {
 		if err := json.Unmarshal(sc.Bytes(), &m); err != nil {
 			t.Fatalf("metrics.jsonl line %q: %v", sc.Text(), err)
 		}
+		if !bytes.Contains(sc.Bytes(), []byte(`"loss":`)) {
+			continue // a kNN monitor line (knnLines reads those)
+		}
 		out = append(out, m)
 	}
 	return out

@@ -8,56 +8,69 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"path/filepath"
 	"time"
 
+	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/internal/runload"
 	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/tboard"
 )
+
+// labelled encodes the run's labelled splits (the kNN bank and the test
+// split) with its model; ok is false (and a line says why) when a split has
+// no labelled images.
+func (r *run) labelled(ctx context.Context, out io.Writer) (train, test eval.Split, classes []string, ok bool, err error) {
+	if r.streams != nil {
+		classes = r.streams.Train.Classes
+		train, test, err = r.encodeStreams(ctx, out)
+		return train, test, classes, err == nil && len(train.Labels) > 0 && len(test.Labels) > 0, err
+	}
+	tr, te := r.splits.Train.Labelled(), r.splits.Test.Labelled()
+	if tr.Len() == 0 || te.Len() == 0 {
+		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", tr.Len(), te.Len())
+		return train, test, nil, false, nil
+	}
+	bank, err := r.encode(ctx, tr)
+	if err != nil {
+		return train, test, nil, false, err
+	}
+	queries, err := r.encode(ctx, te)
+	if err != nil {
+		return train, test, nil, false, err
+	}
+	return split(tr, bank), split(te, queries), tr.Classes, true, nil
+}
 
 // evaluate encodes the run's labelled splits with its model and hands the
 // features to eval.Evaluate, which computes and writes every figure.
 func (r *run) evaluate(ctx context.Context, step int64, out io.Writer) (*eval.Report, error) {
-	var train, test eval.Split
-	var classes int
-	var err error
 	t0 := time.Now()
-	if r.streams != nil {
-		classes = len(r.streams.Train.Classes)
-		if train, test, err = r.encodeStreams(ctx, out); err != nil || len(train.Labels) == 0 || len(test.Labels) == 0 {
-			return nil, err
-		}
-	} else {
-		tr, te := r.splits.Train.Labelled(), r.splits.Test.Labelled()
-		if tr.Len() == 0 || te.Len() == 0 {
-			fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", tr.Len(), te.Len())
-			return nil, nil
-		}
-		classes = len(tr.Classes)
-		bank, err := r.encode(ctx, tr)
-		if err != nil {
-			return nil, err
-		}
-		queries, err := r.encode(ctx, te)
-		if err != nil {
-			return nil, err
-		}
-		train, test = split(tr, bank), split(te, queries)
+	train, test, classes, ok, err := r.labelled(ctx, out)
+	if err != nil || !ok {
+		return nil, err
 	}
 	encodeSec := time.Since(t0).Seconds()
 	cache, err := r.pixelCache()
 	if err != nil {
 		return nil, err
 	}
+	images, _ := r.trainingImages()
+	curve, err := readCurve(r.dir, step)
+	if err != nil {
+		return nil, err
+	}
 	e, man := r.cfg.Eval, r.model.Manifest
 	rep, err := eval.Evaluate(ctx, eval.Report{
 		Run: r.dir, Data: r.cfg.Data.Format, DataPath: r.cfg.Data.Path, Step: step,
+		Epoch: float64(step) / float64(max(1, images/r.cfg.Train.BatchSize)), KNNCurve: curve,
 		Feature: "z_mean", ConfigHash: r.hash,
 		EncodeSec: encodeSec, ImagesPerSec: float64(len(train.Labels)+len(test.Labels)) / encodeSec,
 	}, train, test, eval.Settings{
-		Classes: classes, K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
+		Classes: len(classes), ClassNames: classes, ProjectorImages: e.ProjectorImages, K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
 		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, Seed: r.cfg.Seed,
 		GridRows: e.GridRows, GridNeighbours: e.GridNeighbours,
 		PixelScale: float32(man.Input.Scale), PixelOffset: float32(man.Input.Offset),
@@ -73,6 +86,12 @@ func (r *run) evaluate(ctx context.Context, step int64, out io.Writer) (*eval.Re
 		return nil, err
 	}
 	rep.Print(out, r.dir)
+	if p, err := plotCurve(r.dir, rep.KNNCurve); err != nil || p != "" {
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "kNN curve (%d points, the last this evaluation's): %s\n", len(rep.KNNCurve), p)
+	}
 	return rep, nil
 }
 
@@ -191,8 +210,11 @@ func (r *run) pixelCache() (string, error) {
 }
 
 // EvaluateRun loads a run folder's config, model and latest checkpoint and
-// evaluates it (`runner eval`).
-func EvaluateRun(ctx context.Context, dir string, out io.Writer) (*eval.Report, error) {
+// evaluates it (`runner eval`). With curveEvery > 0 it first measures the kNN
+// monitor's point for each kept checkpoint at the end of every curveEvery-th
+// epoch that metrics.jsonl lacks (a run trained without the monitor, or
+// with it less often), logging them as the monitor does.
+func EvaluateRun(ctx context.Context, dir string, curveEvery int, out io.Writer) (*eval.Report, error) {
 	opened, err := runload.Open(dir)
 	if err != nil {
 		return nil, err
@@ -206,5 +228,62 @@ func EvaluateRun(ctx context.Context, dir string, out io.Writer) (*eval.Report, 
 	if err := r.loadData(out); err != nil {
 		return nil, err
 	}
+	if curveEvery > 0 {
+		if err := r.curveFromCheckpoints(ctx, opened.State, curveEvery); err != nil {
+			return nil, err
+		}
+	}
 	return r.evaluate(ctx, opened.State.Step, out)
+}
+
+// curveFromCheckpoints measures the monitor's missing points from the kept
+// checkpoints, then restores the latest again.
+func (r *run) curveFromCheckpoints(ctx context.Context, latest *checkpoint.State, every int) error {
+	images, _ := r.trainingImages()
+	perEpoch := int64(max(1, images/r.cfg.Train.BatchSize))
+	have, err := readCurve(r.dir, latest.Step)
+	if err != nil {
+		return err
+	}
+	done := map[int64]bool{}
+	for _, p := range have {
+		done[p.Step] = true
+	}
+	var todo []int64
+	for _, prefix := range latest.Kept {
+		var step int64
+		if _, err := fmt.Sscanf(prefix, "ckpt-%d", &step); err != nil {
+			return fmt.Errorf("%s: checkpoint %q: %w", r.ckpts.Path, prefix, err)
+		}
+		if step > 0 && step%perEpoch == 0 && (step/perEpoch)%int64(every) == 0 && !done[step] && step != latest.Step {
+			todo = append(todo, step)
+		}
+	}
+	if len(todo) == 0 {
+		fmt.Fprintf(r.out, "kNN curve: no kept checkpoint at the end of every %d epochs lacks its point\n", every)
+		return nil
+	}
+	metrics, err := openMetrics(r.dir, math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	defer metrics.Close()
+	if r.tb, err = tboard.NewWriter(r.dir); err != nil {
+		return fmt.Errorf("TensorBoard events: %w", err)
+	}
+	defer r.tb.Close()
+	l := &stepLog{r: r, metrics: metrics, prog: newProgress(r.out, 0, 0)}
+	for _, step := range todo {
+		if err := r.model.Restore(r.ckpts.PrefixPath(fmt.Sprintf("ckpt-%06d", step))); err != nil {
+			return err
+		}
+		p, err := r.monitor(ctx, step, perEpoch)
+		if err != nil {
+			return err
+		}
+		if err := l.logPoint(p); err != nil {
+			return err
+		}
+	}
+	return r.model.Restore(r.ckpts.PrefixPath(latest.Prefix))
 }

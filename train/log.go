@@ -134,6 +134,9 @@ func plotLosses(dir string, terms []string) error {
 		if json.Unmarshal(sc.Bytes(), &rec) != nil {
 			continue
 		}
+		if _, ok := rec["loss"]; !ok {
+			continue // a kNN monitor line
+		}
 		for _, n := range names {
 			series[n] = append(series[n], plotter.XY{X: rec["step"], Y: rec[n]})
 		}

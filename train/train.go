@@ -79,6 +79,19 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	defer log.close()
 
+	// A run stopped during the kNN monitor measures that point first.
+	if r.monitorDue(start, perEpoch, total) {
+		curve, err := readCurve(r.dir, start)
+		if err != nil {
+			return err
+		}
+		if len(curve) == 0 || curve[len(curve)-1].Step != start {
+			if err := r.runMonitor(ctx, log, start, perEpoch); err != nil {
+				return err
+			}
+		}
+	}
+
 	// The loop: a step, its log line, its checkpoint; Ctrl-C saves and
 	// stops; a non-finite loss stops or rolls back to the last checkpoint.
 	batches := r.batches(ctx, perEpoch, start, total)
@@ -127,6 +140,11 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 				return err
 			}
 		}
+		if r.monitorDue(step, perEpoch, total) {
+			if err := r.runMonitor(ctx, log, step, perEpoch); err != nil {
+				return err
+			}
+		}
 	}
 	log.prog.finish()
 	wall := time.Since(began)
@@ -137,6 +155,20 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		data.PrintBad(out, r.streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
 	}
 	return r.finish(ctx, step, log.terms)
+}
+
+// runMonitor measures and logs one point of the kNN curve; Ctrl-C during it
+// stops the run as during a step (checkpoint written; the resumed run
+// measures the point again).
+func (r *run) runMonitor(ctx context.Context, log *stepLog, step, perEpoch int64) error {
+	p, err := r.monitor(ctx, step, perEpoch)
+	if ctx.Err() != nil {
+		return r.interrupted(step, perEpoch, log.prog)
+	}
+	if err != nil {
+		return err
+	}
+	return log.logPoint(p)
 }
 
 // schedule is the number of steps per epoch (the last partial batch of an
@@ -179,6 +211,15 @@ func (r *run) finish(ctx context.Context, step int64, terms []string) error {
 	}
 	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(r.dir, "loss.png"))
 	if !r.cfg.Eval.AfterTraining {
+		curve, err := readCurve(r.dir, step)
+		if err != nil {
+			return err
+		}
+		if p, err := plotCurve(r.dir, curve); err != nil {
+			return err
+		} else if p != "" {
+			fmt.Fprintf(r.out, "train: kNN curve in %s\n", p)
+		}
 		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: go run ./runner eval --run-dir %s\n", r.dir)
 		return nil
 	}
@@ -344,6 +385,11 @@ func (m *metricsFile) write(step int64, epoch float64, l graph.Losses, ips, data
 	for _, n := range names {
 		rec[n] = l.Terms[n]
 	}
+	return m.writeRecord(rec)
+}
+
+// writeRecord appends one line (a log step's or the kNN monitor's).
+func (m *metricsFile) writeRecord(rec map[string]any) error {
 	line, err := json.Marshal(rec)
 	if err != nil {
 		return err
