@@ -6,6 +6,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"image"
+	"image/png"
 	"math"
 	"os"
 	"os/exec"
@@ -292,4 +295,26 @@ func TestProjectorFiles(t *testing.T) {
 		t.Fatalf("TensorBoard's projector plugin on the run: %v\n%s", err, got)
 	}
 	t.Logf("%s", bytes.TrimSpace(got))
+}
+
+// A monitor that cannot run (no labelled images) is refused before the first
+// step, naming the key, rather than after an epoch of training.
+func TestKNNMonitorNeedsLabels(t *testing.T) {
+	fm := testmodel.FashionMNISTSet(t, 80)
+	folder := t.TempDir()
+	for i := 0; i < fm.Len(); i++ {
+		var b bytes.Buffer
+		png.Encode(&b, &image.Gray{Pix: fm.Image(i), Stride: 28, Rect: image.Rect(0, 0, 28, 28)})
+		os.WriteFile(filepath.Join(folder, fmt.Sprintf("%03d.png", i)), b.Bytes(), 0o644)
+	}
+	cfg := smallConfigWith(t, smallRun(t, ""), "data: {format: folder, path: "+folder+", test_fraction: 0.25, cache_dir: off}")
+	dir := filepath.Join(t.TempDir(), "run")
+	var out bytes.Buffer
+	err := runTrain(context.Background(), trainOptions{ConfigFile: cfg, RunDir: dir, Flags: flags(t, "--eval.every_epochs", "1")}, &out)
+	if err == nil || !strings.Contains(err.Error(), "eval.every_epochs = 1") || !strings.Contains(err.Error(), "has 0 and 0") {
+		t.Fatalf("monitor on unlabelled images: %v\n%s", err, out.String())
+	}
+	if _, err := os.Stat(filepath.Join(dir, "checkpoints")); !os.IsNotExist(err) {
+		t.Errorf("a checkpoint was written before the refusal: %v", err)
+	}
 }

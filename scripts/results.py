@@ -1,8 +1,17 @@
-"""Run the objectives grid and the tuning runs, and write docs/results.md.
+"""Run the measurements of docs/results.md and write it, one part at a time.
 
     source third_party/tfenv.sh
     .venv/bin/python scripts/results.py [--data fashion_mnist,cifar10] [--objectives seed,local_nce,local_jsd] [--augment off,on] [--tune all|none|NAME,...]
+    .venv/bin/python scripts/results.py --part full [--full NAME,...]   # the full-schedule runs (FULL), hours each
+    .venv/bin/python scripts/results.py --part ablation                # global vs local (ABLATION)
+    .venv/bin/python scripts/results.py --part tiny                    # Tiny ImageNet's grids and ranking agreement
 
+Each part sits between its markers in the file and is rewritten alone. Full
+and ablation runs already trained are reused; an unfinished one is resumed
+(`runner train --resume`), and a run without a kNN curve gets one from its
+kept checkpoints (`runner eval --curve 5`). Pictures are copied to docs/img.
+
+The grid part (the default):
 For each data set, objective and augmentation setting it exports the model,
 trains it for the data set's epochs (Fashion-MNIST 2, CIFAR-10 5, batch 64)
 and evaluates it (`runner train` ends with `runner eval`'s report). Then the
@@ -18,6 +27,8 @@ import argparse
 import json
 import os
 import platform
+import re
+import shutil
 import subprocess
 import sys
 import time
@@ -61,6 +72,42 @@ NOTES = {
                "0.5454), so it is the config's temperature. The two seeds differ by 0.008 in weighted kNN at "
                "either temperature: differences of that size between single runs are within seed noise.",
 }
+
+
+C10 = ["--data.path", "../shared/data/cifar10-jpeg.tar.gz"]
+TINY = ["--data.path", "../shared/data/tiny-imagenet-200-subset.tar.gz"]
+
+
+def keep_epochs(steps_per_epoch):
+    """Flags that keep a checkpoint at every epoch's end, for the curve."""
+    return ["--train.checkpoint_every", str(steps_per_epoch), "--train.keep_checkpoints", "60"]
+
+
+# Full-schedule runs (docs/results.md, "Full schedules"): name (run folder
+# runs/full/NAME, export exports/full/NAME), title, config, flags, and the
+# weighted kNN curve of an independent run of the same recipe in another
+# framework (epoch -> accuracy), where there is one.
+FULL = [
+    ("cifar10", "CIFAR-10, the default config (`local_nce`, τ = 0.05), 50 epochs", "configs/cifar10.yaml",
+     C10 + keep_epochs(781), None),
+    ("cifar10_seed", "CIFAR-10, the seed's recipe, 50 epochs", "configs/cifar10_seed.yaml",
+     C10 + keep_epochs(781), {5: 0.392, 20: 0.426, 30: 0.453, 40: 0.467, 45: 0.471}),
+    ("tiny_seed", "Tiny ImageNet subset, the seed's recipe, 50 epochs", "configs/tiny_imagenet.yaml",
+     TINY + ["--train.epochs", "50"] + keep_epochs(200), {50: 0.090}),
+    ("tiny_local_nce", "Tiny ImageNet subset, `local_nce` (τ = 0.05), 50 epochs", "configs/tiny_imagenet.yaml",
+     TINY + ["--train.epochs", "50", "--loss.objective", "local_nce", "--loss.beta", "1", "--loss.temperature", "0.05"] + keep_epochs(200), None),
+    ("cifar10_aug", "CIFAR-10, the default config with augmentation, 50 epochs", "configs/cifar10.yaml",
+     C10 + ["--model.augment=true"] + keep_epochs(781), None),
+]
+
+# The seed's global-vs-local comparison (docs/results.md, "Global vs local"):
+# the seed's recipe on CIFAR-10 for 10 epochs with both terms, β = 0, α = 0.
+ABLATION = [
+    ("both", "both terms (α = 0.5, β = 1.5)", []),
+    ("global", "global only (β = 0)", ["--loss.beta", "0"]),
+    ("local", "local only (α = 0)", ["--loss.alpha", "0"]),
+]
+ABLATION_EPOCHS = 10
 
 
 def sh(cmd, log):
@@ -130,12 +177,264 @@ def row(label, s, seconds, cmd):
         "%.4f" % probe["accuracy"] if probe else "–", seconds, cmd)
 
 
+def git_commit():
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    if subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0:
+        commit += " with uncommitted changes"  # what was measured is not exactly that commit
+    return commit
+
+
+def machine():
+    return "%s, %d cores, %s" % (platform.processor() or platform.machine(), os.cpu_count(), platform.platform())
+
+
+def go_seconds(d):
+    """Seconds of a Go duration as the runner prints it (1h2m3.5s)."""
+    m = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:([\d.]+)s)?", d)
+    h, mi, sec = (float(x) if x else 0.0 for x in m.groups())
+    return 3600 * h + 60 * mi + sec
+
+
+def training_wall(log):
+    """Steps, seconds and images/s of every training segment in a run's log
+    (a resumed run has several)."""
+    segs = []
+    if os.path.exists(log):
+        with open(log) as fh:
+            for line in fh:
+                m = re.match(r"train: (\d+) steps in (\S+) \((\d+) images/s\)", line)
+                if m:
+                    segs.append((int(m.group(1)), go_seconds(m.group(2)), int(m.group(3))))
+    return segs
+
+
+def train_or_resume(run_dir, config, f, log, commit, curve_every):
+    """Trains run_dir (resuming it when it has a checkpoint), then measures
+    its kNN curve from the kept checkpoints where it has none."""
+    rd = os.path.join(ROOT, run_dir)
+    if not os.path.exists(os.path.join(rd, "report.json")):
+        if os.path.exists(os.path.join(rd, "checkpoints", "latest.json")):
+            sh([RUNNER, "train", "--run-dir", run_dir, "--resume"], log)
+        else:
+            os.makedirs(rd, exist_ok=True)
+            with open(os.path.join(rd, "timing.json"), "w") as fh:
+                json.dump({"commit": commit}, fh)
+            sh([RUNNER, "train", "--config", config, "--run-dir", run_dir] + f, log)
+    with open(os.path.join(rd, "report.json")) as fh:
+        rep = json.load(fh)
+    if curve_every and len(rep.get("knn_curve") or []) < 2:
+        sh([RUNNER, "eval", "--run-dir", run_dir, "--curve", str(curve_every)], log)
+        with open(os.path.join(rd, "report.json")) as fh:
+            rep = json.load(fh)
+    return rep
+
+
+def started_at(run_dir):
+    path = os.path.join(ROOT, run_dir, "timing.json")
+    if os.path.exists(path):
+        with open(path) as fh:
+            return json.load(fh).get("commit", "not recorded")
+    return "not recorded"
+
+
+def final_table(rep):
+    """weighted kNN, 20-NN, 1-NN cosine and Euclidean, probe: z_mean and raw pixels."""
+    out = ["| features | kNN weighted | kNN majority | 1-NN cosine | 1-NN Euclidean | linear probe |", "|---|---|---|---|---|---|"]
+    for label, sc in (("z_mean", rep["model"]), ("raw pixels", rep.get("raw_pixels"))):
+        if not sc:
+            continue
+        k, probe = sc["knn"], sc.get("linear_probe")
+        out.append("| %s | %.4f | %.4f | %.4f | %.4f | %s |" % (label, k["weighted"], k["majority"], k["nn1"], k["l2_nn1"],
+                                                             "%.4f" % probe["accuracy"] if probe else "–"))
+    return out
+
+
+def copy_img(src, name):
+    dst = os.path.join(ROOT, "docs", "img", name)
+    if os.path.exists(src):
+        shutil.copyfile(src, dst)
+        return "img/" + name
+    return None
+
+
+def ranking_agreement(run_dir, k=9, chunk=1000):
+    """How far the cosine and the Euclidean rankings agree, by brute force over
+    the run's saved features: for every test query, the overlap of its k
+    nearest training images by each; mean overlap, the share of queries whose
+    k sets are equal, and the share with the same nearest image."""
+    import numpy as np
+    rd = os.path.join(ROOT, run_dir)
+    bank = np.load(os.path.join(rd, "features_train.npy")).astype(np.float64)
+    queries = np.load(os.path.join(rd, "features_test.npy")).astype(np.float64)
+    bn = bank / np.linalg.norm(bank, axis=1, keepdims=True)
+    b2 = (bank ** 2).sum(1)
+    overlap, same_set, same_first = 0.0, 0, 0
+    for i in range(0, len(queries), chunk):
+        q = queries[i:i + chunk]
+        qn = q / np.linalg.norm(q, axis=1, keepdims=True)
+        cos = np.argsort(-(qn @ bn.T), axis=1, kind="stable")[:, :k]
+        l2 = np.argsort(b2[None, :] - 2 * (q @ bank.T), axis=1, kind="stable")[:, :k]
+        for a, b in zip(cos, l2):
+            n = len(set(a.tolist()) & set(b.tolist()))
+            overlap += n / k
+            same_set += n == k
+            same_first += a[0] == b[0]
+    n = len(queries)
+    return overlap / n, same_set / n, same_first / n
+
+
+def full_sections(log, commit, names, measure):
+    out = ["# Full schedules", "",
+           "The shipped configs at their full length (and the seed's recipes), each trained once with the command "
+           "shown on %s (no GPU). The kNN curve is weighted kNN (k = 200, t = 0.1, cosine) every 5 epochs, "
+           "measured by the kNN monitor or afterwards from the checkpoints kept at every epoch's end "
+           "(`runner eval --curve 5`: the same figure, README \"Watching a run\"); its last point is the final evaluation. "
+           "Training time is the sum of the run's training segments (a resumed run has several); most runs shared "
+           "the 2 cores with another, so it is not a speed figure (docs/speed.md has those)." % machine(), ""]
+    for name, title, config, f, ref in FULL:
+        if names and name not in names:
+            continue
+        run_dir = os.path.join("runs", "full", name)
+        f = f + ["--export_dir", "exports/full/" + name]
+        cmd = pretty([RUNNER, "train", "--config", config, "--run-dir", run_dir] + f)
+        rd = os.path.join(ROOT, run_dir)
+        if measure:
+            try:
+                train_or_resume(run_dir, config, f, log, commit, 5)
+            except subprocess.CalledProcessError as e:
+                print("failed: %s (see %s)" % (e, log), file=sys.stderr)
+        out += ["## " + title, "", "`%s`" % cmd, ""]
+        if not os.path.exists(os.path.join(rd, "report.json")):
+            out += ["Not run yet (or not finished: `go run ./runner train --run-dir %s --resume` continues it)." % run_dir, ""]
+            continue
+        with open(os.path.join(rd, "report.json")) as fh:
+            rep = json.load(fh)
+        segs = training_wall(rd + ".log")
+        steps, secs = sum(s[0] for s in segs), sum(s[1] for s in segs)
+        out.append("Started at commit %s; %d steps; training %s%s." % (
+            started_at(run_dir), rep["step"],
+            "%.0f min (%d segment%s, %.0f images/s)" % (secs / 60, len(segs), "" if len(segs) == 1 else "s", steps * rep_batch(rd) / secs) if secs else "time not recorded",
+            "" if steps in (0, rep["step"]) else " (the log covers %d steps)" % steps))
+        out.append("")
+        curve = rep.get("knn_curve") or []
+        if curve:
+            head = "| epoch | weighted kNN |" + (" independent run |" if ref else "") + " measured in s |"
+            out += [head, "|" + "---|" * (head.count("|") - 1)]
+            for p in curve:
+                e = round(p["epoch"])
+                r = ("%.3f |" % ref[e] if e in ref else "– |") if ref else ""
+                out.append("| %d | %.4f | %s %.0f |" % (e, p["knn_weighted"], r, p["knn_seconds"]))
+            img = copy_img(os.path.join(rd, "knn_curve.png"), "full_%s_knn.png" % name)
+            if img:
+                out += ["", "![weighted kNN during training: %s](%s)" % (title, img)]
+            out.append("")
+        out += final_table(rep) + [""]
+    return out
+
+
+# What the global-vs-local runs showed, printed under their table (written
+# after reading the figures above it).
+ABLATION_NOTE = ""
+
+
+def ablation_section(log, commit, measure):
+    out = ["# Global vs local (the seed's comparison)", "",
+           "The seed's recipe on CIFAR-10 (`configs/cifar10_seed.yaml`), %d epochs each, with both mutual-information "
+           "terms, the global term only (β = 0) and the local term only (α = 0); γ·prior stays in all three. "
+           "Measured on %s (no GPU)." % (ABLATION_EPOCHS, machine()), "",
+           "| run | kNN weighted | kNN majority | 1-NN cosine | 1-NN Euclidean | linear probe | started at | command |",
+           "|---|---|---|---|---|---|---|---|"]
+    pixels, grids = None, []
+    for name, label, extra in ABLATION:
+        run_dir = os.path.join("runs", "ablation", "cifar10_seed-" + name)
+        f = C10 + ["--train.epochs", str(ABLATION_EPOCHS)] + extra + ["--export_dir", "exports/ablation/cifar10_seed-" + name]
+        cmd = pretty([RUNNER, "train", "--config", "configs/cifar10_seed.yaml", "--run-dir", run_dir] + f)
+        rd = os.path.join(ROOT, run_dir)
+        if measure:
+            try:
+                train_or_resume(run_dir, "configs/cifar10_seed.yaml", f, log, commit, 0)
+            except subprocess.CalledProcessError as e:
+                print("failed: %s (see %s)" % (e, log), file=sys.stderr)
+        if not os.path.exists(os.path.join(rd, "report.json")):
+            out.append("| %s | not run | | | | | | `%s` |" % (label, cmd))
+            continue
+        with open(os.path.join(rd, "report.json")) as fh:
+            rep = json.load(fh)
+        k, probe = rep["model"]["knn"], rep["model"].get("linear_probe")
+        out.append("| %s | %.4f | %.4f | %.4f | %.4f | %s | %s | `%s` |" % (
+            label, k["weighted"], k["majority"], k["nn1"], k["l2_nn1"], "%.4f" % probe["accuracy"] if probe else "–",
+            started_at(run_dir), cmd))
+        pixels = rep.get("raw_pixels") or pixels
+        grids.append((label, copy_img(os.path.join(rd, "retrieval_cosine.png"), "ablation_cifar10_seed_%s_cosine.png" % name)))
+    if pixels:
+        k, probe = pixels["knn"], pixels.get("linear_probe")
+        out.append("| raw pixels | %.4f | %.4f | %.4f | %.4f | %s | | (the same evaluation) |" % (
+            k["weighted"], k["majority"], k["nn1"], k["l2_nn1"], "%.4f" % probe["accuracy"] if probe else "–"))
+    out.append("")
+    if grids:
+        out += ["Retrieval by cosine similarity, the same 10 random test images (first column) with their 9 nearest "
+                "training images, for each run:", "",
+                "| " + " | ".join(label for label, _ in grids) + " |", "|" + "---|" * len(grids),
+                "| " + " | ".join("![%s](%s)" % (label, img) if img else "–" for label, img in grids) + " |", ""]
+    if ABLATION_NOTE:
+        out += [ABLATION_NOTE, ""]
+    out += ["The best objective, `local_nce` (`configs/cifar10.yaml`), has no global term to drop: it is DIM(L), "
+            "Deep InfoMax's local-only objective (each location of the feature map picks its own image's code "
+            "among the batch's by InfoNCE), so its runs above are already the local-only row of that comparison.", ""]
+    return out
+
+
+def tiny_section(run_dir="runs/full/tiny_seed"):
+    """Tiny ImageNet's grids and the agreement of the cosine and Euclidean rankings."""
+    rd = os.path.join(ROOT, run_dir)
+    out = ["# Tiny ImageNet: retrieval", ""]
+    if not os.path.exists(os.path.join(rd, "report.json")):
+        return out + ["Not run yet: see the full-schedule row above.", ""]
+    with open(os.path.join(rd, "report.json")) as fh:
+        rep = json.load(fh)
+    mean, same_set, same_first = ranking_agreement(run_dir)
+    cos = copy_img(os.path.join(rd, "retrieval_cosine.png"), "tiny_seed_cosine.png")
+    l2 = copy_img(os.path.join(rd, "retrieval_l2.png"), "tiny_seed_l2.png")
+    out += ["The seed's recipe on the Tiny ImageNet subset (`%s`, step %d, epoch %.0f; %d training images as the bank, "
+            "%d validation images as queries, %d classes)." % (run_dir, rep["step"], rep.get("epoch") or 0,
+                                                             rep["train_size"], rep["test_size"], rep["classes"]), ""]
+    out += final_table(rep) + [""]
+    out += ["| cosine | Euclidean |", "|---|---|", "| ![cosine](%s) | ![Euclidean](%s) |" % (cos, l2), ""]
+    out += ["How similar the two rankings are (the post: \"Euclidean gives similar rankings\"), by brute force over "
+            "the run's saved features (`scripts/results.py`, `ranking_agreement`): over all %d queries, the 9 nearest "
+            "training images by cosine similarity and by Euclidean distance share %.1f%% of their members on average; "
+            "the two sets of 9 are identical for %.1f%% of the queries, and the nearest image is the same for %.1f%%." % (
+                rep["test_size"], 100 * mean, 100 * same_set, 100 * same_first), ""]
+    return out
+
+
+def replace_part(text, name, lines):
+    """Puts lines between the part's markers in text (at the end if absent)."""
+    begin, end = "<!-- results.py: %s -->" % name, "<!-- /results.py: %s -->" % name
+    body = begin + "\n" + "\n".join(lines).rstrip("\n") + "\n" + end
+    if begin in text:
+        a, b = text.index(begin), text.index(end) + len(end)
+        return text[:a] + body + text[b:]
+    return text.rstrip("\n") + "\n\n" + body + "\n"
+
+
+def rep_batch(rd):
+    """The run's batch size, from its config.yaml."""
+    with open(os.path.join(rd, "config.yaml")) as fh:
+        m = re.search(r"^\s*batch_size:\s*(\d+)", fh.read(), re.M)
+    return int(m.group(1)) if m else 0
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", default="fashion_mnist,cifar10")
     ap.add_argument("--objectives", default="seed,local_nce,local_jsd")
     ap.add_argument("--augment", default="off,on")
     ap.add_argument("--tune", default="all", help="tuning runs to measure: all, none or names from TUNE")
+    ap.add_argument("--part", default="grid", choices=["grid", "full", "ablation", "tiny"],
+                    help="the part of the file to (measure and) write: the 5-epoch grid and tuning runs, the "
+                         "full-schedule runs, the global-vs-local runs, or Tiny ImageNet's retrieval")
+    ap.add_argument("--full", default="", help="with --part full: only these runs (names from FULL)")
     ap.add_argument("--out", default="docs/results.md")
     ap.add_argument("--no-run", action="store_true", help="only tabulate the rows already measured; list the others as not run")
     a = ap.parse_args()
@@ -143,16 +442,27 @@ def main():
     tune = {"all": known, "none": set()}.get(a.tune, set(a.tune.split(",")))
     if tune - known:
         ap.error("--tune: unknown %s; known are all, none, %s" % (", ".join(sorted(tune - known)), ", ".join(sorted(known))))
-    os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
-    subprocess.run(["go", "build", "-o", RUNNER, "./runner"], cwd=ROOT, check=True)
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
-    if subprocess.run(["git", "diff", "--quiet", "HEAD"], cwd=ROOT).returncode != 0:
-        commit += " with uncommitted changes"  # what was measured is not exactly that commit
-    log = os.path.join(ROOT, "runs", "grid", "grid.log")
+    if not a.no_run:
+        os.makedirs(os.path.join(ROOT, ".build"), exist_ok=True)
+        tmp = RUNNER + ".new"  # runs in the background keep the binary they started with
+        subprocess.run(["go", "build", "-o", tmp, "./runner"], cwd=ROOT, check=True)
+        os.replace(tmp, RUNNER)
+    commit = git_commit()
+    log = os.path.join(ROOT, "runs", a.part if a.part != "grid" else "grid", a.part + ".log")
     os.makedirs(os.path.dirname(log), exist_ok=True)
-    machine = "%s, %d cores, %s" % (platform.processor() or platform.machine(), os.cpu_count(), platform.platform())
+    path = os.path.join(ROOT, a.out)
+    with open(path) as fh:
+        text = fh.read()
+    if a.part != "grid":
+        lines = {"full": lambda: full_sections(log, commit, set(filter(None, a.full.split(","))), not a.no_run),
+                 "ablation": lambda: ablation_section(log, commit, not a.no_run),
+                 "tiny": lambda: tiny_section()}[a.part]()
+        with open(path, "w") as fh:
+            fh.write(replace_part(text, a.part, lines))
+        print("wrote the %s part of %s" % (a.part, a.out))
+        return
     out = ["# Objectives measured side by side", "",
-           "Written by `scripts/results.py` on %s (no GPU); each table names the commits its rows were measured at." % machine,
+           "Written by `scripts/results.py` on %s (no GPU); each table names the commits its rows were measured at." % machine(),
            "Weighted kNN: k = 200, t = 0.1, cosine on z_mean; majority: k = 20; probe: linear, on frozen features (see the README).",
            "Wall time: export + training + evaluation, in seconds (– where it was not recorded). Each command trains "
            "and evaluates; run `go run ./runner export` with the same --config and flags first (or every row with "
@@ -205,9 +515,9 @@ def main():
             out += ["", commits(timings), ""]
             if ds in NOTES:
                 out += [NOTES[ds], ""]
-    with open(os.path.join(ROOT, a.out), "w") as fh:
-        fh.write("\n".join(out) + "\n")
-    print("wrote", a.out)
+    with open(path, "w") as fh:
+        fh.write(replace_part(text, "grid", out))
+    print("wrote the grid part of", a.out)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
+	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/internal/fsutil"
 )
@@ -40,6 +41,22 @@ func (r *run) monitorDue(step, perEpoch, total int64) bool {
 		return false
 	}
 	return step != total || !r.cfg.Eval.AfterTraining
+}
+
+// labelledCounts are the numbers of labelled training and test images.
+func (r *run) labelledCounts() (train, test int) {
+	count := func(labels []int) (n int) {
+		for _, l := range labels {
+			if l != data.Unlabelled {
+				n++
+			}
+		}
+		return n
+	}
+	if r.streams != nil {
+		return count(r.streams.Train.Labels), count(r.streams.Test.Labels)
+	}
+	return count(r.splits.Train.Labels), count(r.splits.Test.Labels)
 }
 
 // monitor measures one point of the curve with the model's current weights.

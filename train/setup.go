@@ -81,6 +81,10 @@ func setUp(ctx context.Context, o Options, out io.Writer) (*run, int64, error) {
 	if err := r.loadData(out); err != nil {
 		return fail(err)
 	}
+	if tr, te := r.labelledCounts(); cfg.Eval.EveryEpochs > 0 && (tr == 0 || te == 0) {
+		return fail(fmt.Errorf("eval.every_epochs = %d: the kNN monitor needs labelled training and test images, and %s has %d and %d: set eval.every_epochs: 0 (or --eval.every_epochs 0)",
+			cfg.Eval.EveryEpochs, cfg.Data.Path, tr, te))
+	}
 	if state == nil {
 		return r, 0, nil
 	}
