@@ -95,6 +95,9 @@ func TestKNNMonitorLogsTheCurve(t *testing.T) {
 			t.Errorf("no monitor line for step %d in the output:\n%s", p.Step, out.String())
 		}
 	}
+	if !strings.Contains(out.String(), "in the kNN monitor") {
+		t.Errorf("the end-of-training line does not set the monitor's time apart:\n%s", out.String())
+	}
 	rep := readReport(t, monitored)
 	c := rep.KNNCurve
 	if len(c) != 3 || c[0] != pts[0] || c[1] != pts[1] || c[2].Step != 60 || c[2].Epoch != 3 || c[2].Weighted != rep.Model.KNN.Weighted {

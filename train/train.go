@@ -79,6 +79,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	}
 	defer log.close()
 
+	began := time.Now()
 	// A run stopped during the kNN monitor measures that point first.
 	if r.monitorDue(start, perEpoch, total) {
 		curve, err := readCurve(r.dir, start)
@@ -97,7 +98,6 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	batches := r.batches(ctx, perEpoch, start, total)
 	defer func() { batches.stop() }()
 	step, waited := start, time.Duration(0)
-	began := time.Now()
 	rollbacks, forced := 0, false
 	for step < total {
 		if ctx.Err() != nil {
@@ -147,10 +147,13 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		}
 	}
 	log.prog.finish()
-	wall := time.Since(began)
+	wall := time.Since(began) - log.monitored
 	fmt.Fprintf(out, "train: %d steps in %s (%.0f images/s); waiting for data %.2f%% of that time; peak resident memory %.0f MiB\n",
 		step-start, wall.Round(time.Second), float64((step-start)*int64(batch))/wall.Seconds(),
 		100*(waited+batches.waited).Seconds()/wall.Seconds(), memstat.PeakMiB())
+	if log.monitored > 0 {
+		fmt.Fprintf(out, "train: and %s in the kNN monitor\n", log.monitored.Round(time.Second))
+	}
 	if r.streams != nil {
 		data.PrintBad(out, r.streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
 	}
@@ -161,6 +164,14 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 // stops the run as during a step (checkpoint written; the resumed run
 // measures the point again).
 func (r *run) runMonitor(ctx context.Context, log *stepLog, step, perEpoch int64) error {
+	t0 := time.Now()
+	defer func() {
+		// Its time is not training's: not in the images/s of the next log
+		// line nor in the run's.
+		d := time.Since(t0)
+		log.monitored += d
+		log.lastLog = log.lastLog.Add(d)
+	}()
 	p, err := r.monitor(ctx, step, perEpoch)
 	if ctx.Err() != nil {
 		return r.interrupted(step, perEpoch, log.prog)
@@ -242,6 +253,7 @@ type stepLog struct {
 	lastLog      time.Time
 	lastStep     int64
 	lastWait     time.Duration
+	monitored    time.Duration // spent in the kNN monitor
 }
 
 func (r *run) newStepLog(start, total, perEpoch int64) (*stepLog, error) {
