@@ -334,7 +334,12 @@ def full_sections(log, commit, names, measure):
 
 # What the global-vs-local runs showed, printed under their table (written
 # after reading the figures above it).
-ABLATION_NOTE = ""
+ABLATION_NOTE = ("The post's conclusion holds here: the global term alone gives features far below raw pixels "
+                 "(weighted kNN 0.2543 against 0.4115; its neighbours share colours and layouts more than objects), "
+                 "the local term alone gives nearly all of what both give (0.4015 against 0.4191), and the two "
+                 "together are best on every figure. Each row is one run (one seed); at 5 epochs two seeds of "
+                 "one recipe differed by 0.008 in weighted kNN, so the 0.018 between both terms and local only "
+                 "is small, the 0.15 between local and global is not.")
 
 
 def ablation_section(log, commit, measure):
