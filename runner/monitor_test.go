@@ -69,7 +69,8 @@ func tbScalars(t *testing.T, dir, tag string) map[int64]float64 {
 
 // The kNN monitor logs weighted kNN at each eval.every_epochs to
 // metrics.jsonl, TensorBoard and report.json's curve (whose last point is the
-// final evaluation's), and leaves the training itself unchanged.
+// final evaluation's), leaves the training itself unchanged, gives the curve
+// `runner eval --curve` measures afterwards, and survives Ctrl-C.
 func TestKNNMonitorLogsTheCurve(t *testing.T) {
 	cfgPath := smallRun(t, "")
 	plain, monitored := filepath.Join(t.TempDir(), "plain"), filepath.Join(t.TempDir(), "monitored")
@@ -143,6 +144,53 @@ func TestKNNMonitorLogsTheCurve(t *testing.T) {
 	if got := tbScalars(t, plain, "knn/weighted"); len(got) != 3 {
 		t.Errorf("TensorBoard after eval --curve: knn/weighted at %v; want steps 20, 40, 60", got)
 	}
+
+	// Ctrl-C during the monitor stops the run as during a step (checkpoint,
+	// resume hint); the resumed run measures that point first and ends with
+	// the uninterrupted run's curve. The step 20 line is printed after the
+	// step and before its monitor: cancelling then lands in the monitor.
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	w := &cancelAt{marker: "step 20/60", cancel: cancel}
+	stopped := filepath.Join(t.TempDir(), "stopped")
+	err := runTrain(ctx, trainOptions{ConfigFile: cfgPath, RunDir: stopped, Flags: flags(t, "--eval.every_epochs", "1")}, w)
+	if !errors.Is(err, train.ErrInterrupted) || !strings.Contains(w.buf.String(), "stopped at step 20") || !strings.Contains(w.buf.String(), "--resume") {
+		t.Fatalf("cancelled in the monitor: %v\n%s", err, w.buf.String())
+	}
+	if pts := knnLines(t, stopped); len(pts) != 0 {
+		t.Fatalf("an interrupted monitor logged %+v", pts)
+	}
+	out.Reset()
+	if err := runTrain(context.Background(), trainOptions{RunDir: stopped, Resume: true}, &out); err != nil {
+		t.Fatalf("resume: %v\n%s", err, out.String())
+	}
+	resumed := readReport(t, stopped).KNNCurve
+	if len(resumed) != len(c) {
+		t.Fatalf("curves: %+v uninterrupted, %+v stopped in the monitor and resumed", c, resumed)
+	}
+	for i := range c {
+		if resumed[i].Step != c[i].Step || resumed[i].Weighted != c[i].Weighted {
+			t.Errorf("point %d: %+v uninterrupted, %+v resumed", i, c[i], resumed[i])
+		}
+	}
+}
+
+// cancelAt cancels a context when the output it receives contains a marker.
+type cancelAt struct {
+	mu     sync.Mutex
+	buf    bytes.Buffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (w *cancelAt) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	if strings.Contains(w.buf.String(), w.marker) {
+		w.cancel()
+	}
+	return len(p), nil
 }
 
 // The monitor measures the weights of its step: its figure at the last step
@@ -173,68 +221,6 @@ func TestKNNMonitorMatchesEval(t *testing.T) {
 	}
 	if len(rep.KNNCurve) != 1 || rep.KNNCurve[0] != pts[0] {
 		t.Errorf("report.json's curve %+v; want the monitor's point %+v", rep.KNNCurve, pts[0])
-	}
-}
-
-// cancelAt cancels a context when the output it receives contains a marker.
-type cancelAt struct {
-	mu     sync.Mutex
-	buf    bytes.Buffer
-	marker string
-	cancel context.CancelFunc
-}
-
-func (w *cancelAt) Write(p []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	w.buf.Write(p)
-	if strings.Contains(w.buf.String(), w.marker) {
-		w.cancel()
-	}
-	return len(p), nil
-}
-
-// Ctrl-C during the monitor stops the run as during a step: checkpoint,
-// resume hint; the resumed run measures that point first and ends with the
-// uninterrupted run's curve.
-func TestKNNMonitorInterruptedResumes(t *testing.T) {
-	cfgPath := smallRun(t, "")
-	fl := func() trainOptions {
-		return trainOptions{ConfigFile: cfgPath, Flags: flags(t, "--eval.every_epochs", "1", "--eval.probe_epochs", "0", "--eval.projector_images", "0")}
-	}
-	whole := fl()
-	whole.RunDir = filepath.Join(t.TempDir(), "whole")
-	var out bytes.Buffer
-	if err := runTrain(context.Background(), whole, &out); err != nil {
-		t.Fatalf("%v\n%s", err, out.String())
-	}
-	// The step 20 line is printed after the step and before its monitor:
-	// cancelling then lands in the monitor.
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	w := &cancelAt{marker: "step 20/60", cancel: cancel}
-	stopped := fl()
-	stopped.RunDir = filepath.Join(t.TempDir(), "stopped")
-	err := runTrain(ctx, stopped, w)
-	if !errors.Is(err, train.ErrInterrupted) || !strings.Contains(w.buf.String(), "stopped at step 20") || !strings.Contains(w.buf.String(), "--resume") {
-		t.Fatalf("cancelled in the monitor: %v\n%s", err, w.buf.String())
-	}
-	if pts := knnLines(t, stopped.RunDir); len(pts) != 0 {
-		t.Fatalf("an interrupted monitor logged %+v", pts)
-	}
-	out.Reset()
-	resumed := trainOptions{RunDir: stopped.RunDir, Resume: true}
-	if err := runTrain(context.Background(), resumed, &out); err != nil {
-		t.Fatalf("resume: %v\n%s", err, out.String())
-	}
-	a, b := readReport(t, whole.RunDir).KNNCurve, readReport(t, stopped.RunDir).KNNCurve
-	if len(a) != 3 || len(b) != 3 {
-		t.Fatalf("curves: %+v uninterrupted, %+v resumed", a, b)
-	}
-	for i := range a {
-		if a[i].Step != b[i].Step || a[i].Weighted != b[i].Weighted {
-			t.Errorf("point %d: %+v uninterrupted, %+v resumed", i, a[i], b[i])
-		}
 	}
 }
 
