@@ -306,4 +306,13 @@ func TestKNNMonitorNeedsLabels(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "checkpoints")); !os.IsNotExist(err) {
 		t.Errorf("a checkpoint was written before the refusal: %v", err)
 	}
+	// The same images trained without the monitor: `runner eval --curve`
+	// refuses them naming its own flag.
+	if err := runTrain(context.Background(), trainOptions{ConfigFile: cfg, RunDir: dir, Flags: flags(t, "--eval.every_epochs", "0")}, &out); err != nil {
+		t.Fatalf("training unlabelled images without the monitor: %v\n%s", err, out.String())
+	}
+	err = runEval(context.Background(), evalOptions{RunDirs: []string{dir}, Curve: 1}, &out)
+	if err == nil || !strings.Contains(err.Error(), "--curve 1") || !strings.Contains(err.Error(), "has 0 and 0") {
+		t.Fatalf("eval --curve on unlabelled images: %v\n%s", err, out.String())
+	}
 }

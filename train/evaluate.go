@@ -111,21 +111,23 @@ func (r *run) encode(ctx context.Context, s *data.Set) (eval.Features, error) {
 	return eval.Features{Dim: r.model.Manifest.FeatureDim, Data: z}, nil
 }
 
+// labelledIDs are the indices of the labelled images among labels.
+func labelledIDs(labels []int) []int32 {
+	var ids []int32
+	for i, l := range labels {
+		if l != data.Unlabelled {
+			ids = append(ids, int32(i))
+		}
+	}
+	return ids
+}
+
 // encodeStreams encodes the labelled images of both streamed splits in one
 // pass each, keeping only their features (a streamed evaluation holds no
 // pixels: no raw-pixel baseline; the grids read their few images again).
 func (r *run) encodeStreams(ctx context.Context, out io.Writer) (train, test eval.Split, err error) {
-	labelled := func(s *data.Stream) []int32 {
-		var ids []int32
-		for i, l := range s.Labels {
-			if l != data.Unlabelled {
-				ids = append(ids, int32(i))
-			}
-		}
-		return ids
-	}
 	st := r.streams
-	trIDs, teIDs := labelled(st.Train), labelled(st.Test)
+	trIDs, teIDs := labelledIDs(st.Train.Labels), labelledIDs(st.Test.Labels)
 	if len(trIDs) == 0 || len(teIDs) == 0 {
 		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
 		return train, test, nil
@@ -239,6 +241,10 @@ func EvaluateRun(ctx context.Context, dir string, curveEvery int, out io.Writer)
 // curveFromCheckpoints measures the monitor's missing points from the kept
 // checkpoints, then restores the latest again.
 func (r *run) curveFromCheckpoints(ctx context.Context, latest *checkpoint.State, every int) error {
+	if tr, te := r.labelledCounts(); tr == 0 || te == 0 {
+		return fmt.Errorf("--curve %d: the kNN curve needs labelled training and test images, and %s has %d and %d: run `runner eval` without --curve",
+			every, r.cfg.Data.Path, tr, te)
+	}
 	images, _ := r.trainingImages()
 	perEpoch := int64(max(1, images/r.cfg.Train.BatchSize))
 	have, err := readCurve(r.dir, latest.Step)

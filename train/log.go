@@ -163,9 +163,14 @@ func plotLosses(dir string, terms []string) error {
 	p.Draw(draw.Crop(dc, 0, -margin, 0, 0))
 	legend.Top, legend.Left = true, true
 	legend.Draw(draw.Crop(dc, width-margin+0.1*vg.Inch, 0, 0, -0.3*vg.Inch))
+	return savePNG(filepath.Join(dir, "loss.png"), img)
+}
+
+// savePNG renders a drawn canvas as PNG and writes it atomically to path.
+func savePNG(path string, img *vgimg.Canvas) error {
 	var b bytes.Buffer
 	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
-		return fmt.Errorf("loss plot %s: %w", filepath.Join(dir, "loss.png"), err)
+		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(dir, "loss.png"), b.Bytes())
+	return fsutil.WriteFileAtomic(path, b.Bytes())
 }

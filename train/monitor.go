@@ -2,7 +2,6 @@ package train
 
 import (
 	"bufio"
-	"bytes"
 	"cmp"
 	"context"
 	"encoding/json"
@@ -21,9 +20,7 @@ import (
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
 
-	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/internal/fsutil"
 )
 
 // The kNN monitor (eval.every_epochs): at every that many epochs' end the
@@ -45,18 +42,10 @@ func (r *run) monitorDue(step, perEpoch, total int64) bool {
 
 // labelledCounts are the numbers of labelled training and test images.
 func (r *run) labelledCounts() (train, test int) {
-	count := func(labels []int) (n int) {
-		for _, l := range labels {
-			if l != data.Unlabelled {
-				n++
-			}
-		}
-		return n
-	}
 	if r.streams != nil {
-		return count(r.streams.Train.Labels), count(r.streams.Test.Labels)
+		return len(labelledIDs(r.streams.Train.Labels)), len(labelledIDs(r.streams.Test.Labels))
 	}
-	return count(r.splits.Train.Labels), count(r.splits.Test.Labels)
+	return len(labelledIDs(r.splits.Train.Labels)), len(labelledIDs(r.splits.Test.Labels))
 }
 
 // monitor measures one point of the curve with the model's current weights.
@@ -149,10 +138,6 @@ func plotCurve(dir string, curve []eval.CurvePoint) (string, error) {
 	}
 	img := vgimg.New(7*vg.Inch, 4*vg.Inch)
 	p.Draw(draw.New(img))
-	var b bytes.Buffer
-	if _, err := (vgimg.PngCanvas{Canvas: img}).WriteTo(&b); err != nil {
-		return "", err
-	}
 	path := filepath.Join(dir, "knn_curve.png")
-	return path, fsutil.WriteFileAtomic(path, b.Bytes())
+	return path, savePNG(path, img)
 }
