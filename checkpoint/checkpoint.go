@@ -34,6 +34,9 @@ type State struct {
 	ConfigHash string   `json:"config_hash"` // the spec the weights belong to
 	Time       string   `json:"time"`
 	Kept       []string `json:"kept"` // prefixes still on disk, oldest first
+	// LRScale multiplies a scheduled learning rate (train.lr_schedule:
+	// cosine) after rollbacks; absent: 1.
+	LRScale float64 `json:"lr_scale,omitempty"`
 }
 
 // Saver is what can write its variables under a prefix (graph.Model).

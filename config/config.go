@@ -130,6 +130,10 @@ type Train struct {
 	// and the term named), or rollback to the last checkpoint with the
 	// learning rate times LRBackoff, at most MaxRollbacks times.
 	OnNonFinite  string  `mapstructure:"on_nonfinite" yaml:"on_nonfinite"`
+	// LRSchedule is the learning rate over the run: constant (the seed's
+	// optimizer.learning_rate throughout) or cosine (decayed from it to 0
+	// over train.epochs, set before every step).
+	LRSchedule string `mapstructure:"lr_schedule" yaml:"lr_schedule"`
 	LRBackoff    float64 `mapstructure:"lr_backoff" yaml:"lr_backoff"`
 	MaxRollbacks int     `mapstructure:"max_rollbacks" yaml:"max_rollbacks"`
 	// ForceNonFiniteAt is a test hook: at this step (0: never) the runner
@@ -198,6 +202,7 @@ func Defaults() Config {
 			CheckpointEvery: 500,
 			KeepCheckpoints: 3,
 			OnNonFinite:     "stop",
+			LRSchedule:      "constant",
 			LRBackoff:       0.5,
 			MaxRollbacks:    3,
 		},

@@ -73,6 +73,7 @@ func (c *Config) Validate() error {
 		{"train.keep_checkpoints", t.KeepCheckpoints, t.KeepCheckpoints >= 1, "must be at least 1"},
 		{"device", c.Device, oneOf(c.Device, []string{"auto", "cpu", "gpu"}), "must be auto, cpu or gpu"},
 		{"train.on_nonfinite", t.OnNonFinite, oneOf(t.OnNonFinite, []string{"stop", "rollback"}), "must be stop or rollback"},
+		{"train.lr_schedule", t.LRSchedule, oneOf(t.LRSchedule, []string{"constant", "cosine"}), "must be constant or cosine"},
 		{"train.lr_backoff", t.LRBackoff, t.LRBackoff > 0 && t.LRBackoff < 1, "must be in (0, 1)"},
 		{"train.max_rollbacks", t.MaxRollbacks, t.MaxRollbacks >= 0, "must be >= 0"},
 		{"train.force_nonfinite_at", t.ForceNonFiniteAt, t.ForceNonFiniteAt >= 0, "must be >= 0 (0: never)"},

@@ -44,7 +44,7 @@ func setUp(ctx context.Context, o Options, out io.Writer) (*run, int64, error) {
 		dir = filepath.Join("runs", cfg.Name)
 	}
 	_, hash := cfg.SpecJSON()
-	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
+	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, lrScale: 1, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
 
 	// The run folder first: it is cheap to check, and a run killed during
 	// start-up then still holds the config it was started with.
@@ -90,6 +90,9 @@ func setUp(ctx context.Context, o Options, out io.Writer) (*run, int64, error) {
 	}
 	if err := r.model.Restore(r.ckpts.PrefixPath(state.Prefix)); err != nil {
 		return fail(err)
+	}
+	if state.LRScale > 0 {
+		r.lrScale = state.LRScale
 	}
 	fmt.Fprintf(out, "train: resumed %s from %s (step %d, epoch %d, position %d)\n", dir, state.Prefix, state.Step, state.Epoch, state.EpochStep)
 	return r, state.Step, nil

@@ -51,6 +51,7 @@ type run struct {
 	ckpts   checkpoint.Dir
 	hash    string
 	out     io.Writer
+	lrScale float64 // a scheduled learning rate's multiplier after rollbacks (1: none)
 }
 
 // ErrInterrupted ends a run stopped by a signal (a cancelled ctx) after its
@@ -70,6 +71,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	full := int64(r.cfg.Train.Epochs) * perEpoch // the learning rate schedule's length (--max-steps stops early within it)
 	in := r.model.Manifest.Input.Shape
 	fmt.Fprintf(out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
 		r.cfg.Data.Format, images, in[0], in[1], in[2], batch, perEpoch, total, start)
@@ -107,6 +109,9 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := r.scheduleLR(step+1, full); err != nil {
+			return fmt.Errorf("step %d: %w", step+1, err)
+		}
 		losses, err := r.trainStep(pixels, step+1, &forced)
 		batches.done(pixels)
 		if err != nil {
@@ -118,7 +123,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 			if r.cfg.Train.OnNonFinite != "rollback" || rollbacks >= r.cfg.Train.MaxRollbacks {
 				return r.nonFiniteError(step+1, term, losses, rollbacks)
 			}
-			st, err := r.rollBack(step+1, term, losses)
+			st, err := r.rollBack(step+1, term, losses, full)
 			if err != nil {
 				return err
 			}
@@ -329,7 +334,7 @@ func (r *run) nonFiniteError(step int64, term string, l graph.Losses, rollbacks 
 }
 
 // rollBack restores the last good checkpoint and lowers the learning rate.
-func (r *run) rollBack(step int64, term string, l graph.Losses) (*checkpoint.State, error) {
+func (r *run) rollBack(step int64, term string, l graph.Losses, full int64) (*checkpoint.State, error) {
 	st, err := r.ckpts.Latest()
 	if err != nil {
 		return nil, fmt.Errorf("step %d: loss term %q is not finite and there is no checkpoint to roll back to: %w", step, term, err)
@@ -338,6 +343,10 @@ func (r *run) rollBack(step int64, term string, l graph.Losses) (*checkpoint.Sta
 		return nil, err
 	}
 	lr := l.LearningRate * r.cfg.Train.LRBackoff
+	if r.scheduled() {
+		r.lrScale *= r.cfg.Train.LRBackoff
+		lr = cosineLR(r.cfg.Optimizer.LearningRate, r.lrScale, st.Step+1, full)
+	}
 	if err := r.model.SetLearningRate(lr); err != nil {
 		return nil, err
 	}
@@ -350,6 +359,7 @@ func (r *run) rollBack(step int64, term string, l graph.Losses) (*checkpoint.Sta
 func (r *run) save(step, perEpoch int64) (*checkpoint.State, error) {
 	return r.ckpts.Save(r.model, checkpoint.State{
 		Step: step, Epoch: int(step / perEpoch), EpochStep: int(step % perEpoch), ConfigHash: r.hash,
+		LRScale: lrScaleField(r.lrScale),
 	})
 }
 
