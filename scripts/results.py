@@ -98,6 +98,8 @@ FULL = [
      TINY + ["--train.epochs", "50", "--loss.objective", "local_nce", "--loss.beta", "1", "--loss.temperature", "0.05"] + keep_epochs(200), None),
     ("cifar10_aug", "CIFAR-10, the default config with augmentation, 50 epochs", "configs/cifar10.yaml",
      C10 + ["--model.augment=true"] + keep_epochs(781), None),
+    ("cifar10_cosine", "CIFAR-10, the default config with a cosine learning rate schedule, 50 epochs", "configs/cifar10.yaml",
+     C10 + ["--train.lr_schedule", "cosine"] + keep_epochs(781), None),
 ]
 
 # The seed's global-vs-local comparison (docs/results.md, "Global vs local"):
@@ -229,6 +231,32 @@ def train_or_resume(run_dir, config, f, log, commit, curve_every):
     return rep
 
 
+def curve_table(curve, ref):
+    """The kNN curve as a Markdown table, beside the independent run's where
+    there is one."""
+    head = "| epoch | weighted kNN |" + (" independent run |" if ref else "") + " seconds (encode + kNN) |"
+    out = [head, "|" + "---|" * (head.count("|") - 1)]
+    for p in curve:
+        e = round(p["epoch"])
+        r = ("%.3f |" % ref[e] if e in ref else "– |") if ref else ""
+        out.append("| %d | %.4f | %s %.0f |" % (e, p["knn_weighted"], r, p["knn_seconds"]))
+    return out
+
+
+def monitor_points(rd):
+    """The kNN monitor's points in a run's metrics.jsonl, by step (a point
+    measured again after a resume replaces the earlier one)."""
+    points = {}
+    path = os.path.join(rd, "metrics.jsonl")
+    if os.path.exists(path):
+        with open(path) as fh:
+            for line in fh:
+                rec = json.loads(line)
+                if "knn_weighted" in rec:
+                    points[rec["step"]] = rec
+    return [points[k] for k in sorted(points)]
+
+
 def started_at(run_dir):
     path = os.path.join(ROOT, run_dir, "timing.json")
     if os.path.exists(path):
@@ -310,7 +338,9 @@ def full_sections(log, commit, names, measure):
                 with open(latest) as fh:
                     st = json.load(fh)
                 out += ["Not finished when this was written (latest checkpoint: step %d, epoch %d); "
-                        "`go run ./runner train --run-dir %s --resume` continues it." % (st["step"], st["epoch"], run_dir), ""]
+                        "`go run ./runner train --run-dir %s --resume` continues it. The kNN monitor's points so far:"
+                        % (st["step"], st["epoch"], run_dir), ""]
+                out += curve_table(monitor_points(rd), ref) + [""]
             else:
                 out += ["Not run yet.", ""]
             continue
@@ -325,12 +355,7 @@ def full_sections(log, commit, names, measure):
         out.append("")
         curve = rep.get("knn_curve") or []
         if curve:
-            head = "| epoch | weighted kNN |" + (" independent run |" if ref else "") + " seconds (encode + kNN) |"
-            out += [head, "|" + "---|" * (head.count("|") - 1)]
-            for p in curve:
-                e = round(p["epoch"])
-                r = ("%.3f |" % ref[e] if e in ref else "– |") if ref else ""
-                out.append("| %d | %.4f | %s %.0f |" % (e, p["knn_weighted"], r, p["knn_seconds"]))
+            out += curve_table(curve, ref)
             img = copy_img(os.path.join(rd, "knn_curve.png"), "full_%s_knn.png" % name)
             if img:
                 out += ["", "![weighted kNN during training: %s](%s)" % (title, img)]
