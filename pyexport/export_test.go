@@ -27,6 +27,7 @@ func TestShippedConfigsExport(t *testing.T) {
 		"cifar10.yaml":            {4, 4, 256},
 		"cifar10_seed.yaml":       {4, 4, 256},
 		"tiny_imagenet.yaml":      {4, 4, 256},
+		"tiny_imagenet_seed.yaml": {4, 4, 256},
 	}
 	files, _ := filepath.Glob(filepath.Join(root, "configs", "*.yaml"))
 	if len(files) < len(want) {

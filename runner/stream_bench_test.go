@@ -18,7 +18,7 @@ import (
 // is: 300 steps of 100 images, 0.3 of an epoch of the full training split.
 const streamSteps = 300
 
-// BenchmarkStreamingTinyImageNet trains configs/tiny_imagenet.yaml on Tiny
+// BenchmarkStreamingTinyImageNet trains configs/tiny_imagenet_seed.yaml on Tiny
 // ImageNet at full size (the official zip layout, 100,000 training images,
 // built from the subset's images repeated) in memory and streaming, then
 // streaming on a corpus twice that size and from the sharded layout
@@ -62,7 +62,7 @@ func BenchmarkStreamingTinyImageNet(b *testing.B) {
 		return
 	}
 	train := func(name, zip, dir string, extra ...string) (float64, float64, float64) {
-		args := append([]string{"train", "--config", "configs/tiny_imagenet.yaml", "--data.path", zip, "--data.cache_dir", "off",
+		args := append([]string{"train", "--config", "configs/tiny_imagenet_seed.yaml", "--data.path", zip, "--data.cache_dir", "off",
 			"--eval.after_training=false", "--train.log_every", "100", "--max-steps", strconv.Itoa(streamSteps), "--run-dir", dir}, extra...)
 		ips, wait, peak, sec := run(name, args...)
 		fmt.Printf("Tiny ImageNet full size, %s: %d steps of 100: %.0f images/s, waiting for data %.2f%%, peak resident memory %.2f GiB (process %.0f s)\n",
