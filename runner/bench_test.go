@@ -18,7 +18,7 @@ import (
 	"github.com/infomax/infomax/pyexport"
 )
 
-// BenchmarkTrainCIFAR10 trains the seed's CIFAR-10 model (configs/cifar10.yaml)
+// BenchmarkTrainCIFAR10 trains the default CIFAR-10 config (configs/cifar10.yaml)
 // for 200 steps on the JPEG archive in ../shared/data and prints images/s and
 // the share of wall time the training loop waited for its next batch (the
 // target: under 5%).

@@ -88,18 +88,22 @@ def keep_epochs(steps_per_epoch):
 # weighted kNN curve of an independent run of the same recipe in another
 # framework (epoch -> accuracy), where there is one.
 FULL = [
-    ("cifar10", "CIFAR-10, the default config (`local_nce`, τ = 0.05), 50 epochs", "configs/cifar10.yaml",
-     C10 + keep_epochs(781), None),
+    ("cifar10", "CIFAR-10, `local_nce` (τ = 0.05) at a constant learning rate, 50 epochs", "configs/cifar10.yaml",
+     C10 + ["--train.lr_schedule", "constant"] + keep_epochs(781), None),
     ("cifar10_seed", "CIFAR-10, the seed's recipe, 50 epochs", "configs/cifar10_seed.yaml",
      C10 + keep_epochs(781), {5: 0.392, 20: 0.426, 30: 0.453, 40: 0.467, 45: 0.471}),
     ("tiny_seed", "Tiny ImageNet subset, the seed's recipe, 50 epochs", "configs/tiny_imagenet_seed.yaml",
      TINY + ["--train.epochs", "50"] + keep_epochs(200), {50: 0.090}),
     ("tiny_local_nce", "Tiny ImageNet subset, `local_nce` (τ = 0.05), 50 epochs", "configs/tiny_imagenet_seed.yaml",
      TINY + ["--train.epochs", "50", "--loss.objective", "local_nce", "--loss.beta", "1", "--loss.temperature", "0.05"] + keep_epochs(200), None),
-    ("cifar10_aug", "CIFAR-10, the default config with augmentation, 50 epochs", "configs/cifar10.yaml",
-     C10 + ["--model.augment=true"] + keep_epochs(781), None),
-    ("cifar10_cosine", "CIFAR-10, the default config with a cosine learning rate schedule, 50 epochs", "configs/cifar10.yaml",
+    ("cifar10_aug", "CIFAR-10, `local_nce` at a constant learning rate with augmentation, 50 epochs", "configs/cifar10.yaml",
+     C10 + ["--model.augment=true", "--train.lr_schedule", "constant"] + keep_epochs(781), None),
+    ("cifar10_cosine", "CIFAR-10, the default config (`local_nce`, τ = 0.05, cosine learning rate schedule), 50 epochs", "configs/cifar10.yaml",
      C10 + ["--train.lr_schedule", "cosine"] + keep_epochs(781), None),
+    ("cifar10_cosine_lr2", "CIFAR-10, the default config from learning rate 0.002, 50 epochs", "configs/cifar10.yaml",
+     C10 + ["--train.lr_schedule", "cosine", "--optimizer.learning_rate", "0.002"] + keep_epochs(781), None),
+    ("cifar10_cosine100", "CIFAR-10, the default config for 100 epochs", "configs/cifar10.yaml",
+     C10 + ["--train.lr_schedule", "cosine", "--train.epochs", "100", "--train.checkpoint_every", "781", "--train.keep_checkpoints", "110"], None),
 ]
 
 # The seed's global-vs-local comparison (docs/results.md, "Global vs local"):
@@ -343,6 +347,8 @@ def full_sections(log, commit, names, measure):
                 out += curve_table(monitor_points(rd), ref) + [""]
             else:
                 out += ["Not run yet.", ""]
+            if FULL_NOTES.get(name):
+                out += [FULL_NOTES[name], ""]
             continue
         with open(os.path.join(rd, "report.json")) as fh:
             rep = json.load(fh)
@@ -363,6 +369,8 @@ def full_sections(log, commit, names, measure):
         out += final_table(rep) + [""]
         if FULL_NOTES.get(name):
             out += [FULL_NOTES[name], ""]
+    if not names:
+        out += FULL_SUMMARY
     return out
 
 
@@ -371,24 +379,68 @@ def full_sections(log, commit, names, measure):
 FULL_NOTES = {
     "cifar10": "Its epoch-5 point is the 5-epoch run's final figure above (0.5607, the same schedule up to there). "
                "The curve rises fast to epoch 15 and slowly after (0.5931 to 0.6117 over the last 35 epochs): "
-               "0.6117 is 0.008 short of the 0.62 the shipped config was meant to reach.",
+               "0.6117 is 0.008 short of the 0.62 target. This run was started "
+               "without `--export_dir`, so it exported to the config's `exports/cifar10`; the SavedModel is the "
+               "same as the other CIFAR-10 runs' of this objective (spec 543e0fd323ad in each log).",
     "cifar10_seed": "Against the independent run of the same recipe: −0.002 at epoch 5, +0.023 at 20 (outside the "
                     "±0.02 the comparison allows), +0.003 at 30, +0.005 at 40, +0.000 at 45; 0.4754 at 50. Its "
                     "epoch-10 point (0.4191) equals the separate 10-epoch run of the global-vs-local table to the "
-                    "last digit, and its epoch-5 point the 5-epoch grid row (0.3899). The default config "
-                    "(`local_nce`) stays ahead at every epoch (0.6117 against 0.4754 at 50).",
+                    "last digit, and its epoch-5 point the 5-epoch grid row (0.3899). `local_nce` stays "
+                    "ahead at every epoch (0.6117 at a constant rate against 0.4754 at 50).",
     "tiny_seed": "At epoch 50: weighted kNN 0.0873 against the independent run's 0.090 (0.003 below), raw pixels "
                  "0.0438 against its 0.044; twice raw pixels on every figure, the linear probe four times. The "
                  "curve still rises at epoch 50 (0.0831, 0.0855, 0.0873 at 40, 45, 50), as the independent run's "
                  "does (0.103 at epoch 99). This run's binary (75298cc) counted the monitor's ten points (about "
                  "3 min) in its training time; later commits print them apart.",
     "cifar10_aug": "Stopped by Ctrl-C at step 16594 (epoch 21), after the monitor's epoch-20 point, as clearly "
-                   "worse: 0.0311, 0.0387, 0.0468 and 0.0606 below the default config without augmentation at "
+                   "worse: 0.0311, 0.0387, 0.0468 and 0.0606 below the same run without augmentation at "
                    "epochs 5, 10, 15 and 20, the gap widening at every point and the curve falling at 20. Crop and "
                    "flip do not help at this length either. In this objective the code and the local map come from the "
                    "same augmented image, so augmentation only makes the images harder to tell apart; it gives no "
                    "second view to agree with (as AMDIM's and SimCLR's two augmented views do).",
+    "tiny_local_nce": "Every figure is more than twice the seed's recipe's on the same subset (weighted kNN 0.1918 "
+                      "against 0.0873, 20-NN 0.1646 against 0.0796, linear probe 0.2113 against 0.1109) and over "
+                      "four times raw pixels', and already above the independent run of the seed's recipe at "
+                      "epoch 99 (0.103). So `configs/tiny_imagenet.yaml` ships this objective; this run's flags on "
+                      "`configs/tiny_imagenet_seed.yaml` give exactly that config's settings with 50 epochs instead "
+                      "of 100 (the run predates the switch). After epoch 25 the points move by about 0.01 either "
+                      "way (0.1980 at 40, 0.1868 at 45): with 200 classes and 50 test images each, single points "
+                      "are that noisy.",
+    "cifar10_cosine": "Against the constant rate (the first run above): +0.0067 weighted kNN, +0.0034 "
+                      "20-NN, −0.0070 1-NN (both metrics), −0.0011 linear probe; each is within the 0.008 two seeds "
+                      "of one recipe differed by. The curve stops rising at epoch 40 (0.6189), when the rate is "
+                      "down to a tenth of its start.",
+    "cifar10_cosine_lr2": "Stopped by Ctrl-C at step 4731 (epoch 6), after the monitor's epoch-5 point: 0.5267 "
+                          "against 0.5606 for the same schedule from 0.001 (its loss was above that run's at every "
+                          "logged step from step 100 on: 0.123 against 0.090 on average over steps 3000–4731). Whether it catches up as the rate decays was not measured: the "
+                          "cores went to the 100-epoch run below.",
 }
+
+# Closing the full part (written after reading the runs above): what the
+# shipped configs are and what was tried for the CIFAR-10 target.
+FULL_SUMMARY = [
+    "## Summary", "",
+    "The shipped configs follow these runs. `configs/cifar10.yaml` is `local_nce` (τ = 0.05) on the seed's network "
+    "with the cosine learning rate schedule, 50 epochs, no augmentation (0.6184); `configs/tiny_imagenet.yaml` is "
+    "`local_nce` (τ = 0.05) on the seed's 64×64 network (0.1918 at 50 epochs on the subset against the seed's "
+    "recipe's 0.0873). The seed's recipe stays in `configs/*_seed.yaml`: on CIFAR-10 it is within 0.005 of the "
+    "independent run at epochs 5, 30, 40 and 45 and 0.023 above it at epoch 20 (outside the ±0.02 asked for, "
+    "above rather than below).", "",
+    "The CIFAR-10 target, weighted kNN ≥ 0.62 with the seed's encoder size (z_dim 256, 3 blocks), was missed "
+    "at 50 epochs by 0.0016. What was tried, all with that encoder:", "",
+    "- the objective (5 epochs, the grid above): the seed's 0.3899, `local_jsd` 0.4668, `local_nce` 0.5536;",
+    "- the temperature: 0.05 beat 0.1 for both seeds tried (5 epochs); on Fashion-MNIST 0.02 and 0.2 were worse;",
+    "- a larger local map (2 blocks, 8×8): 0.5064 against 0.5536 at 5 epochs, at 2.4 times the cost;",
+    "- a wider head (`loss.head_dim` 512) and twice the learning rate: both worse on Fashion-MNIST (2 epochs); "
+    "twice the rate under the cosine schedule on CIFAR-10: 0.5267 against 0.5606 at epoch 5, stopped;",
+    "- augmentation (crop and flip): worse at 5 epochs (0.5037) and at 20 (0.5374 against 0.5980), stopped;",
+    "- the cosine schedule: 0.6184 against 0.6117 at a constant rate after 50 epochs, within seed noise "
+    "(two seeds differed by 0.008) but ahead at every point from epoch 15;",
+    "- a longer schedule: 100 epochs with the cosine schedule, not finished when this was written (its "
+    "section above).", "",
+    "What is left to try: a second augmented view (AMDIM's two views of one image, the local map of one against "
+    "the code of the other), which is how augmentation helps in AMDIM and SimCLR, and more seeds to tell "
+    "differences of 0.01 apart.", ""]
 
 
 # What the global-vs-local runs showed, printed under their table (written
