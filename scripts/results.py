@@ -89,7 +89,7 @@ def keep_epochs(steps_per_epoch):
 # framework (epoch -> accuracy), where there is one.
 FULL = [
     ("cifar10", "CIFAR-10, `local_nce` (τ = 0.05) at a constant learning rate, 50 epochs", "configs/cifar10.yaml",
-     C10 + ["--train.lr_schedule", "constant"] + keep_epochs(781), None),
+     C10 + ["--train.epochs", "50", "--train.lr_schedule", "constant"] + keep_epochs(781), None),
     ("cifar10_seed", "CIFAR-10, the seed's recipe, 50 epochs", "configs/cifar10_seed.yaml",
      C10 + keep_epochs(781), {5: 0.392, 20: 0.426, 30: 0.453, 40: 0.467, 45: 0.471}),
     ("tiny_seed", "Tiny ImageNet subset, the seed's recipe, 50 epochs", "configs/tiny_imagenet_seed.yaml",
@@ -97,12 +97,12 @@ FULL = [
     ("tiny_local_nce", "Tiny ImageNet subset, `local_nce` (τ = 0.05), 50 epochs", "configs/tiny_imagenet_seed.yaml",
      TINY + ["--train.epochs", "50", "--loss.objective", "local_nce", "--loss.beta", "1", "--loss.temperature", "0.05"] + keep_epochs(200), None),
     ("cifar10_aug", "CIFAR-10, `local_nce` at a constant learning rate with augmentation, 50 epochs", "configs/cifar10.yaml",
-     C10 + ["--model.augment=true", "--train.lr_schedule", "constant"] + keep_epochs(781), None),
-    ("cifar10_cosine", "CIFAR-10, the default config (`local_nce`, τ = 0.05, cosine learning rate schedule), 50 epochs", "configs/cifar10.yaml",
-     C10 + ["--train.lr_schedule", "cosine"] + keep_epochs(781), None),
-    ("cifar10_cosine_lr2", "CIFAR-10, the default config from learning rate 0.002, 50 epochs", "configs/cifar10.yaml",
-     C10 + ["--train.lr_schedule", "cosine", "--optimizer.learning_rate", "0.002"] + keep_epochs(781), None),
-    ("cifar10_cosine100", "CIFAR-10, the default config for 100 epochs", "configs/cifar10.yaml",
+     C10 + ["--train.epochs", "50", "--model.augment=true", "--train.lr_schedule", "constant"] + keep_epochs(781), None),
+    ("cifar10_cosine", "CIFAR-10, `local_nce` (τ = 0.05) with a cosine learning rate schedule, 50 epochs", "configs/cifar10.yaml",
+     C10 + ["--train.epochs", "50", "--train.lr_schedule", "cosine"] + keep_epochs(781), None),
+    ("cifar10_cosine_lr2", "CIFAR-10, the cosine schedule from learning rate 0.002, 50 epochs", "configs/cifar10.yaml",
+     C10 + ["--train.epochs", "50", "--train.lr_schedule", "cosine", "--optimizer.learning_rate", "0.002"] + keep_epochs(781), None),
+    ("cifar10_cosine100", "CIFAR-10, the default config (`local_nce`, τ = 0.05, cosine learning rate schedule), 100 epochs", "configs/cifar10.yaml",
      C10 + ["--train.lr_schedule", "cosine", "--train.epochs", "100", "--train.checkpoint_every", "781", "--train.keep_checkpoints", "110"], None),
 ]
 
@@ -341,7 +341,7 @@ def full_sections(log, commit, names, measure):
             if os.path.exists(latest):
                 with open(latest) as fh:
                     st = json.load(fh)
-                out += ["Not finished when this was written (latest checkpoint: step %d, epoch %d); "
+                out += ["Not trained to the end (latest checkpoint: step %d, epoch %d); "
                         "`go run ./runner train --run-dir %s --resume` continues it. The kNN monitor's points so far:"
                         % (st["step"], st["epoch"], run_dir), ""]
                 out += curve_table(monitor_points(rd), ref) + [""]
@@ -414,6 +414,12 @@ FULL_NOTES = {
                           "against 0.5606 for the same schedule from 0.001 (its loss was above that run's at every "
                           "logged step from step 100 on: 0.123 against 0.090 on average over steps 3000–4731). Whether it catches up as the rate decays was not measured: the "
                           "cores went to the 100-epoch run below.",
+    "cifar10_cosine100": "Weighted kNN passes 0.62 from epoch 70 (0.6200) and ends at 0.6241 (0.6245 at 95). "
+                         "Against the 50-epoch cosine run: +0.0057 weighted kNN, +0.0015 20-NN, +0.0057 and "
+                         "+0.0062 1-NN, −0.0050 linear probe. At its own epoch 50, with the rate still at half its "
+                         "start, it was at 0.6112, so the gain comes from the long decay. Training took 1 h 58 min "
+                         "(705 images/s; a clean-clone CI run shared the cores for about 11 minutes of it) plus "
+                         "7 min 10 s for the monitor's 19 points.",
 }
 
 # Closing the full part (written after reading the runs above): what the
@@ -421,13 +427,15 @@ FULL_NOTES = {
 FULL_SUMMARY = [
     "## Summary", "",
     "The shipped configs follow these runs. `configs/cifar10.yaml` is `local_nce` (τ = 0.05) on the seed's network "
-    "with the cosine learning rate schedule, 50 epochs, no augmentation (0.6184); `configs/tiny_imagenet.yaml` is "
+    "with the cosine learning rate schedule over 100 epochs, no augmentation (0.6241; `--train.epochs 50` gives "
+    "0.6184 in half the time); `configs/tiny_imagenet.yaml` is "
     "`local_nce` (τ = 0.05) on the seed's 64×64 network (0.1918 at 50 epochs on the subset against the seed's "
     "recipe's 0.0873). The seed's recipe stays in `configs/*_seed.yaml`: on CIFAR-10 it is within 0.005 of the "
     "independent run at epochs 5, 30, 40 and 45 and 0.023 above it at epoch 20 (outside the ±0.02 asked for, "
     "above rather than below).", "",
-    "The CIFAR-10 target, weighted kNN ≥ 0.62 with the seed's encoder size (z_dim 256, 3 blocks), was missed "
-    "at 50 epochs by 0.0016. What was tried, all with that encoder:", "",
+    "The CIFAR-10 target, weighted kNN ≥ 0.62 with the seed's encoder size (z_dim 256, 3 blocks), is met at "
+    "100 epochs (0.6241) and missed at 50 by 0.0016; 0.65 is not reached. What was tried, all with that "
+    "encoder:", "",
     "- the objective (5 epochs, the grid above): the seed's 0.3899, `local_jsd` 0.4668, `local_nce` 0.5536;",
     "- the temperature: 0.05 beat 0.1 for both seeds tried (5 epochs); on Fashion-MNIST 0.02 and 0.2 were worse;",
     "- a larger local map (2 blocks, 8×8): 0.5064 against 0.5536 at 5 epochs, at 2.4 times the cost;",
@@ -436,8 +444,8 @@ FULL_SUMMARY = [
     "- augmentation (crop and flip): worse at 5 epochs (0.5037) and at 20 (0.5374 against 0.5980), stopped;",
     "- the cosine schedule: 0.6184 against 0.6117 at a constant rate after 50 epochs, within seed noise "
     "(two seeds differed by 0.008) but ahead at every point from epoch 15;",
-    "- a longer schedule: 100 epochs with the cosine schedule, not finished when this was written (its "
-    "section above).", "",
+    "- a longer schedule: 100 epochs with the cosine schedule, 0.6241 (one seed; +0.006 over 50 epochs, "
+    "about the size of seed noise, but above 0.62 at every point from epoch 70).", "",
     "What is left to try: a second augmented view (AMDIM's two views of one image, the local map of one against "
     "the code of the other), which is how augmentation helps in AMDIM and SimCLR, and more seeds to tell "
     "differences of 0.01 apart.", ""]
