@@ -78,9 +78,10 @@ C10 = ["--data.path", "../shared/data/cifar10-jpeg.tar.gz"]
 TINY = ["--data.path", "../shared/data/tiny-imagenet-200-subset.tar.gz"]
 
 
-def keep_epochs(steps_per_epoch):
-    """Flags that keep a checkpoint at every epoch's end, for the curve."""
-    return ["--train.checkpoint_every", str(steps_per_epoch), "--train.keep_checkpoints", "60"]
+def keep_epochs(steps_per_epoch, epochs=50):
+    """Flags that keep a checkpoint at every epoch's end of a run of epochs,
+    for the curve (with 10 to spare)."""
+    return ["--train.checkpoint_every", str(steps_per_epoch), "--train.keep_checkpoints", str(epochs + 10)]
 
 
 # Full-schedule runs (docs/results.md, "Full schedules"): name (run folder
@@ -103,7 +104,7 @@ FULL = [
     ("cifar10_cosine_lr2", "CIFAR-10, the cosine schedule from learning rate 0.002, 50 epochs", "configs/cifar10.yaml",
      C10 + ["--train.epochs", "50", "--train.lr_schedule", "cosine", "--optimizer.learning_rate", "0.002"] + keep_epochs(781), None),
     ("cifar10_cosine100", "CIFAR-10, the default config (`local_nce`, τ = 0.05, cosine learning rate schedule), 100 epochs", "configs/cifar10.yaml",
-     C10 + ["--train.lr_schedule", "cosine", "--train.epochs", "100", "--train.checkpoint_every", "781", "--train.keep_checkpoints", "110"], None),
+     C10 + ["--train.lr_schedule", "cosine", "--train.epochs", "100"] + keep_epochs(781, 100), None),
 ]
 
 # The seed's global-vs-local comparison (docs/results.md, "Global vs local"):
@@ -336,42 +337,49 @@ def full_sections(log, commit, names, measure):
             except subprocess.CalledProcessError as e:
                 print("failed: %s (see %s)" % (e, log), file=sys.stderr)
         out += ["## " + title, "", "`%s`" % cmd, ""]
-        if not os.path.exists(os.path.join(rd, "report.json")):
-            latest = os.path.join(rd, "checkpoints", "latest.json")
-            if os.path.exists(latest):
-                with open(latest) as fh:
-                    st = json.load(fh)
-                out += ["Not trained to the end (latest checkpoint: step %d, epoch %d); "
-                        "`go run ./runner train --run-dir %s --resume` continues it. The kNN monitor's points so far:"
-                        % (st["step"], st["epoch"], run_dir), ""]
-                out += curve_table(monitor_points(rd), ref) + [""]
-            else:
-                out += ["Not run yet.", ""]
-            if FULL_NOTES.get(name):
-                out += [FULL_NOTES[name], ""]
-            continue
-        with open(os.path.join(rd, "report.json")) as fh:
-            rep = json.load(fh)
-        segs = training_wall(rd + ".log")
-        steps, secs = sum(s[0] for s in segs), sum(s[1] for s in segs)
-        out.append("Started at commit %s; %d steps; training %s%s." % (
-            started_at(run_dir), rep["step"],
-            "%.0f min (%d segment%s, %.0f images/s)" % (secs / 60, len(segs), "" if len(segs) == 1 else "s", steps * rep_batch(rd) / secs) if secs else "time not recorded",
-            "" if steps in (0, rep["step"]) else " (the log covers %d steps)" % steps))
-        out.append("")
-        curve = rep.get("knn_curve") or []
-        if curve:
-            out += curve_table(curve, ref)
-            img = copy_img(os.path.join(rd, "knn_curve.png"), "full_%s_knn.png" % name)
-            if img:
-                out += ["", "![weighted kNN during training: %s](%s)" % (title, img)]
-            out.append("")
-        out += final_table(rep) + [""]
+        if os.path.exists(os.path.join(rd, "report.json")):
+            out += finished_run(name, title, run_dir, ref)
+        else:
+            out += unfinished_run(run_dir, ref)
         if FULL_NOTES.get(name):
             out += [FULL_NOTES[name], ""]
     if not names:
         out += FULL_SUMMARY
     return out
+
+
+def finished_run(name, title, run_dir, ref):
+    """A finished full-schedule run's lines: training time, curve, final table."""
+    rd = os.path.join(ROOT, run_dir)
+    with open(os.path.join(rd, "report.json")) as fh:
+        rep = json.load(fh)
+    segs = training_wall(rd + ".log")
+    steps, secs = sum(s[0] for s in segs), sum(s[1] for s in segs)
+    out = ["Started at commit %s; %d steps; training %s%s." % (
+        started_at(run_dir), rep["step"],
+        "%.0f min (%d segment%s, %.0f images/s)" % (secs / 60, len(segs), "" if len(segs) == 1 else "s", steps * rep_batch(rd) / secs) if secs else "time not recorded",
+        "" if steps in (0, rep["step"]) else " (the log covers %d steps)" % steps), ""]
+    curve = rep.get("knn_curve") or []
+    if curve:
+        out += curve_table(curve, ref)
+        img = copy_img(os.path.join(rd, "knn_curve.png"), "full_%s_knn.png" % name)
+        if img:
+            out += ["", "![weighted kNN during training: %s](%s)" % (title, img)]
+        out.append("")
+    return out + final_table(rep) + [""]
+
+
+def unfinished_run(run_dir, ref):
+    """A run without report.json: its latest checkpoint and monitor points."""
+    rd = os.path.join(ROOT, run_dir)
+    latest = os.path.join(rd, "checkpoints", "latest.json")
+    if not os.path.exists(latest):
+        return ["Not run yet.", ""]
+    with open(latest) as fh:
+        st = json.load(fh)
+    return ["Not trained to the end (latest checkpoint: step %d, epoch %d); "
+            "`go run ./runner train --run-dir %s --resume` continues it. The kNN monitor's points so far:"
+            % (st["step"], st["epoch"], run_dir), ""] + curve_table(monitor_points(rd), ref) + [""]
 
 
 # What each full-schedule run showed, printed under its tables (written after
@@ -412,8 +420,9 @@ FULL_NOTES = {
                       "down to a tenth of its start.",
     "cifar10_cosine_lr2": "Stopped by Ctrl-C at step 4731 (epoch 6), after the monitor's epoch-5 point: 0.5267 "
                           "against 0.5606 for the same schedule from 0.001 (its loss was above that run's at every "
-                          "logged step from step 100 on: 0.123 against 0.090 on average over steps 3000–4731). Whether it catches up as the rate decays was not measured: the "
-                          "cores went to the 100-epoch run below.",
+                          "logged step from step 100 on: 0.123 against 0.090 on average over steps 3000–4731). "
+                          "Whether it catches up as the rate decays was not measured: the cores went to the "
+                          "100-epoch run below.",
     "cifar10_cosine100": "Weighted kNN passes 0.62 from epoch 70 (0.6200) and ends at 0.6241 (0.6245 at 95). "
                          "Against the 50-epoch cosine run: +0.0057 weighted kNN, +0.0015 20-NN, +0.0057 and "
                          "+0.0062 1-NN, −0.0050 linear probe. At its own epoch 50, with the rate still at half its "
