@@ -6,7 +6,9 @@
 // does latest.json, replaced by an atomic rename, name it. A crash at any
 // moment leaves latest.json naming a complete checkpoint (or none). Files of
 // checkpoints that no longer count, including half-written ones, are removed
-// at the next save.
+// at the next save, and by Clean when a run opens for training: the remains
+// of a save that failed (TensorFlow's saver writes into PREFIX_temp/ first,
+// and a full disk leaves that folder behind) never block the next start.
 package checkpoint
 
 import (
@@ -86,6 +88,19 @@ func (d Dir) Latest() (*State, error) {
 
 const maxLatestBytes = 1 << 20
 
+// Prefix is the name of step's checkpoint files (ckpt-000500.index, …): the
+// one place the name is made.
+func Prefix(step int64) string { return fmt.Sprintf("ckpt-%06d", step) }
+
+// ParsePrefix is the step of a checkpoint prefix made by Prefix.
+func ParsePrefix(prefix string) (int64, error) {
+	var step int64
+	if n, err := fmt.Sscanf(prefix, "ckpt-%d", &step); err != nil || n != 1 || Prefix(step) != prefix {
+		return 0, fmt.Errorf("%q is not a checkpoint prefix (ckpt-NNNNNN)", prefix)
+	}
+	return step, nil
+}
+
 // PrefixPath is the full path of a checkpoint prefix.
 func (d Dir) PrefixPath(prefix string) string { return filepath.Join(d.Path, prefix) }
 
@@ -99,8 +114,13 @@ func (d Dir) Save(s Saver, state State) (*State, error) {
 	if err != nil && !errors.Is(err, ErrNone) {
 		return nil, err
 	}
-	state.Prefix = fmt.Sprintf("ckpt-%06d", state.Step)
+	state.Prefix = Prefix(state.Step)
 	if err := s.Save(d.PrefixPath(state.Prefix)); err != nil {
+		// Whatever the failed save wrote (a full disk leaves a half-written
+		// PREFIX_temp/ folder) goes at once, unless latest.json names it.
+		if prev == nil || prev.Prefix != state.Prefix {
+			d.removePrefix(state.Prefix)
+		}
 		return nil, err
 	}
 	files, err := filepath.Glob(d.PrefixPath(state.Prefix) + ".*")
@@ -133,6 +153,47 @@ func (d Dir) Save(s Saver, state State) (*State, error) {
 	return &state, d.prune(state.Kept)
 }
 
+// Clean removes every checkpoint file that latest.json does not keep: the
+// remains of saves that failed or were killed, which could otherwise fill
+// the disk that the next save needs. Runs that open to train call it first;
+// readers never do (a reader may be looking at a read-only copy).
+func (d Dir) Clean() error {
+	st, err := d.Latest()
+	switch {
+	case errors.Is(err, ErrNone):
+		if _, err := os.Stat(d.Path); errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		return d.prune(nil)
+	case err != nil:
+		return err
+	}
+	return d.prune(st.Kept)
+}
+
+// removePrefix removes the files and folders of one prefix (best effort: a
+// failure here leaves them to Clean).
+func (d Dir) removePrefix(prefix string) {
+	entries, _ := os.ReadDir(d.Path)
+	for _, e := range entries {
+		if ownPrefix(e.Name()) == prefix {
+			os.RemoveAll(filepath.Join(d.Path, e.Name()))
+		}
+	}
+}
+
+// ownPrefix is the checkpoint prefix a file of the folder belongs to
+// (ckpt-000500.index, ckpt-000500.data-00000-of-00001 and the saver's
+// ckpt-000500_temp/ belong to ckpt-000500), or "" for other files.
+func ownPrefix(name string) string {
+	if !strings.HasPrefix(name, "ckpt-") {
+		return ""
+	}
+	prefix, _, _ := strings.Cut(name, ".")
+	prefix = strings.TrimSuffix(prefix, "_temp")
+	return prefix
+}
+
 // prune removes checkpoint files whose prefix is not kept (old ones and
 // leftovers of saves that never completed).
 func (d Dir) prune(kept []string) error {
@@ -142,11 +203,8 @@ func (d Dir) prune(kept []string) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		if !strings.HasPrefix(name, "ckpt-") {
-			continue
-		}
-		prefix, _, _ := strings.Cut(name, ".")
-		if slices.Contains(kept, prefix) {
+		prefix := ownPrefix(name)
+		if prefix == "" || (slices.Contains(kept, prefix) && !strings.Contains(name, "_temp")) {
 			continue
 		}
 		if err := os.RemoveAll(filepath.Join(d.Path, name)); err != nil {

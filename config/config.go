@@ -129,11 +129,11 @@ type Train struct {
 	// OnNonFinite is what a NaN or infinite loss does: stop (with the step
 	// and the term named), or rollback to the last checkpoint with the
 	// learning rate times LRBackoff, at most MaxRollbacks times.
-	OnNonFinite  string  `mapstructure:"on_nonfinite" yaml:"on_nonfinite"`
+	OnNonFinite string `mapstructure:"on_nonfinite" yaml:"on_nonfinite"`
 	// LRSchedule is the learning rate over the run: constant (the seed's
 	// optimizer.learning_rate throughout) or cosine (decayed from it to 0
 	// over train.epochs, set before every step).
-	LRSchedule string `mapstructure:"lr_schedule" yaml:"lr_schedule"`
+	LRSchedule   string  `mapstructure:"lr_schedule" yaml:"lr_schedule"`
 	LRBackoff    float64 `mapstructure:"lr_backoff" yaml:"lr_backoff"`
 	MaxRollbacks int     `mapstructure:"max_rollbacks" yaml:"max_rollbacks"`
 	// ForceNonFiniteAt is a test hook: at this step (0: never) the runner

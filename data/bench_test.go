@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infomax/infomax/internal/fullsize"
+	"github.com/infomax/infomax/internal/fixture/fullsize"
 )
 
 // Speed and memory of loading (make bench). The figures are printed, not

@@ -9,6 +9,7 @@ import (
 	_ "image/jpeg"
 	_ "image/png"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,9 @@ var imageExts = []string{".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp"}
 // IsImage reports whether a file name has an image ending (JPEG, PNG, GIF,
 // BMP, WebP; case-insensitive).
 func IsImage(name string) bool { return isImage(name) }
+
+// ImageExtensions are the file name extensions of the images the loaders read.
+func ImageExtensions() []string { return slices.Clone(imageExts) }
 
 func isImage(name string) bool {
 	low := strings.ToLower(name)

@@ -54,7 +54,7 @@ func ReadImages(path string, shape Shape, skipBad bool, lim Limits) (*Images, er
 // ReadImage decodes one image file, or an archive member named as
 // ReadImages names it (archive:member), into the given shape, within lim.
 func ReadImage(path string, shape Shape, lim Limits) ([]byte, error) {
-	raw, err := readFileOrMember(path, lim)
+	raw, err := ReadFile(path, lim)
 	if err != nil {
 		return nil, err
 	}

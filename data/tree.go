@@ -437,9 +437,9 @@ func (t *tree) index() {
 	}
 }
 
-// readFileOrMember reads a file, or a member of an archive written as
-// archive:member (as tree.where names it).
-func readFileOrMember(p string, lim Limits) ([]byte, error) {
+// ReadFile reads an image file, or an archive member named archive.tar:member
+// (.tar, .tar.gz, .tgz, .zip), whole, within lim's file size.
+func ReadFile(p string, lim Limits) ([]byte, error) {
 	if _, err := os.Stat(p); err == nil {
 		return lim.readFile(p)
 	}

@@ -14,9 +14,9 @@ import (
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/internal/hostile"
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/hostile"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/search"
 )
 
@@ -87,11 +87,11 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer enc.Close()
-	imgs, err := data.ReadImages(folder, enc.Shape, true, enc.Limits)
+	imgs, err := data.ReadImages(folder, enc.Shape, true, enc.Limits())
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := enc.EncodePixels(imgs.Set.Images)
+	want, err := enc.EncodePixels(t.Context(), imgs.Set.Images, imgs.Set.Len())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -114,11 +114,11 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 		t.Errorf("features differ from the index's by up to %g", maxDiff)
 	}
 	// Same neighbours: every image's 5 nearest, by both.
-	wantIx := &search.Index{Paths: imgs.Paths, Features: eval.Features{Data: want, Dim: d}}
+	wantIx := &search.Index{Paths: imgs.Paths, Features: knn.Features{Data: want, Dim: d}}
 	for i, p := range ix.Paths[:10] {
-		q := eval.Features{Data: ix.Features.Data[i*d : (i+1)*d], Dim: d}
-		a, _ := ix.Search(q, 5, eval.Cosine)
-		b, _ := wantIx.Search(q, 5, eval.Cosine)
+		q := knn.Features{Data: ix.Features.Data[i*d : (i+1)*d], Dim: d}
+		a, _ := ix.Search(q, 5, knn.Cosine)
+		b, _ := wantIx.Search(q, 5, knn.Cosine)
 		for k := range a[0] {
 			if a[0][k].Path != b[0][k].Path {
 				t.Errorf("%s: neighbour %d is %s in the pipeline's index, %s in runner index's", p, k, a[0][k].Path, b[0][k].Path)

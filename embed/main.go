@@ -22,7 +22,7 @@ import (
 	"flag"
 	"fmt"
 	"io/fs"
-	"log"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -30,26 +30,42 @@ import (
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
+
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/run"
+	_ "github.com/infomax/infomax/tflog" // TensorFlow's log lines off unless --verbose
 )
 
 var (
-	runDir = flag.String("run-dir", "", "the trained run whose encoder embeds (required)")
-	input  = flag.String("input", "", "images: a folder, or glob patterns separated by commas")
-	output = flag.String("output", "", "the output folder (required)")
-	shards = flag.Int("shards", 64, "how many shards the images are spread over")
-	strict = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
+	verbose = flag.Bool("verbose", false, "show Beam's INFO lines and TensorFlow's log lines")
+	runDir  = flag.String("run-dir", "", "the trained run whose encoder embeds (required)")
+	input   = flag.String("input", "", "images: a folder, or glob patterns separated by commas")
+	output  = flag.String("output", "", "the output folder (required)")
+	shards  = flag.Int("shards", 64, "how many shards the images are spread over")
+	strict  = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
 )
 
 func main() {
 	flag.Parse()
 	beam.Init() // before anything else: remote workers start this binary too
+	if !*verbose {
+		// Beam and Prism log through slog: keep their INFO lines (a dozen a
+		// job) off; warnings and errors stay.
+		slog.SetDefault(slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})))
+	}
+	ctx := context.Background()
 	o, err := options()
+	if err == nil {
+		err = check(ctx, o)
+	}
 	if err != nil {
-		log.Fatalf("embed: %v", err)
+		fmt.Fprintln(os.Stderr, "embed:", err)
+		os.Exit(2)
 	}
 	t := time.Now()
-	if err := run(context.Background(), o); err != nil {
-		log.Fatalf("embed: %v", err)
+	if err := execute(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "embed:", err)
+		os.Exit(1)
 	}
 	fmt.Printf("embed: %s in %.1fs\n", o.Output, time.Since(t).Seconds())
 }
@@ -65,7 +81,28 @@ func options() (Options, error) {
 	if err != nil {
 		return Options{}, err
 	}
+	// --run-dir as given: remote workers resolve a relative one from their
+	// own working folder (the worker image's WORKDIR).
 	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict}, nil
+}
+
+// check refuses, before the pipeline starts, a run folder that does not
+// open and inputs that match no image: each a line here rather than a
+// failure inside a Beam step.
+func check(ctx context.Context, o Options) error {
+	if _, err := run.Open(o.RunDir); err != nil {
+		return fmt.Errorf("--run-dir: %w", err)
+	}
+	for _, glob := range o.Inputs {
+		n := 0
+		if err := listImages(ctx, glob, func(string) { n++ }); err != nil {
+			return fmt.Errorf("--input: %w", err)
+		}
+		if n > 0 {
+			return nil
+		}
+	}
+	return fmt.Errorf("--input %s: no image (%s) matches", *input, strings.Join(data.ImageExtensions(), ", "))
 }
 
 // Globs turns --input into glob patterns: a local folder becomes one pattern
@@ -86,7 +123,7 @@ func Globs(in string) ([]string, error) {
 	return strings.Split(in, ","), nil
 }
 
-func run(ctx context.Context, o Options) error {
+func execute(ctx context.Context, o Options) error {
 	if err := os.MkdirAll(o.Output, 0o755); err != nil {
 		return err
 	}

@@ -18,8 +18,8 @@ import (
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/search"
 )
 
@@ -117,9 +117,9 @@ func (w *withEncoder) Setup() error {
 func (w *withEncoder) Teardown() { release(w.RunDir) }
 
 // sharedEncoder is one encoder per worker process and run, shared by every
-// DoFn instance there (loading it costs a TensorFlow session).
+// DoFn instance there (loading it costs a TensorFlow session; an Encoder is
+// safe for concurrent use).
 type sharedEncoder struct {
-	mu   sync.Mutex // the encoder is not safe for concurrent use
 	enc  *encoder.Encoder
 	refs int
 }
@@ -175,8 +175,8 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	}
 	sort.Strings(paths)
 	enc := f.enc.enc
-	read := func(i int) ([]byte, error) { return readFile(ctx, paths[i], enc.Limits) }
-	kept, idx, badImages, err := data.DecodeAll(len(paths), read, func(i int) string { return paths[i] }, enc.Shape, enc.Limits, !f.Strict)
+	read := func(i int) ([]byte, error) { return readFile(ctx, paths[i], enc.Limits()) }
+	kept, idx, badImages, err := data.DecodeAll(len(paths), read, func(i int) string { return paths[i] }, enc.Shape, enc.Limits(), !f.Strict)
 	if b := (data.BadImage{}); errors.As(err, &b) {
 		return fmt.Errorf("%s: %w (without --strict, bad images are counted and left out)", b.Path, b.Err)
 	} else if err != nil {
@@ -190,15 +190,13 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	for _, b := range badImages {
 		bad = append(bad, b.Path+"\t"+strings.ReplaceAll(b.Err.Error(), "\n", " "))
 	}
-	f.enc.mu.Lock()
-	feats, err := enc.EncodePixels(kept)
-	f.enc.mu.Unlock()
+	feats, err := enc.EncodePixels(ctx, kept, len(good))
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", shard, err)
 	}
 	name := ShardName(shard, f.Shards)
 	base := filepath.Join(f.Output, name)
-	if err := eval.WriteNPY(base+".npy", feats, len(good), enc.Dim()); err != nil {
+	if err := npy.Write(base+".npy", feats, len(good), enc.Dim()); err != nil {
 		return err
 	}
 	if err := fsutil.WriteFileAtomic(base+".paths.txt", []byte(strings.Join(good, "\n")+"\n")); err != nil {
@@ -235,7 +233,7 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	sort.Strings(r.Shards)
 	sort.Strings(r.Bad)
 	enc := f.enc.enc
-	m := search.Manifest{Run: f.RunDir, ConfigHash: enc.ConfigHash, Step: enc.Step, Dim: enc.Dim(),
+	m := search.Manifest{Run: enc.Run, RunRelative: search.RelativeRun(filepath.Join(f.Output, search.ManifestFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Dim: enc.Dim(),
 		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
 	raw, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {

@@ -1,86 +1,251 @@
 // Package encoder loads a trained run's encoder for Go programs: images in,
-// z_mean features out. It is what a batch job imports; `runner index` and
-// `runner search` are thin layers over it and package search.
+// z_mean features out. It is what a batch job imports; `runner index`,
+// `runner search` and the embedding pipeline are thin layers over it and
+// package search.
 //
-//	enc, err := encoder.Load("runs/fashion_mnist")
+//	enc, err := encoder.Load("/data/runs/fashion_mnist") // any working directory
 //	defer enc.Close()
-//	feats, err := enc.EncodeImages(imgs) // []image.Image of any size
+//	feats, err := enc.EncodeFiles(ctx, paths...)          // from any number of goroutines
+//
+// An Encoder is safe for concurrent use: TensorFlow runs concurrent calls of
+// one session in parallel, so goroutines share one Encoder (one copy of the
+// weights) rather than loading one each. Importing the package changes
+// nothing in the host process; TensorFlow's own log lines at start-up are
+// the host's to silence (package tflog, or TF_CPP_MIN_LOG_LEVEL).
 package encoder
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"image"
+	"io"
+	"sync"
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/runload"
+	"github.com/infomax/infomax/run"
 )
 
-// Encoder is a trained encoder. Its methods are not safe for concurrent use.
+// Encoder is a trained encoder, safe for concurrent use.
 type Encoder struct {
-	Run        string     // the run folder
+	Run        string     // the run folder, absolute
 	Step       int64      // the checkpoint's training step
 	ConfigHash string     // the manifest's spec hash: which model made the features
 	Shape      data.Shape // the input every image is converted to
-	// Limits bound what one image file may make EncodeFiles allocate (the
-	// run's data.max_* keys); set fields to change them.
-	Limits data.Limits
-	model  *graph.Model
-	batch  int
+
+	limits  data.Limits
+	batch   int
+	session graph.Options
+	model   *graph.Model
+
+	mu     sync.RWMutex // held for reading by every call, for writing by Close
+	closed bool
 }
 
-// Load opens the run folder's SavedModel (from its config.yaml) and restores
-// its latest checkpoint.
-func Load(runDir string) (*Encoder, error) {
-	r, err := runload.Open(runDir)
+// ErrClosed is returned by calls on a closed Encoder.
+var ErrClosed = errors.New("encoder: closed")
+
+// Option changes how Load sets an Encoder up.
+type Option func(*options)
+
+type options struct {
+	limits  *data.Limits
+	session *graph.Options
+	batch   int
+}
+
+// WithLimits bounds what one image may make EncodeFiles, EncodeBytes and
+// EncodeReader allocate (default: the run's data.max_* keys).
+func WithLimits(l data.Limits) Option { return func(o *options) { o.limits = &l } }
+
+// WithSession sets up the TensorFlow session (default: the run's threads and
+// device; a Precision of "bfloat16" encodes in bfloat16 where oneDNN can).
+func WithSession(s graph.Options) Option { return func(o *options) { o.session = &s } }
+
+// WithBatchSize sets how many images go through the network at once
+// (default: the run's eval.batch_size).
+func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
+
+// Load opens a run folder (from any working directory; a read-only copy
+// will do) and restores its latest checkpoint.
+func Load(runDir string, opts ...Option) (*Encoder, error) {
+	var o options
+	for _, f := range opts {
+		f(&o)
+	}
+	r, err := run.Open(runDir)
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
 	}
-	m := r.Model
+	session := r.Session()
+	if o.session != nil {
+		session = *o.session
+	}
+	m, err := r.LoadModel(session)
+	if err != nil {
+		return nil, fmt.Errorf("load encoder: %w", err)
+	}
+	e := &Encoder{Run: r.Dir, Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, limits: r.Config.Data.Limits(), batch: r.Config.Eval.BatchSize,
+		session: session, model: m}
 	in := m.Manifest.Input.Shape
-	return &Encoder{Run: runDir, Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, Shape: data.Shape{H: in[0], W: in[1], C: in[2]},
-		Limits: r.Config.Data.Limits(), model: m, batch: r.Config.Eval.BatchSize}, nil
+	e.Shape = data.Shape{H: in[0], W: in[1], C: in[2]}
+	if o.limits != nil {
+		e.limits = *o.limits
+	}
+	if o.batch != 0 {
+		e.batch = o.batch
+	}
+	if e.batch < 1 {
+		m.Close()
+		return nil, fmt.Errorf("load encoder: batch size %d: want at least 1", e.batch)
+	}
+	return e, nil
 }
 
 // Dim is the feature size.
 func (e *Encoder) Dim() int { return e.model.Manifest.FeatureDim }
 
-// Close releases the TensorFlow session.
-func (e *Encoder) Close() error { return e.model.Close() }
+// Session is the options of the encoder's TensorFlow session (the run's
+// threads and device, or WithSession's), for other sessions working beside
+// it (search.Index.SearchWith).
+func (e *Encoder) Session() graph.Options { return e.session }
 
-// EncodePixels returns the features of packed uint8 images of the encoder's
-// Shape (N·H·W·C bytes), row-major [N, Dim()].
-func (e *Encoder) EncodePixels(pixels []byte) ([]float32, error) {
-	return e.model.EncodeAll(context.Background(), pixels, e.batch)
+// Limits are the bounds each image file is held to.
+func (e *Encoder) Limits() data.Limits { return e.limits }
+
+// Close releases the TensorFlow session once every call in progress has
+// returned; later calls return ErrClosed. Closing twice is harmless.
+func (e *Encoder) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	return e.model.Close()
 }
 
-// EncodeImages converts images of any size and colour model to the encoder's
-// input (as training data is: resized with an antialiasing filter) and
-// returns their features, row-major [len(imgs), Dim()].
-func (e *Encoder) EncodeImages(imgs []image.Image) ([]float32, error) {
+// use runs f unless the encoder is closed.
+func (e *Encoder) use(f func() error) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return ErrClosed
+	}
+	return f()
+}
+
+// EncodePixels returns the features of n packed uint8 images of the
+// encoder's Shape (n·H·W·C bytes, row-major HWC), row-major [n, Dim()]. A
+// cancelled ctx stops it between batches.
+func (e *Encoder) EncodePixels(ctx context.Context, pixels []byte, n int) ([]float32, error) {
+	s := e.Shape
+	if per := s.H * s.W * s.C; n < 0 || len(pixels) != n*per {
+		return nil, fmt.Errorf("encode: %d bytes for %d images of %dx%dx%d (%d bytes each): convert other sizes or channel counts with EncodeImages",
+			len(pixels), n, s.W, s.H, s.C, per)
+	}
+	if n == 0 {
+		return []float32{}, nil
+	}
+	var out []float32
+	err := e.use(func() (err error) {
+		out, err = e.model.EncodeAll(ctx, pixels, e.batch)
+		return err
+	})
+	return out, err
+}
+
+// EncodeImages converts images of any size and colour model to the
+// encoder's input (as training data is: resized with an antialiasing filter)
+// and returns their features, row-major [len(imgs), Dim()].
+func (e *Encoder) EncodeImages(ctx context.Context, imgs []image.Image) ([]float32, error) {
 	per := e.Shape.H * e.Shape.W * e.Shape.C
 	pixels := make([]byte, len(imgs)*per)
 	for i, img := range imgs {
+		if img == nil || img.Bounds().Empty() {
+			return nil, fmt.Errorf("encode: image %d of %d is nil or empty", i, len(imgs))
+		}
 		data.ImageInto(pixels[i*per:(i+1)*per], img, e.Shape)
 	}
-	return e.EncodePixels(pixels)
+	return e.EncodePixels(ctx, pixels, len(imgs))
 }
 
 // EncodeFiles reads image files (JPEG, PNG, GIF, BMP, WebP; or archive
-// members named archive.tar:member) and returns their features, row-major
-// [len(paths), Dim()]. Each header is checked against e.Limits before any
-// pixel is decoded; the first file that is not an image, is corrupt or is
-// over the limits is an error that names it.
-func (e *Encoder) EncodeFiles(paths ...string) ([]float32, error) {
-	per := e.Shape.H * e.Shape.W * e.Shape.C
-	pixels := make([]byte, 0, len(paths)*per)
-	for _, p := range paths {
-		px, err := data.ReadImage(p, e.Shape, e.Limits)
-		if err != nil {
-			return nil, fmt.Errorf("encode: %w", err)
-		}
-		pixels = append(pixels, px...)
+// members named archive.tar:member), decodes them on every core and returns
+// their features, row-major [len(paths), Dim()]. Each header is checked
+// against Limits before any pixel is decoded. A file that is not an image,
+// is corrupt or is over the limits is an error that names it, a
+// data.BadImage (errors.As); EncodeFilesSkipBad leaves such files out.
+func (e *Encoder) EncodeFiles(ctx context.Context, paths ...string) ([]float32, error) {
+	res, err := e.EncodeFilesSkipBad(ctx, paths...)
+	if err != nil {
+		return nil, err
 	}
-	return e.EncodePixels(pixels)
+	if len(res.Bad) > 0 {
+		return nil, fmt.Errorf("encode: %w", res.Bad[0])
+	}
+	return res.Features, nil
+}
+
+// Result is what EncodeFilesSkipBad and EncodeBytesSkipBad return: the
+// features of the images that decoded, which inputs they are, and why the
+// others were left out.
+type Result struct {
+	Features []float32       // row-major [len(Kept), Dim()]
+	Kept     []int           // the input index of each row
+	Bad      []data.BadImage // the inputs left out, in input order
+}
+
+// EncodeFilesSkipBad is EncodeFiles that leaves out the files that fail,
+// each reported in Result.Bad with its path and reason.
+func (e *Encoder) EncodeFilesSkipBad(ctx context.Context, paths ...string) (*Result, error) {
+	return e.decodeAndEncode(ctx, len(paths), func(i int) ([]byte, error) { return data.ReadFile(paths[i], e.limits) },
+		func(i int) string { return paths[i] })
+}
+
+// EncodeBytes decodes encoded images held in memory (the bytes of image
+// files) on every core and returns their features, row-major [len(files),
+// Dim()]. A bad image is an error naming its index, a data.BadImage.
+func (e *Encoder) EncodeBytes(ctx context.Context, files ...[]byte) ([]float32, error) {
+	res, err := e.EncodeBytesSkipBad(ctx, files...)
+	if err != nil {
+		return nil, err
+	}
+	if len(res.Bad) > 0 {
+		return nil, fmt.Errorf("encode: %w", res.Bad[0])
+	}
+	return res.Features, nil
+}
+
+// EncodeBytesSkipBad is EncodeBytes that leaves out the images that fail,
+// each reported in Result.Bad (its Path is "image N").
+func (e *Encoder) EncodeBytesSkipBad(ctx context.Context, files ...[]byte) (*Result, error) {
+	return e.decodeAndEncode(ctx, len(files), func(i int) ([]byte, error) { return files[i], nil },
+		func(i int) string { return fmt.Sprintf("image %d", i) })
+}
+
+// EncodeReader reads one encoded image from r (within Limits' file size)
+// and returns its features.
+func (e *Encoder) EncodeReader(ctx context.Context, r io.Reader) ([]float32, error) {
+	raw, err := e.limits.ReadAll(r, "the image")
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	return e.EncodeBytes(ctx, raw)
+}
+
+func (e *Encoder) decodeAndEncode(ctx context.Context, n int, read func(int) ([]byte, error), where func(int) string) (*Result, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	pixels, kept, bad, err := data.DecodeAll(n, read, where, e.Shape, e.limits, true)
+	if err != nil {
+		return nil, fmt.Errorf("encode: %w", err)
+	}
+	feats, err := e.EncodePixels(ctx, pixels, len(kept))
+	if err != nil {
+		return nil, err
+	}
+	return &Result{Features: feats, Kept: kept, Bad: bad}, nil
 }

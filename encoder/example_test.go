@@ -1,39 +1,46 @@
 package encoder_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
-	"image"
 	"log"
-	"os"
-	"path/filepath"
 
+	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/internal/testmodel"
 )
 
-// A batch job loads a trained run and encodes images of any size.
+// A batch job loads a trained run by its path (from any working directory)
+// and encodes image files; bad files are left out and reported. See
+// examples/batchjob for a whole program, which CI builds and runs.
 func Example() {
-	tmp, _ := os.MkdirTemp("", "example")
-	defer os.RemoveAll(tmp)
-	runDir, err := testmodel.Run(filepath.Join(tmp, "run")) // stands in for runs/fashion_mnist
-	if err != nil {
-		log.Fatal(err)
-	}
-
-	enc, err := encoder.Load(runDir)
+	ctx := context.Background()
+	enc, err := encoder.Load("/data/runs/fashion_mnist")
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer enc.Close()
-	imgs := []image.Image{
-		image.NewRGBA(image.Rect(0, 0, 100, 60)), // any size and colour model: converted to the input
-		image.NewGray(image.Rect(0, 0, 28, 28)),
-	}
-	feats, err := enc.EncodeImages(imgs)
+	res, err := enc.EncodeFilesSkipBad(ctx, "shoe.jpg", "shirt.png", "notes.txt")
 	if err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("input %dx%dx%d, %d features of %d for %d images\n",
-		enc.Shape.W, enc.Shape.H, enc.Shape.C, len(feats), enc.Dim(), len(imgs))
-	// Output: input 28x28x1, 32 features of 16 for 2 images
+	fmt.Printf("%d images encoded into %d features each\n", len(res.Kept), enc.Dim())
+	for _, bad := range res.Bad {
+		fmt.Println("left out:", bad.Path, bad.Err)
+	}
+}
+
+// A file that is not an image, or one whose header claims more pixels than
+// the run's limits allow, is a data.BadImage naming it.
+func ExampleEncoder_EncodeFiles() {
+	enc, err := encoder.Load("/data/runs/fashion_mnist")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer enc.Close()
+	_, err = enc.EncodeFiles(context.Background(), "a.png", "b.png")
+	var bad data.BadImage
+	if errors.As(err, &bad) {
+		fmt.Println("not encoded:", bad.Path, errors.Is(err, data.ErrTooLarge))
+	}
 }

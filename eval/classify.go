@@ -3,6 +3,9 @@ package eval
 import (
 	"fmt"
 	"math"
+
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/knn"
 )
 
 // Vote turns neighbours into a predicted class per query.
@@ -52,7 +55,7 @@ func best(score []float64, ranked []int) int {
 }
 
 // Accuracy is the fraction of queries whose vote equals their label.
-func Accuracy(nb *Neighbours, bankLabels, queryLabels []int, numClasses int, vote Vote) (float64, error) {
+func Accuracy(nb *knn.Neighbours, bankLabels, queryLabels []int, numClasses int, vote Vote) (float64, error) {
 	nq := len(nb.Index) / nb.K
 	if nq != len(queryLabels) {
 		return 0, fmt.Errorf("knn: %d queries searched, %d labels", nq, len(queryLabels))
@@ -75,7 +78,8 @@ type KNNSettings struct {
 	K           int     // majority vote over the K nearest
 	WeightedK   int     // weighted vote over the WeightedK nearest
 	Temperature float64 // weight exp(similarity / Temperature)
-	Chunk       int     // queries per similarity block (default Chunk)
+	Chunk       int     // queries per similarity block (0: knn.ChunkFor the bank)
+	Session     graph.Options
 }
 
 // KNNResult holds top-1 accuracies of kNN classifiers: cosine 1-NN, majority
@@ -92,13 +96,9 @@ type KNNResult struct {
 
 // KNN classifies every query by its nearest bank rows (one search serves all
 // three classifiers).
-func KNN(bank Features, bankLabels []int, queries Features, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
+func KNN(bank knn.Features, bankLabels []int, queries knn.Features, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
 	kmax := min(max(s.K, s.WeightedK, 1), bank.Len())
-	chunk := s.Chunk
-	if chunk <= 0 {
-		chunk = Chunk
-	}
-	nb, err := Search(bank, queries, kmax, chunk)
+	nb, err := knn.Search(bank, queries, kmax, knn.Options{Metric: knn.Cosine, Chunk: s.Chunk, Session: s.Session})
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +111,7 @@ func KNN(bank Features, bankLabels []int, queries Features, queryLabels []int, n
 			return nil, err
 		}
 	}
-	l2, err := SearchMetric(bank, queries, 1, chunk, L2)
+	l2, err := knn.Search(bank, queries, 1, knn.Options{Metric: knn.L2, Chunk: s.Chunk, Session: s.Session})
 	if err != nil {
 		return nil, err
 	}

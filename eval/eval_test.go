@@ -5,41 +5,12 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/pyexport"
 )
-
-// The .npy files load in NumPy unchanged: read back by the project's Python.
-func TestNPYReadsBackInNumPy(t *testing.T) {
-	py := testmodel.Python(t)
-	dir := t.TempDir()
-	f := []float32{1.5, -2, 0.25, 3, 4, 5}
-	if err := WriteNPY(filepath.Join(dir, "f.npy"), f, 2, 3); err != nil {
-		t.Fatal(err)
-	}
-	if err := WriteNPY(filepath.Join(dir, "l.npy"), []int32{7, -1, 3}, 3); err != nil {
-		t.Fatal(err)
-	}
-	script := `import numpy as np, sys
-f = np.load(sys.argv[1] + "/f.npy"); l = np.load(sys.argv[1] + "/l.npy")
-print(f.dtype, f.shape, f.tolist(), l.dtype, l.shape, l.tolist())`
-	out, err := exec.Command(py, "-c", script, dir).CombinedOutput()
-	if err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	want := "float32 (2, 3) [[1.5, -2.0, 0.25], [3.0, 4.0, 5.0]] int32 (3,) [7, -1, 3]"
-	if strings.TrimSpace(string(out)) != want {
-		t.Errorf("numpy read %q, want %q", out, want)
-	}
-	if err := WriteNPY(filepath.Join(dir, "bad.npy"), f, 4, 2); err == nil {
-		t.Error("a shape that does not hold the data was accepted")
-	}
-}
 
 // On a separable problem (the class is the quadrant of two dimensions, with a
 // margin, among noise dimensions) the probe learns near-perfect accuracy; on
@@ -50,8 +21,8 @@ func TestLinearProbeSeparable(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(7, 8))
-	sample := func(n int, informative bool) (Features, []int) {
-		f := Features{Dim: 6, Data: make([]float32, n*6)}
+	sample := func(n int, informative bool) (knn.Features, []int) {
+		f := knn.Features{Dim: 6, Data: make([]float32, n*6)}
 		labels := make([]int, n)
 		for i := 0; i < n; i++ {
 			for j := 0; j < 6; j++ {

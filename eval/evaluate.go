@@ -10,27 +10,19 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/internal/npy"
+	"github.com/infomax/infomax/knn"
+	"github.com/infomax/infomax/run"
 )
-
-// Chunk is the number of queries whose similarities to the whole bank are
-// held at once, in every kNN search of the project.
-const Chunk = 1024
-
-// MaxBlockBytes bounds a block of similarities (chunk × bank float32s): a
-// larger bank is searched in fewer queries at a time (ChunkFor).
-const MaxBlockBytes = 256 << 20
-
-// ChunkFor is the number of queries searched at once against a bank of n
-// features: Chunk, or fewer when the block would pass MaxBlockBytes.
-func ChunkFor(n int) int { return max(1, min(Chunk, MaxBlockBytes/(4*max(1, n)))) }
 
 // Split is one labelled split: its features, its labels and, for the
 // retrieval grids and the raw-pixel baseline, its images (N·H·W·C uint8).
 // A streamed split has no Images (and so no raw-pixel baseline): Fetch
 // reads the few images the grids show.
 type Split struct {
-	Features Features
+	Features knn.Features
 	Labels   []int
 	Images   []byte
 	H, W, C  int
@@ -53,8 +45,8 @@ func (s Split) images(idx []int) (map[int][]byte, error) {
 // Pixels are the baseline features of a split: its pixels scaled as the
 // model's input is (x·scale + offset, e.g. x/255 − 0.5), so that cosine
 // similarity sees what the encoder sees.
-func (s Split) Pixels(scale, offset float32) Features {
-	f := Features{Dim: s.H * s.W * s.C, Data: make([]float32, len(s.Images))}
+func (s Split) Pixels(scale, offset float32) knn.Features {
+	f := knn.Features{Dim: s.H * s.W * s.C, Data: make([]float32, len(s.Images))}
 	for i, v := range s.Images {
 		f.Data[i] = float32(v)*scale + offset
 	}
@@ -78,6 +70,9 @@ type Settings struct {
 	// embedding projector (0: none); ClassNames label them.
 	ProjectorImages int
 	ClassNames      []string
+	// Session sets up every TensorFlow session of the evaluation (kNN, the
+	// probe): the run's threads and device.
+	Session graph.Options
 	// PixelCache, if set, keeps the raw-pixel figures (they depend on the
 	// data and these settings only): read when there, written when not.
 	PixelCache string
@@ -106,12 +101,12 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 	}
 	rep.Model = *model
 	if n := len(rep.KNNCurve); n > 0 && rep.KNNCurve[n-1].Step != rep.Step {
-		rep.KNNCurve = append(rep.KNNCurve, CurvePoint{Step: rep.Step, Epoch: rep.Epoch, Weighted: model.KNN.Weighted, Seconds: rep.EncodeSec + rep.KNNSec})
+		rep.KNNCurve = append(rep.KNNCurve, run.CurvePoint{Step: rep.Step, Epoch: rep.Epoch, Weighted: model.KNN.Weighted, Seconds: rep.EncodeSec + rep.KNNSec})
 	}
 	rep.TrainSize, rep.TestSize, rep.Classes = len(train.Labels), len(test.Labels), s.Classes
 	rep.FeatureDim = train.Features.Dim
 	rep.Time = time.Now().UTC().Format(time.RFC3339)
-	rep.KNNBlockBytes = int64(min(ChunkFor(len(train.Labels)), len(test.Labels))) * int64(len(train.Labels)) * 4
+	rep.KNNBlockBytes = int64(min(knn.ChunkFor(len(train.Labels)), len(test.Labels))) * int64(len(train.Labels)) * 4
 	if rep.Files.Grids, err = writeGrids(s, train, test); err != nil {
 		return nil, err
 	}
@@ -142,9 +137,9 @@ func (rep *Report) Print(w io.Writer, dir string) {
 }
 
 // scores runs kNN and, if asked, the linear probe on one kind of features.
-func scores(ctx context.Context, bank Features, bankLabels []int, queries Features, queryLabels []int, s Settings) (*Scores, error) {
+func scores(ctx context.Context, bank knn.Features, bankLabels []int, queries knn.Features, queryLabels []int, s Settings) (*Scores, error) {
 	knn, err := KNN(bank, bankLabels, queries, queryLabels, s.Classes, KNNSettings{
-		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Chunk: ChunkFor(bank.Len()),
+		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Session: s.Session,
 	})
 	if err != nil {
 		return nil, err
@@ -161,7 +156,7 @@ func scores(ctx context.Context, bank Features, bankLabels []int, queries Featur
 		return nil, err
 	}
 	sc.Probe, err = LinearProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
-		Epochs: s.ProbeEpochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed,
+		Epochs: s.ProbeEpochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed, Session: s.Session,
 	})
 	if err != nil {
 		return nil, err
@@ -207,16 +202,16 @@ func writeGrids(s Settings, train, test Split) ([]string, error) {
 	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x9e1d))
 	picks := rng.Perm(n)[:min(s.GridRows, n)]
 	queries := test.Features
-	q := Features{Dim: queries.Dim}
+	q := knn.Features{Dim: queries.Dim}
 	for _, p := range picks {
 		q.Data = append(q.Data, queries.Data[p*queries.Dim:(p+1)*queries.Dim]...)
 	}
 	k := min(s.GridNeighbours, train.Features.Len())
-	metrics := []Metric{Cosine, L2}
-	found := make([]*Neighbours, len(metrics))
+	metrics := []knn.Metric{knn.Cosine, knn.L2}
+	found := make([]*knn.Neighbours, len(metrics))
 	var want []int
 	for m, metric := range metrics {
-		nb, err := SearchMetric(train.Features, q, k, ChunkFor(train.Features.Len()), metric)
+		nb, err := knn.Search(train.Features, q, k, knn.Options{Metric: metric, Session: s.Session})
 		if err != nil {
 			return nil, err
 		}
@@ -267,7 +262,7 @@ func writeFeatures(dir string, train, test Split) ([]string, error) {
 		split Split
 	}{{"train", train}, {"test", test}} {
 		p := filepath.Join(dir, "features_"+f.name+".npy")
-		if err := WriteNPY(p, f.split.Features.Data, f.split.Features.Len(), f.split.Features.Dim); err != nil {
+		if err := npy.Write(p, f.split.Features.Data, f.split.Features.Len(), f.split.Features.Dim); err != nil {
 			return nil, err
 		}
 		labels := make([]int32, len(f.split.Labels))
@@ -275,7 +270,7 @@ func writeFeatures(dir string, train, test Split) ([]string, error) {
 			labels[i] = int32(l)
 		}
 		lp := filepath.Join(dir, "labels_"+f.name+".npy")
-		if err := WriteNPY(lp, labels, len(labels)); err != nil {
+		if err := npy.Write(lp, labels, len(labels)); err != nil {
 			return nil, err
 		}
 		files = append(files, p, lp)

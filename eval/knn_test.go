@@ -5,10 +5,12 @@ import (
 	"math/rand/v2"
 	"sort"
 	"testing"
+
+	"github.com/infomax/infomax/knn"
 )
 
-func randomFeatures(r *rand.Rand, n, d int) Features {
-	f := Features{Data: make([]float32, n*d), Dim: d}
+func randomFeatures(r *rand.Rand, n, d int) knn.Features {
+	f := knn.Features{Data: make([]float32, n*d), Dim: d}
 	for i := range f.Data {
 		f.Data[i] = float32(r.NormFloat64())
 	}
@@ -17,7 +19,7 @@ func randomFeatures(r *rand.Rand, n, d int) Features {
 
 // bruteForce ranks every bank row for one query by cosine similarity in
 // float64, ties to the lower index.
-func bruteForce(bank, queries Features, q int) (idx []int, sim []float64) {
+func bruteForce(bank, queries knn.Features, q int) (idx []int, sim []float64) {
 	cos := func(a, b []float32) float64 {
 		var ab, aa, bb float64
 		for i := range a {
@@ -39,36 +41,12 @@ func bruteForce(bank, queries Features, q int) (idx []int, sim []float64) {
 	return idx, sim
 }
 
-func TestSearchMatchesBruteForce(t *testing.T) {
-	r := rand.New(rand.NewPCG(1, 2))
-	bank, queries := randomFeatures(r, 700, 24), randomFeatures(r, 130, 24)
-	const k = 15
-	nb, err := Search(bank, queries, k, 32) // chunks of 32: the last chunk is partial
-	if err != nil {
-		t.Fatal(err)
-	}
-	for q := 0; q < queries.Len(); q++ {
-		idx, sim := bruteForce(bank, queries, q)
-		for j := 0; j < k; j++ {
-			got := nb.Index[q*k+j]
-			if math.Abs(float64(nb.Sim[q*k+j])-sim[idx[j]]) > 1e-5 {
-				t.Fatalf("query %d rank %d: similarity %v, brute force %v", q, j, nb.Sim[q*k+j], sim[idx[j]])
-			}
-			// Near-equal similarities may swap ranks in float32; the set of
-			// similarities must still agree.
-			if int(got) != idx[j] && math.Abs(sim[got]-sim[idx[j]]) > 1e-5 {
-				t.Fatalf("query %d rank %d: index %d, brute force %d", q, j, got, idx[j])
-			}
-		}
-	}
-}
-
 func TestKNNAccuraciesMatchBruteForce(t *testing.T) {
 	r := rand.New(rand.NewPCG(3, 4))
 	const classes, dim = 5, 8
 	// Class-dependent means so that accuracies are far from chance and from 1.
 	centres := randomFeatures(r, classes, dim)
-	sample := func(n int) (Features, []int) {
+	sample := func(n int) (knn.Features, []int) {
 		f := randomFeatures(r, n, dim)
 		labels := []int{}
 		for i := 0; i < n; i++ {
@@ -147,51 +125,5 @@ func TestMajorityTieGoesToNearestClass(t *testing.T) {
 	// Two votes each for classes 3 and 1; class 1's neighbour ranks first.
 	if got := Majority(4)([]float32{.9, .8, .7, .6}, []int{1, 3, 3, 1}, 5); got != 1 {
 		t.Errorf("tie: class %d, want 1", got)
-	}
-}
-
-func TestSearchErrors(t *testing.T) {
-	f := Features{Data: make([]float32, 12), Dim: 4}
-	if _, err := Search(f, Features{Data: make([]float32, 6), Dim: 3}, 1, 8); err == nil {
-		t.Error("dimension mismatch accepted")
-	}
-	if _, err := Search(f, f, 4, 8); err == nil {
-		t.Error("k larger than the bank accepted")
-	}
-}
-
-func TestL2SearchMatchesBruteForce(t *testing.T) {
-	r := rand.New(rand.NewPCG(5, 6))
-	bank, queries := randomFeatures(r, 500, 12), randomFeatures(r, 70, 12)
-	for i := range bank.Data { // rows of different norms, so L2 and cosine disagree
-		bank.Data[i] *= float32(1 + i/12%5)
-	}
-	const k = 5
-	nb, err := SearchMetric(bank, queries, k, 16, L2)
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := bank.Dim
-	for q := 0; q < queries.Len(); q++ {
-		dist := make([]float64, bank.Len())
-		idx := make([]int, bank.Len())
-		for i := range idx {
-			idx[i] = i
-			for j := 0; j < d; j++ {
-				v := float64(queries.Data[q*d+j] - bank.Data[i*d+j])
-				dist[i] += v * v
-			}
-			dist[i] = math.Sqrt(dist[i])
-		}
-		sort.SliceStable(idx, func(a, b int) bool { return dist[idx[a]] < dist[idx[b]] })
-		for j := 0; j < k; j++ {
-			got := int(nb.Index[q*k+j])
-			if math.Abs(float64(-nb.Sim[q*k+j])-dist[idx[j]]) > 1e-3 {
-				t.Fatalf("query %d rank %d: distance %v, brute force %v", q, j, -nb.Sim[q*k+j], dist[idx[j]])
-			}
-			if got != idx[j] && math.Abs(dist[got]-dist[idx[j]]) > 1e-4 {
-				t.Fatalf("query %d rank %d: index %d, brute force %d", q, j, got, idx[j])
-			}
-		}
 	}
 }

@@ -8,7 +8,9 @@ import (
 
 	tf "github.com/wamuir/graft/tensorflow"
 
+	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/tfutil"
+	"github.com/infomax/infomax/knn"
 )
 
 // ProbeSettings set the linear probe's training.
@@ -16,6 +18,7 @@ type ProbeSettings struct {
 	Epochs    int
 	BatchSize int
 	Seed      int64
+	Session   graph.Options // threads and device, as the run's other sessions
 }
 
 // ProbeResult is a linear probe's test top-1 accuracy.
@@ -32,9 +35,9 @@ type ProbeResult struct {
 // Adam step are a SavedModel written by `python -m pyexport.probe` (dir);
 // Go standardises the features (training mean and deviation per dimension),
 // shuffles and feeds mini-batches.
-func LinearProbe(dir string, train Features, trainLabels []int, test Features, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
+func LinearProbe(dir string, train knn.Features, trainLabels []int, test knn.Features, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
 	start := time.Now()
-	p, err := loadProbe(dir)
+	p, err := loadProbe(dir, s.Session)
 	if err != nil {
 		return nil, err
 	}
@@ -62,8 +65,8 @@ type probe struct {
 	x, y, loss, px, pclass tf.Output
 }
 
-func loadProbe(dir string) (*probe, error) {
-	saved, err := tf.LoadSavedModel(dir, []string{"serve"}, nil)
+func loadProbe(dir string, opts graph.Options) (*probe, error) {
+	saved, err := graph.LoadSaved(dir, []string{"serve"}, opts)
 	if err != nil {
 		return nil, fmt.Errorf("linear probe %s: %w", dir, err)
 	}
@@ -91,7 +94,7 @@ func loadProbe(dir string) (*probe, error) {
 
 // fit runs s.Epochs epochs of seeded minibatches (the last partial batch of
 // an epoch dropped) and returns the last batch's loss.
-func (p *probe) fit(train Features, labels []int, s ProbeSettings) (float64, error) {
+func (p *probe) fit(train knn.Features, labels []int, s ProbeSettings) (float64, error) {
 	d, n := train.Dim, train.Len()
 	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x9e0be))
 	xb := make([]float32, s.BatchSize*d)
@@ -113,17 +116,19 @@ func (p *probe) fit(train Features, labels []int, s ProbeSettings) (float64, err
 				return 0, err
 			}
 			out, err := p.saved.Session.Run(map[tf.Output]*tf.Tensor{p.x: xt, p.y: yt}, []tf.Output{p.loss}, nil)
+			tfutil.Free(xt, yt)
 			if err != nil {
 				return 0, fmt.Errorf("linear probe step: %w", err)
 			}
 			last = float64(out[0].Value().(float32))
+			tfutil.Free(out...)
 		}
 	}
 	return last, nil
 }
 
 // accuracy is the share of f's rows whose predicted class is their label.
-func (p *probe) accuracy(f Features, labels []int) (float64, error) {
+func (p *probe) accuracy(f knn.Features, labels []int) (float64, error) {
 	d, correct := f.Dim, 0
 	for i := 0; i < f.Len(); i += 4096 {
 		j := min(i+4096, f.Len())
@@ -132,10 +137,16 @@ func (p *probe) accuracy(f Features, labels []int) (float64, error) {
 			return 0, err
 		}
 		out, err := p.saved.Session.Run(map[tf.Output]*tf.Tensor{p.px: xt}, []tf.Output{p.pclass}, nil)
+		tfutil.Free(xt)
 		if err != nil {
 			return 0, fmt.Errorf("linear probe predict: %w", err)
 		}
-		for k, c := range out[0].Value().([]int32) {
+		classes, err := tfutil.Int32s(out[0])
+		tfutil.Free(out...)
+		if err != nil {
+			return 0, fmt.Errorf("linear probe predict: %w", err)
+		}
+		for k, c := range classes {
 			if int(c) == labels[i+k] {
 				correct++
 			}
@@ -145,7 +156,7 @@ func (p *probe) accuracy(f Features, labels []int) (float64, error) {
 }
 
 // moments returns each dimension's mean and standard deviation (1 where it is 0).
-func moments(f Features) (mean, std []float64) {
+func moments(f knn.Features) (mean, std []float64) {
 	d := f.Dim
 	mean, std = make([]float64, d), make([]float64, d)
 	for i := 0; i < f.Len(); i++ {
@@ -171,8 +182,8 @@ func moments(f Features) (mean, std []float64) {
 	return mean, std
 }
 
-func standardize(f Features, mean, std []float64) Features {
-	out := Features{Data: make([]float32, len(f.Data)), Dim: f.Dim}
+func standardize(f knn.Features, mean, std []float64) knn.Features {
+	out := knn.Features{Data: make([]float32, len(f.Data)), Dim: f.Dim}
 	for i, v := range f.Data {
 		j := i % f.Dim
 		out.Data[i] = float32((float64(v) - mean[j]) / std[j])

@@ -3,6 +3,8 @@ package eval
 import (
 	"fmt"
 	"strings"
+
+	"github.com/infomax/infomax/run"
 )
 
 // Scores are the figures of one kind of feature.
@@ -34,19 +36,11 @@ type Report struct {
 	} `json:"files"`
 	// KNNCurve is the kNN monitor's weighted kNN during training
 	// (eval.every_epochs), with this evaluation's as its last point.
-	KNNCurve      []CurvePoint `json:"knn_curve,omitempty"`
-	EncodeSec     float64      `json:"encode_seconds"`
-	ImagesPerSec  float64      `json:"encode_images_per_second"`
-	KNNSec        float64      `json:"knn_seconds"`
-	KNNBlockBytes int64        `json:"knn_block_bytes"` // the largest similarity block held at once
-}
-
-// CurvePoint is one measurement of the kNN monitor.
-type CurvePoint struct {
-	Step     int64   `json:"step"`
-	Epoch    float64 `json:"epoch"`
-	Weighted float64 `json:"knn_weighted"`
-	Seconds  float64 `json:"knn_seconds"` // encoding and search, the monitor's cost
+	KNNCurve      []run.CurvePoint `json:"knn_curve,omitempty"`
+	EncodeSec     float64          `json:"encode_seconds"`
+	ImagesPerSec  float64          `json:"encode_images_per_second"`
+	KNNSec        float64          `json:"knn_seconds"`
+	KNNBlockBytes int64            `json:"knn_block_bytes"` // the largest similarity block held at once
 }
 
 // Markdown is the short table of report.md.

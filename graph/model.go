@@ -131,31 +131,11 @@ func load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	cp := &corepb.ConfigProto{
-		IntraOpParallelismThreads: int32(opts.IntraOpThreads),
-		InterOpParallelismThreads: int32(opts.InterOpThreads),
-	}
-	if opts.Device == "cpu" {
-		cp.DeviceCount = map[string]int32{"GPU": 0}
-	}
-	switch opts.Precision {
-	case "", "float32":
-	case "bfloat16":
-		cp.GraphOptions = &corepb.GraphOptions{RewriteOptions: &corepb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: corepb.RewriterConfig_ON}}
-	default:
-		return nil, fmt.Errorf("precision %q: want float32 or bfloat16", opts.Precision)
-	}
-	if opts.XLA {
-		if cp.GraphOptions == nil {
-			cp.GraphOptions = &corepb.GraphOptions{}
-		}
-		cp.GraphOptions.OptimizerOptions = &corepb.OptimizerOptions{GlobalJitLevel: corepb.OptimizerOptions_ON_1}
-	}
-	cfg, err := proto.Marshal(cp)
+	so, err := opts.SessionOptions()
 	if err != nil {
 		return nil, err
 	}
-	saved, err := tf.LoadSavedModel(dir, man.Tags, &tf.SessionOptions{Config: cfg})
+	saved, err := tf.LoadSavedModel(dir, man.Tags, so)
 	if err != nil {
 		return nil, err
 	}
@@ -178,6 +158,61 @@ func load(dir string, opts Options) (*Model, error) {
 		return nil, ErrNoGPU
 	}
 	return mod, nil
+}
+
+// SessionOptions are opts as TensorFlow's session options (its ConfigProto):
+// thread pools, a hidden GPU for device cpu, the precision rewrite, XLA.
+func (opts Options) SessionOptions() (*tf.SessionOptions, error) {
+	cp := &corepb.ConfigProto{
+		IntraOpParallelismThreads: int32(opts.IntraOpThreads),
+		InterOpParallelismThreads: int32(opts.InterOpThreads),
+	}
+	switch opts.Device {
+	case "", "auto", "gpu":
+	case "cpu":
+		cp.DeviceCount = map[string]int32{"GPU": 0}
+	default:
+		return nil, fmt.Errorf("device %q: want auto, cpu or gpu", opts.Device)
+	}
+	switch opts.Precision {
+	case "", "float32":
+	case "bfloat16":
+		cp.GraphOptions = &corepb.GraphOptions{RewriteOptions: &corepb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: corepb.RewriterConfig_ON}}
+	default:
+		return nil, fmt.Errorf("precision %q: want float32 or bfloat16", opts.Precision)
+	}
+	if opts.XLA {
+		if cp.GraphOptions == nil {
+			cp.GraphOptions = &corepb.GraphOptions{}
+		}
+		cp.GraphOptions.OptimizerOptions = &corepb.OptimizerOptions{GlobalJitLevel: corepb.OptimizerOptions_ON_1}
+	}
+	cfg, err := proto.Marshal(cp)
+	if err != nil {
+		return nil, err
+	}
+	return &tf.SessionOptions{Config: cfg}, nil
+}
+
+// NewSession opens a session on a graph built in Go (kNN's, for instance)
+// with opts: every TensorFlow session of the project is made here or in
+// Load, LoadSaved, so that a run's threads and device reach all of them.
+func NewSession(g *tf.Graph, opts Options) (*tf.Session, error) {
+	so, err := opts.SessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	return tf.NewSession(g, so)
+}
+
+// LoadSaved loads a SavedModel other than an InfoMax model (the linear
+// probe's) in a session with opts.
+func LoadSaved(dir string, tags []string, opts Options) (*tf.SavedModel, error) {
+	so, err := opts.SessionOptions()
+	if err != nil {
+		return nil, err
+	}
+	return tf.LoadSavedModel(dir, tags, so)
 }
 
 // readSaverDef reads the saver_def of the SavedModel's single MetaGraph.
@@ -300,7 +335,6 @@ func (m *Model) images(pixels []byte) (*tf.Tensor, error) {
 		return nil, fmt.Errorf("batch of %d bytes is not a whole number of %d×%d×%d uint8 images (%d bytes each)", len(pixels), s[0], s[1], s[2], per)
 	}
 	shape := []int64{int64(len(pixels) / per), int64(s[0]), int64(s[1]), int64(s[2])}
-	tfutil.Track(int64(len(pixels))) // C memory freed only by finalizers
 	return tf.ReadTensor(tf.Uint8, shape, bytes.NewReader(pixels))
 }
 
@@ -311,10 +345,12 @@ func (m *Model) TrainStep(pixels []byte) (Losses, error) {
 	if err != nil {
 		return Losses{}, fmt.Errorf("train step: %w", err)
 	}
+	defer tfutil.Free(x)
 	if n := x.Shape()[0]; n < 2 {
 		return Losses{}, fmt.Errorf("train step: a batch needs at least 2 images to shuffle, got %d", n)
 	}
 	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.trainIn: x}, m.trainOut, nil)
+	defer tfutil.Free(out...)
 	if err != nil {
 		return Losses{}, fmt.Errorf("train step: %w", err)
 	}
@@ -352,6 +388,7 @@ func (m *Model) TrainStepWithNoise(pixels []byte, eps []float32, permGlobal, per
 	if err != nil {
 		return Losses{}, fmt.Errorf("train step: %w", err)
 	}
+	defer tfutil.Free(x)
 	n := x.Shape()[0]
 	if int64(len(eps)) != n*int64(m.Manifest.FeatureDim) || int64(len(permGlobal)) != n || int64(len(permLocal)) != n {
 		return Losses{}, fmt.Errorf("train step: %d images need %d×%d eps and two permutations of %d", n, n, m.Manifest.FeatureDim, n)
@@ -360,16 +397,20 @@ func (m *Model) TrainStepWithNoise(pixels []byte, eps []float32, permGlobal, per
 	if err != nil {
 		return Losses{}, err
 	}
+	defer tfutil.Free(e)
 	pg, err := tf.NewTensor(permGlobal)
 	if err != nil {
 		return Losses{}, err
 	}
+	defer tfutil.Free(pg)
 	pl, err := tf.NewTensor(permLocal)
 	if err != nil {
 		return Losses{}, err
 	}
+	defer tfutil.Free(pl)
 	feeds := map[tf.Output]*tf.Tensor{m.noiseIn[0]: x, m.noiseIn[1]: e, m.noiseIn[2]: pg, m.noiseIn[3]: pl}
 	out, err := m.saved.Session.Run(feeds, m.noiseOut, nil)
+	defer tfutil.Free(out...)
 	if err != nil {
 		return Losses{}, fmt.Errorf("train step: %w", err)
 	}
@@ -382,7 +423,10 @@ func (m *Model) SetLearningRate(lr float64) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.lrIn: v}, []tf.Output{m.lrOut}, nil); err != nil {
+	defer tfutil.Free(v)
+	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.lrIn: v}, []tf.Output{m.lrOut}, nil)
+	tfutil.Free(out...)
+	if err != nil {
 		return fmt.Errorf("set learning rate: %w", err)
 	}
 	return nil
@@ -395,10 +439,12 @@ func (m *Model) Encode(pixels []byte) ([]float32, error) {
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	defer tfutil.Free(x)
 	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.encodeIn: x}, []tf.Output{m.encodeOut}, nil)
 	if err != nil {
 		return nil, fmt.Errorf("encode: %w", err)
 	}
+	defer tfutil.Free(out...)
 	return tfutil.Float32s(out[0])
 }
 
@@ -434,7 +480,10 @@ func (m *Model) Save(prefix string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.saveFilename: name}, []tf.Output{m.saveTensor}, nil); err != nil {
+	defer tfutil.Free(name)
+	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.saveFilename: name}, []tf.Output{m.saveTensor}, nil)
+	tfutil.Free(out...)
+	if err != nil {
 		return fmt.Errorf("save checkpoint %s: %w", prefix, err)
 	}
 	return nil
@@ -449,6 +498,7 @@ func (m *Model) Restore(prefix string) error {
 	if err != nil {
 		return err
 	}
+	defer tfutil.Free(name)
 	if _, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.saveFilename: name}, nil, []*tf.Operation{m.restoreOp}); err != nil {
 		return fmt.Errorf("restore checkpoint %s: %w", prefix, err)
 	}

@@ -9,7 +9,7 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 )
 
 func load(t *testing.T) (*graph.Model, string) {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 )
 
 // bfloat16 (oneDNN's automatic mixed precision) computes what float32 does,

@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/graph"
@@ -20,21 +21,44 @@ import (
 // PythonEnv names the variable that overrides the Python interpreter.
 const PythonEnv = "INFOMAX_PYTHON"
 
-// Root finds the project root (the folder holding pyexport/__main__.py),
-// starting at the working directory and walking up.
+// RootEnv names the variable that points at the project root.
+const RootEnv = "INFOMAX_ROOT"
+
+// Root finds the project root (the folder holding pyexport/__main__.py), for
+// the Python exporter and the project's configs: $INFOMAX_ROOT; else the
+// working directory or a folder above it; else the folder this package was
+// compiled from (a binary built from a clone, run from anywhere on the
+// machine that holds the clone).
 func Root() (string, error) {
+	if d := os.Getenv(RootEnv); d != "" {
+		if !isRoot(d) {
+			return "", fmt.Errorf("%s=%s: no pyexport/__main__.py there", RootEnv, d)
+		}
+		return d, nil
+	}
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
 	}
 	for d := dir; ; d = filepath.Dir(d) {
-		if _, err := os.Stat(filepath.Join(d, "pyexport", "__main__.py")); err == nil {
+		if isRoot(d) {
 			return d, nil
 		}
 		if filepath.Dir(d) == d {
-			return "", fmt.Errorf("no pyexport/__main__.py in %s or above: run from the infomax project folder", dir)
+			break
 		}
 	}
+	if _, src, _, ok := runtime.Caller(0); ok && filepath.IsAbs(src) {
+		if d := filepath.Dir(filepath.Dir(src)); isRoot(d) {
+			return d, nil
+		}
+	}
+	return "", fmt.Errorf("no pyexport/__main__.py in %s or above, nor where this program was built from: run from the infomax project folder or set %s", dir, RootEnv)
+}
+
+func isRoot(d string) bool {
+	_, err := os.Stat(filepath.Join(d, "pyexport", "__main__.py"))
+	return err == nil
 }
 
 // Python returns the interpreter to run the exporter with: $INFOMAX_PYTHON, or

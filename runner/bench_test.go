@@ -14,7 +14,7 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 	"github.com/infomax/infomax/pyexport"
 )
 

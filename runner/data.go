@@ -67,7 +67,7 @@ plus shards.json (classes, counts and labels). Train on it with
 data.format: shards, data.path: OUT, data.streaming: true. Images are copied as
 they are (not re-encoded); each one's header is checked against the default
 limits first. A folder without shards.json is an unfinished copy.`,
-		Args: cobra.NoArgs,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runShards(cmd.Context(), o, cmd.OutOrStdout(), cmd.ErrOrStderr())
 		},

@@ -5,9 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 
 	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/train"
 
 	"github.com/spf13/cobra"
 
@@ -15,9 +15,11 @@ import (
 )
 
 type evalOptions struct {
-	RunDirs []string
-	Table   string // write the comparison table here too
-	Curve   int    // measure the kNN curve from kept checkpoints, every that many epochs
+	RunDirs  []string
+	Table    string // write the comparison table here too
+	Curve    int    // measure the kNN curve from kept checkpoints, every that many epochs
+	Out      string // write the report here instead of the run folder
+	DataPath string // the data set, when it is no longer where the run's config.yaml says
 }
 
 func evalCmd() *cobra.Command {
@@ -32,7 +34,11 @@ same for raw pixels, retrieval grids and the features as .npy. With several
 With --curve N it first measures the kNN monitor's weighted kNN for each kept
 checkpoint at the end of every N-th epoch that the run has not measured (a run
 trained without eval.every_epochs, or with train.keep_checkpoints raised to
-keep them), so report.json and knn_curve.png have the curve.`,
+keep them), so report.json and knn_curve.png have the curve.
+
+The report goes into the run folder, or with --out into another folder (a
+read-only run folder, or one evaluated on other data through --data.path).`,
+		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runEval(cmd.Context(), o, cmd.OutOrStdout())
 		},
@@ -40,6 +46,8 @@ keep them), so report.json and knn_curve.png have the curve.`,
 	cmd.Flags().StringArrayVar(&o.RunDirs, "run-dir", nil, "a run folder (repeat to compare runs)")
 	cmd.Flags().StringVar(&o.Table, "table", "", "also write the comparison table (Markdown) to this file")
 	cmd.Flags().IntVar(&o.Curve, "curve", 0, "first measure the kNN curve from the kept checkpoints, every N epochs (0: no)")
+	cmd.Flags().StringVar(&o.Out, "out", "", "write the report, grids and features here instead of the run folder (with several --run-dir: OUT/<run folder's name>)")
+	cmd.Flags().StringVar(&o.DataPath, "data.path", "", "the data set's path, when it is no longer where the run's config.yaml says")
 	return cmd
 }
 
@@ -52,7 +60,11 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	}
 	var reps []*eval.Report
 	for _, dir := range o.RunDirs {
-		rep, err := train.EvaluateRun(ctx, dir, o.Curve, out)
+		ro := eval.RunOptions{Out: o.Out, Curve: o.Curve}
+		if o.Out != "" && len(o.RunDirs) > 1 {
+			ro.Out = filepath.Join(o.Out, filepath.Base(filepath.Clean(dir)))
+		}
+		rep, err := eval.OpenRun(ctx, dir, o.DataPath, ro, out)
 		if err != nil {
 			return fmt.Errorf("eval %s: %w", dir, err)
 		}

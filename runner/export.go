@@ -17,6 +17,7 @@ func exportCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "export",
 		Short: "export the config's SavedModel (only when missing or stale, unless --force)",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			cfg, err := config.Load(file, cmd.Flags())
 			if err != nil {

@@ -13,9 +13,9 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/data"
-	"github.com/infomax/infomax/internal/hostile"
+	"github.com/infomax/infomax/internal/fixture/hostile"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 	"github.com/infomax/infomax/internal/memstat"
-	"github.com/infomax/infomax/internal/testmodel"
 )
 
 // hostileFolder writes two classes of real Fashion-MNIST images as PNG files
@@ -77,17 +77,19 @@ func TestHostileImageEverywhere(t *testing.T) {
 	}
 
 	idx := filepath.Join(t.TempDir(), "x.idx")
-	grew = memstat.PeakGrowth(func() { err = runIndex(indexOptions{RunDir: run, Images: folder, Out: idx}, new(bytes.Buffer)) })
+	grew = memstat.PeakGrowth(func() {
+		err = runIndex(t.Context(), indexOptions{RunDir: run, Images: folder, Out: idx}, new(bytes.Buffer))
+	})
 	check("index", grew, err, huge, "--skip-bad")
 	out.Reset()
-	if err := runIndex(indexOptions{RunDir: run, Images: folder, Out: idx, SkipBad: true}, &out); err != nil {
+	if err := runIndex(t.Context(), indexOptions{RunDir: run, Images: folder, Out: idx, SkipBad: true}, &out); err != nil {
 		t.Fatalf("index --skip-bad: %v", err)
 	}
 	if !strings.Contains(out.String(), "index: 80 images") || !strings.Contains(out.String(), "1 left out") || !strings.Contains(out.String(), "huge.png") {
 		t.Errorf("index --skip-bad output:\n%s", out.String())
 	}
 	grew = memstat.PeakGrowth(func() {
-		err = runSearch(searchOptions{Index: idx, Query: huge, K: 3, Metric: "cosine"}, new(bytes.Buffer))
+		err = runSearch(t.Context(), searchOptions{Index: idx, Query: huge, K: 3, Metric: "cosine"}, new(bytes.Buffer))
 	})
 	check("search --query", grew, err, huge)
 }

@@ -19,20 +19,21 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/tboard"
 	"github.com/infomax/infomax/train"
 )
 
 // knnLines are the kNN monitor's lines of a run's metrics.jsonl.
-func knnLines(t *testing.T, dir string) []eval.CurvePoint {
+func knnLines(t *testing.T, dir string) []run.CurvePoint {
 	t.Helper()
 	f, err := os.Open(filepath.Join(dir, "metrics.jsonl"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	var out []eval.CurvePoint
+	var out []run.CurvePoint
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		var rec map[string]float64
@@ -40,7 +41,7 @@ func knnLines(t *testing.T, dir string) []eval.CurvePoint {
 			t.Fatalf("metrics.jsonl line %q: %v", sc.Text(), err)
 		}
 		if w, ok := rec["knn_weighted"]; ok {
-			out = append(out, eval.CurvePoint{Step: int64(rec["step"]), Epoch: rec["epoch"], Weighted: w, Seconds: rec["knn_seconds"]})
+			out = append(out, run.CurvePoint{Step: int64(rec["step"]), Epoch: rec["epoch"], Weighted: w, Seconds: rec["knn_seconds"]})
 		}
 	}
 	return out

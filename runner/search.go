@@ -1,11 +1,11 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"path/filepath"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -13,6 +13,7 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/search"
 )
 
@@ -26,8 +27,9 @@ func indexCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "index",
 		Short: "encode every image of a folder or archive into a search index",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runIndex(o, cmd.OutOrStdout())
+			return runIndex(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&o.RunDir, "run-dir", "", "the trained run whose encoder to use")
@@ -40,23 +42,25 @@ func indexCmd() *cobra.Command {
 	return cmd
 }
 
-func runIndex(o indexOptions, out io.Writer) error {
+func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	t := time.Now()
 	enc, err := encoder.Load(o.RunDir)
 	if err != nil {
 		return err
 	}
 	defer enc.Close()
-	imgs, err := data.ReadImages(o.Images, enc.Shape, o.SkipBad, enc.Limits)
+	imgs, err := data.ReadImages(o.Images, enc.Shape, o.SkipBad, enc.Limits())
 	if err != nil {
 		return err
 	}
-	feats, err := enc.EncodePixels(imgs.Set.Images)
+	feats, err := enc.EncodePixels(ctx, imgs.Set.Images, imgs.Set.Len())
 	if err != nil {
 		return err
 	}
-	run, _ := filepath.Abs(o.RunDir)
-	ix := &search.Index{Paths: imgs.Paths, Features: eval.Features{Data: feats, Dim: enc.Dim()}, Run: run, ConfigHash: enc.ConfigHash, Step: enc.Step}
+	ix, err := search.New(imgs.Paths, knn.Features{Data: feats, Dim: enc.Dim()}, enc.Run, enc.ConfigHash, enc.Step)
+	if err != nil {
+		return err
+	}
 	if err := ix.Save(o.Out); err != nil {
 		return err
 	}
@@ -79,8 +83,9 @@ func searchCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "search",
 		Short: "find the images of an index most like a query image",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runSearch(o, cmd.OutOrStdout())
+			return runSearch(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
 	cmd.Flags().StringVar(&o.Index, "index", "", "an index made by `runner index`")
@@ -94,9 +99,9 @@ func searchCmd() *cobra.Command {
 	return cmd
 }
 
-func runSearch(o searchOptions, out io.Writer) error {
-	metric := eval.Metric(o.Metric)
-	if metric != eval.Cosine && metric != eval.L2 {
+func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
+	metric := knn.Metric(o.Metric)
+	if metric != knn.Cosine && metric != knn.L2 {
 		return fmt.Errorf("--metric %q: want cosine or l2", o.Metric)
 	}
 	if o.K < 1 {
@@ -118,17 +123,17 @@ func runSearch(o searchOptions, out io.Writer) error {
 		return fmt.Errorf("%s was made by another model (spec %.12s at step %d; %s now holds spec %.12s at step %d): index the images again",
 			o.Index, ix.ConfigHash, ix.Step, ix.Run, enc.ConfigHash, enc.Step)
 	}
-	q, err := data.ReadImage(o.Query, enc.Shape, enc.Limits)
+	q, err := data.ReadImage(o.Query, enc.Shape, enc.Limits())
 	if errors.Is(err, data.ErrTooLarge) {
 		return fmt.Errorf("query: %w", err)
 	} else if err != nil {
 		return fmt.Errorf("query: %w (want a JPEG, PNG, GIF, BMP or WebP image)", err)
 	}
-	feat, err := enc.EncodePixels(q)
+	feat, err := enc.EncodePixels(ctx, q, 1)
 	if err != nil {
 		return err
 	}
-	hits, err := ix.Search(eval.Features{Data: feat, Dim: enc.Dim()}, o.K, metric)
+	hits, err := ix.SearchWith(knn.Features{Data: feat, Dim: enc.Dim()}, o.K, knn.Options{Metric: metric, Session: enc.Session()})
 	if err != nil {
 		return err
 	}
@@ -140,7 +145,7 @@ func runSearch(o searchOptions, out io.Writer) error {
 		}
 	} else {
 		label := "cosine"
-		if metric == eval.L2 {
+		if metric == knn.L2 {
 			label = "distance"
 		}
 		for _, h := range hits[0] {
@@ -152,7 +157,7 @@ func runSearch(o searchOptions, out io.Writer) error {
 	}
 	row := eval.GridRow{Query: q}
 	for _, h := range hits[0] {
-		px, err := data.ReadImage(h.Path, enc.Shape, enc.Limits)
+		px, err := data.ReadImage(h.Path, enc.Shape, enc.Limits())
 		if err != nil {
 			return fmt.Errorf("strip: %w", err)
 		}

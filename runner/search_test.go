@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 	"github.com/infomax/infomax/search"
 )
 
@@ -33,7 +33,7 @@ func TestIndexAndSearch(t *testing.T) {
 	os.WriteFile(filepath.Join(imgDir, "notes.txt"), []byte("skip me"), 0o644)
 	idx := filepath.Join(tmp, "images.idx")
 	var out bytes.Buffer
-	if err := runIndex(indexOptions{RunDir: runDir, Images: imgDir, Out: idx}, &out); err != nil {
+	if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: imgDir, Out: idx}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.Contains(out.String(), "index: 12 images") || !strings.Contains(out.String(), "12 resized") {
@@ -43,7 +43,7 @@ func TestIndexAndSearch(t *testing.T) {
 	query := filepath.Join(imgDir, "imgb.png")
 	out.Reset()
 	strip := filepath.Join(tmp, "strip.png")
-	if err := runSearch(searchOptions{Index: idx, Query: query, K: 4, Metric: "cosine", Strip: strip, JSON: true}, &out); err != nil {
+	if err := runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 4, Metric: "cosine", Strip: strip, JSON: true}, &out); err != nil {
 		t.Fatal(err)
 	}
 	var hits []search.Hit
@@ -57,7 +57,7 @@ func TestIndexAndSearch(t *testing.T) {
 		t.Errorf("strip: %v", err)
 	}
 	out.Reset()
-	if err := runSearch(searchOptions{Index: idx, Query: query, K: 3, Metric: "l2", Strip: ""}, &out); err != nil {
+	if err := runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 3, Metric: "l2", Strip: ""}, &out); err != nil {
 		t.Fatal(err)
 	}
 	if !strings.HasPrefix(out.String(), "distance 0.0000  "+query) {
@@ -82,7 +82,7 @@ func TestIndexAndSearch(t *testing.T) {
 		{searchOptions{Index: idx, Query: query, K: 3, Metric: "manhattan"}, `--metric "manhattan"`},
 	}
 	for _, c := range cases {
-		err := runSearch(c.o, new(bytes.Buffer))
+		err := runSearch(t.Context(), c.o, new(bytes.Buffer))
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: error %v, want %q", c.o, err, c.want)
 		}

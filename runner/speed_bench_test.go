@@ -11,8 +11,8 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/pyexport"
 )
 
@@ -40,8 +40,8 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 	archive := filepath.Join(root, "..", "shared", "data", "cifar10-jpeg.tar.gz")
 	set := testmodel.CIFAR10Train(b, 50000)
 	tmp := b.TempDir()
-	npy := filepath.Join(tmp, "cifar10-train.npy")
-	if err := eval.WriteNPY(npy, set.Images, set.Len(), 32, 32, 3); err != nil {
+	pixelsNPY := filepath.Join(tmp, "cifar10-train.npy")
+	if err := npy.Write(pixelsNPY, set.Images, set.Len(), 32, 32, 3); err != nil {
 		b.Fatal(err)
 	}
 	py, bin := testmodel.Python(b), runnerBinary(b)
@@ -72,7 +72,7 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		return stepsRate(b, dir, 64)
 	}
 	keras := func() float64 {
-		c := exec.Command(py, "scripts/keras_fit_baseline.py", "--export", export, "--images", npy, "--steps", "300")
+		c := exec.Command(py, "scripts/keras_fit_baseline.py", "--export", export, "--images", pixelsNPY, "--steps", "300")
 		c.Dir = root
 		out, err := c.Output()
 		var r struct {

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infomax/infomax/internal/fullsize"
+	"github.com/infomax/infomax/internal/fixture/fullsize"
 	"github.com/infomax/infomax/pyexport"
 )
 

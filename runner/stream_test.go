@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 )
 
 // streamConfig is the test model's config on an image folder or the

@@ -2,21 +2,40 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/train"
 )
 
-// trainOptions are train.Options (the flags fill them).
-type trainOptions = train.Options
+// DefaultConfig is what `runner train` trains with no --config: the
+// Fashion-MNIST default, as `make train` does.
+const DefaultConfig = "configs/fashion_mnist.yaml"
+
+// trainOptions are the flags of `runner train`.
+type trainOptions struct {
+	ConfigFile string
+	RunDir     string
+	MaxSteps   int64
+	Resume     bool
+	SkipBad    bool           // same as data.skip_bad
+	Flags      *pflag.FlagSet // config overrides; may be nil
+}
 
 func trainCmd() *cobra.Command {
 	var o trainOptions
 	cmd := &cobra.Command{
 		Use:   "train",
 		Short: "train on the config's data set, writing checkpoints, metrics and a kNN report",
+		Args:  noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			o.Flags = cmd.Flags()
 			return runTrain(cmd.Context(), o, cmd.OutOrStdout())
@@ -30,7 +49,43 @@ func trainCmd() *cobra.Command {
 	return cmd
 }
 
-// runTrain is `runner train`: package train does the work.
+// runTrain is `runner train`: it resolves the config (defaults, file,
+// environment, flags) and package train does the rest.
 func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
-	return train.Run(ctx, o, out)
+	file, err := configFile(o, out)
+	if err != nil {
+		return err
+	}
+	cfg, err := config.Load(file, o.Flags)
+	if err != nil {
+		return err
+	}
+	if err := cfg.CheckData(); err != nil {
+		return fmt.Errorf("config %s: %w", file, err)
+	}
+	if o.SkipBad {
+		cfg.Data.SkipBad = true
+	}
+	return train.Run(ctx, cfg, train.Options{RunDir: o.RunDir, MaxSteps: o.MaxSteps, Resume: o.Resume}, out)
+}
+
+// configFile is the config to train with: --config, else the run folder's
+// own config.yaml on --resume, else the default.
+func configFile(o trainOptions, out io.Writer) (string, error) {
+	switch {
+	case o.ConfigFile != "":
+		return o.ConfigFile, nil
+	case o.Resume && o.RunDir != "":
+		file := filepath.Join(o.RunDir, run.ConfigFile)
+		if _, err := os.Stat(file); err != nil {
+			return "", fmt.Errorf("--resume: %s has no %s, so it holds no run to continue (was it stopped before it started?): start it with --config FILE --run-dir %s", o.RunDir, run.ConfigFile, o.RunDir)
+		}
+		return file, nil
+	}
+	root, err := pyexport.Root()
+	if err != nil {
+		return "", fmt.Errorf("no --config given, and the default %s was not found: %w", DefaultConfig, err)
+	}
+	fmt.Fprintf(out, "train: no --config given: training the default, %s\n", DefaultConfig)
+	return filepath.Join(root, DefaultConfig), nil
 }

@@ -26,8 +26,7 @@ go build -o "$work/embed" ./embed
 go build -o "$work/prism" github.com/apache/beam/sdks/v2/go/cmd/prism
 go build -o "$work/boot" github.com/apache/beam/sdks/v2/go/container
 
-# The workers resolve the run's relative paths (config.yaml's export_dir)
-# from the folder this was started in, as training did.
+# The workers resolve a relative RUN_DIR from the folder this was started in.
 cd "$caller"
 for port in 8073 8074 50000; do
   if (echo >/dev/tcp/127.0.0.1/$port) 2>/dev/null; then

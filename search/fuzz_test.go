@@ -7,11 +7,11 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/knn"
 )
 
 func indexBytes(t testing.TB, paths []string, dim int) []byte {
-	ix := &Index{Paths: paths, Features: eval.Features{Dim: dim, Data: make([]float32, dim*len(paths))}, Run: "runs/x", ConfigHash: "abc", Step: 3}
+	ix := &Index{Paths: paths, Features: knn.Features{Dim: dim, Data: make([]float32, dim*len(paths))}, Run: "runs/x", ConfigHash: "abc", Step: 3}
 	for i := range ix.Features.Data {
 		ix.Features.Data[i] = float32(i) / 7
 	}

@@ -10,19 +10,21 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"unsafe"
 
-	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/knn"
 )
 
-// Index holds one feature row per image.
+// Index holds one feature row per image. Make one with New (which checks
+// that it is whole) or Load.
 type Index struct {
-	Paths      []string      `json:"paths"`
-	Features   eval.Features `json:"-"`
-	Run        string        `json:"run"`         // the run whose encoder made the features
-	ConfigHash string        `json:"config_hash"` // its manifest's spec hash
-	Step       int64         `json:"step"`
+	Paths      []string     `json:"paths"`
+	Features   knn.Features `json:"-"`
+	Run        string       `json:"run"`         // the run whose encoder made the features
+	ConfigHash string       `json:"config_hash"` // its manifest's spec hash
+	Step       int64        `json:"step"`
 }
 
 // Hit is one search result.
@@ -37,15 +39,39 @@ const magic = "infomax-index-1\n"
 // ErrEmpty means the index holds no images.
 var ErrEmpty = errors.New("empty index")
 
+// New makes an index of one feature row per path, refusing features that are
+// not whole rows or whose rows do not match the paths one to one. run,
+// configHash and step say which encoder made the features (Encoder's Run,
+// ConfigHash and Step).
+func New(paths []string, features knn.Features, run, configHash string, step int64) (*Index, error) {
+	ix := &Index{Paths: paths, Features: features, Run: run, ConfigHash: configHash, Step: step}
+	if err := ix.check(); err != nil {
+		return nil, err
+	}
+	return ix, nil
+}
+
+// check says what breaks the index's invariant: one row per path.
+func (ix *Index) check() error {
+	if err := ix.Features.Check(); err != nil {
+		return fmt.Errorf("index: %w", err)
+	}
+	if n := ix.Features.Len(); n != len(ix.Paths) || (len(ix.Features.Data) > 0 && ix.Features.Dim == 0) {
+		return fmt.Errorf("index: %d feature rows for %d paths", n, len(ix.Paths))
+	}
+	return nil
+}
+
 // Save writes the index (a JSON header, then float32 rows), atomically.
 func (ix *Index) Save(path string) error {
-	if ix.Features.Len() != len(ix.Paths) {
-		return fmt.Errorf("index: %d feature rows for %d paths", ix.Features.Len(), len(ix.Paths))
+	if err := ix.check(); err != nil {
+		return err
 	}
 	head, err := json.Marshal(struct {
 		*Index
-		Dim int `json:"dim"`
-	}{ix, ix.Features.Dim})
+		RunRelative string `json:"run_relative,omitempty"`
+		Dim         int    `json:"dim"`
+	}{ix, RelativeRun(path, ix.Run), ix.Features.Dim})
 	if err != nil {
 		return err
 	}
@@ -69,52 +95,100 @@ func Load(path string) (*Index, error) {
 	if err != nil {
 		return nil, err
 	}
-	ix, err := Parse(raw)
+	ix, rel, err := parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
+	ix.Run = FindRun(path, ix.Run, rel)
 	return ix, nil
+}
+
+// RelativeRun is run relative to the folder of the file at path ("" when
+// either is not absolute-able or they share no root).
+func RelativeRun(path, run string) string {
+	if run == "" {
+		return ""
+	}
+	absPath, err1 := filepath.Abs(path)
+	absRun, err2 := filepath.Abs(run)
+	if err1 != nil || err2 != nil {
+		return ""
+	}
+	rel, err := filepath.Rel(filepath.Dir(absPath), absRun)
+	if err != nil {
+		return ""
+	}
+	return filepath.ToSlash(rel)
+}
+
+// FindRun is where the run of a file at path is: relative to the file when
+// rel leads to a run folder (one with a config.yaml), else abs as recorded.
+func FindRun(path, abs, rel string) string {
+	if rel != "" {
+		if absPath, err := filepath.Abs(path); err == nil {
+			p := filepath.Join(filepath.Dir(absPath), filepath.FromSlash(rel))
+			if _, err := os.Stat(filepath.Join(p, "config.yaml")); err == nil {
+				return p
+			}
+		}
+	}
+	return abs
 }
 
 // Parse reads the bytes of an index file. Every size in them is checked
 // against the bytes actually there before anything is allocated from it.
 func Parse(raw []byte) (*Index, error) {
+	ix, _, err := parse(raw)
+	return ix, err
+}
+
+func parse(raw []byte) (*Index, string, error) {
 	if !bytes.HasPrefix(raw, []byte(magic)) || len(raw) < len(magic)+8 {
-		return nil, errors.New("not an infomax index (make one with `runner index`)")
+		return nil, "", errors.New("not an infomax index (make one with `runner index`)")
 	}
 	raw = raw[len(magic):]
 	n := binary.LittleEndian.Uint64(raw)
 	raw = raw[8:]
 	if n > uint64(len(raw)) {
-		return nil, fmt.Errorf("the header claims %d bytes, the file holds %d after it: truncated index header", n, len(raw))
+		return nil, "", fmt.Errorf("the header claims %d bytes, the file holds %d after it: truncated index header", n, len(raw))
 	}
 	var head struct {
 		Index
-		Dim int `json:"dim"`
+		RunRelative string `json:"run_relative"`
+		Dim         int    `json:"dim"`
 	}
 	if err := json.Unmarshal(raw[:n], &head); err != nil {
-		return nil, fmt.Errorf("index header: %w", err)
+		return nil, "", fmt.Errorf("index header: %w", err)
 	}
 	rows := raw[n:]
 	paths := uint64(len(head.Paths))
 	switch {
 	case head.Dim < 0 || (head.Dim == 0 && paths > 0):
-		return nil, fmt.Errorf("index header: feature dimension %d for %d paths: corrupt", head.Dim, paths)
+		return nil, "", fmt.Errorf("index header: feature dimension %d for %d paths: corrupt", head.Dim, paths)
 	case paths == 0 && len(rows) > 0:
-		return nil, fmt.Errorf("%d bytes of features for no paths: corrupt", len(rows))
+		return nil, "", fmt.Errorf("%d bytes of features for no paths: corrupt", len(rows))
 	case paths > 0 && (uint64(len(rows))%(4*paths) != 0 || uint64(len(rows))/(4*paths) != uint64(head.Dim)):
-		return nil, fmt.Errorf("%d bytes of features for %d paths of dimension %d: truncated or corrupt", len(rows), paths, head.Dim)
+		return nil, "", fmt.Errorf("%d bytes of features for %d paths of dimension %d: truncated or corrupt", len(rows), paths, head.Dim)
 	}
 	ix := head.Index
-	ix.Features = eval.Features{Dim: head.Dim, Data: make([]float32, len(rows)/4)}
+	ix.Features = knn.Features{Dim: head.Dim, Data: make([]float32, len(rows)/4)}
 	if len(rows) > 0 {
 		copy(unsafe.Slice((*byte)(unsafe.Pointer(&ix.Features.Data[0])), len(rows)), rows)
 	}
-	return &ix, nil
+	return &ix, head.RunRelative, nil
 }
 
 // Search returns the k nearest images to each query row, best first.
-func (ix *Index) Search(queries eval.Features, k int, metric eval.Metric) ([][]Hit, error) {
+func (ix *Index) Search(queries knn.Features, k int, metric knn.Metric) ([][]Hit, error) {
+	return ix.SearchWith(queries, k, knn.Options{Metric: metric})
+}
+
+// SearchWith is Search with the search's options: its metric, and the
+// TensorFlow session's threads and device (an Encoder's Session()).
+func (ix *Index) SearchWith(queries knn.Features, k int, o knn.Options) ([][]Hit, error) {
+	if err := ix.check(); err != nil {
+		return nil, err
+	}
 	if len(ix.Paths) == 0 {
 		return nil, ErrEmpty
 	}
@@ -122,7 +196,7 @@ func (ix *Index) Search(queries eval.Features, k int, metric eval.Metric) ([][]H
 		return nil, fmt.Errorf("search: queries of dimension %d, the index has %d", queries.Dim, ix.Features.Dim)
 	}
 	k = min(k, len(ix.Paths))
-	nb, err := eval.SearchMetric(ix.Features, queries, k, eval.ChunkFor(ix.Features.Len()), metric)
+	nb, err := knn.Search(ix.Features, queries, k, o)
 	if err != nil {
 		return nil, err
 	}
@@ -131,7 +205,7 @@ func (ix *Index) Search(queries eval.Features, k int, metric eval.Metric) ([][]H
 		for j := 0; j < k; j++ {
 			i := int(nb.Index[q*k+j])
 			score := float64(nb.Sim[q*k+j])
-			if metric == eval.L2 {
+			if o.Metric == knn.L2 {
 				score = -score
 			}
 			out[q] = append(out[q], Hit{Path: ix.Paths[i], Index: i, Score: score})

@@ -1,4 +1,4 @@
-package tboard
+package tboard_test
 
 import (
 	"bytes"
@@ -11,11 +11,12 @@ import (
 
 	summarypb "github.com/wamuir/graft/tensorflow/core/framework/summary_go_proto"
 
-	"github.com/infomax/infomax/internal/testmodel"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/tboard"
 )
 
 func writeSample(t *testing.T) string {
-	w, err := NewWriter(t.TempDir())
+	w, err := tboard.NewWriter(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,7 +38,7 @@ func writeSample(t *testing.T) string {
 
 func TestEventsReadBackWithCRCs(t *testing.T) {
 	path := writeSample(t)
-	events, err := ReadEvents(path)
+	events, err := tboard.ReadEvents(path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +65,7 @@ func TestEventsReadBackWithCRCs(t *testing.T) {
 	raw, _ := os.ReadFile(path)
 	raw[len(raw)-10] ^= 0x40
 	os.WriteFile(path, raw, 0o644)
-	if _, err := ReadEvents(path); err == nil || !strings.Contains(err.Error(), "CRC mismatch") {
+	if _, err := tboard.ReadEvents(path); err == nil || !strings.Contains(err.Error(), "CRC mismatch") {
 		t.Errorf("corrupt file: %v", err)
 	}
 }

@@ -9,8 +9,8 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 	"github.com/infomax/infomax/internal/memstat"
-	"github.com/infomax/infomax/internal/testmodel"
 	"github.com/infomax/infomax/pyexport"
 )
 

@@ -12,10 +12,10 @@ import "math"
 // is train.lr_backoff to the power of the rollbacks so far, kept in
 // latest.json, so that a resumed run continues the same curve.
 
-func (r *run) scheduled() bool { return r.cfg.Train.LRSchedule == "cosine" }
+func (r *trainer) scheduled() bool { return r.cfg.Train.LRSchedule == "cosine" }
 
 // scheduleLR sets step k's learning rate under a cosine schedule.
-func (r *run) scheduleLR(k, full int64) error {
+func (r *trainer) scheduleLR(k, full int64) error {
 	if !r.scheduled() {
 		return nil
 	}

@@ -2,142 +2,71 @@ package train
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fsutil"
-	"github.com/infomax/infomax/internal/runload"
 	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/run"
 )
 
-// DefaultConfig is what `runner train` trains with no --config: the
-// Fashion-MNIST default, as `make train` does.
-const DefaultConfig = "configs/fashion_mnist.yaml"
-
-// setUp resolves the config, prepares the run folder, exports the SavedModel
-// if it is missing or stale, loads it and the data, and restores the latest
-// checkpoint; it returns the step to start from.
-func setUp(ctx context.Context, o Options, out io.Writer) (*run, int64, error) {
-	file, err := configFile(o, out)
-	if err != nil {
-		return nil, 0, err
-	}
-	cfg, err := config.Load(file, o.Flags)
-	if err != nil {
-		return nil, 0, err
-	}
-	if err := cfg.CheckData(); err != nil {
-		return nil, 0, fmt.Errorf("config %s: %w", file, err)
-	}
-	if o.SkipBad {
-		cfg.Data.SkipBad = true
-	}
+// setUp prepares the run folder (package run), exports the SavedModel if
+// the folder has none of its spec, loads it and the data, and restores the
+// latest checkpoint; it returns the step to start from.
+func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) (*trainer, int64, error) {
 	dir := o.RunDir
 	if dir == "" {
 		dir = filepath.Join("runs", cfg.Name)
 	}
-	_, hash := cfg.SpecJSON()
-	r := &run{cfg: cfg, dir: dir, hash: hash, out: out, lrScale: 1, ckpts: checkpoint.Dir{Path: filepath.Join(dir, "checkpoints"), Keep: cfg.Train.KeepCheckpoints}}
-
 	// The run folder first: it is cheap to check, and a run killed during
 	// start-up then still holds the config it was started with.
-	state, err := r.checkResume(o.Resume)
+	r, err := run.Create(dir, cfg, o.Resume, out)
 	if err != nil {
 		return nil, 0, err
 	}
-	export, why, err := exportDirFor(&cfg.Config, out)
-	if err != nil {
-		return nil, 0, fmt.Errorf("the SavedModel of %s: %w", file, err)
-	}
-	cfg.ExportDir = export // config.yaml records the SavedModel the run uses
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, 0, fmt.Errorf("run folder: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(dir, "config.yaml"), cfg.YAML()); err != nil {
-		return nil, 0, fmt.Errorf("run folder: %w", err)
-	}
-	if why != "" {
-		fmt.Fprintf(out, "train: exporting the SavedModel for %s to %s: %s\n", file, export, why)
-		if err := pyexport.Export(ctx, &cfg.Config, export, out, out); err != nil {
-			return nil, 0, fmt.Errorf("%w (export alone: go run ./runner export --config %s)", err, file)
+	if !r.HasModel() {
+		export, why, err := exportDirFor(&cfg.Config, out)
+		if err != nil {
+			return nil, 0, fmt.Errorf("the SavedModel of %s: %w", cfg.File, err)
+		}
+		if why != "" {
+			fmt.Fprintf(out, "train: exporting the SavedModel for %s to %s: %s\n", cfg.File, export, why)
+			if err := pyexport.Export(ctx, &cfg.Config, export, out, out); err != nil {
+				return nil, 0, fmt.Errorf("%w (export alone: go run ./runner export --config %s)", err, cfg.File)
+			}
+		}
+		if err := r.InstallModel(export); err != nil {
+			return nil, 0, err
 		}
 	}
-	r.model, err = runload.Model(cfg)
-	if err != nil {
+	t := &trainer{run: r, cfg: cfg, out: out, lrScale: 1}
+	if t.model, err = r.LoadModel(r.Session()); err != nil {
 		return nil, 0, err
 	}
-	fail := func(err error) (*run, int64, error) {
-		r.model.Close()
+	fail := func(err error) (*trainer, int64, error) {
+		t.model.Close()
 		return nil, 0, err
 	}
-	fmt.Fprintln(out, devicesLine(r.model, cfg.Device))
-	if err := r.loadData(out); err != nil {
+	fmt.Fprintln(out, devicesLine(t.model, cfg.Device))
+	if t.data, err = r.LoadData(t.model.Manifest, out); err != nil {
 		return fail(err)
 	}
-	if tr, te := r.labelledCounts(); cfg.Eval.EveryEpochs > 0 && (tr == 0 || te == 0) {
+	if tr, te := t.data.Labelled(); cfg.Eval.EveryEpochs > 0 && (len(tr) == 0 || len(te) == 0) {
 		return fail(fmt.Errorf("eval.every_epochs = %d: the kNN monitor needs labelled training and test images, and %s has %d and %d: set eval.every_epochs: 0 (or --eval.every_epochs 0)",
-			cfg.Eval.EveryEpochs, cfg.Data.Path, tr, te))
+			cfg.Eval.EveryEpochs, cfg.Data.Path, len(tr), len(te)))
 	}
+	state := r.State
 	if state == nil {
-		return r, 0, nil
-	}
-	if err := r.model.Restore(r.ckpts.PrefixPath(state.Prefix)); err != nil {
-		return fail(err)
+		return t, 0, nil
 	}
 	if state.LRScale > 0 {
-		r.lrScale = state.LRScale
+		t.lrScale = state.LRScale
 	}
 	fmt.Fprintf(out, "train: resumed %s from %s (step %d, epoch %d, position %d)\n", dir, state.Prefix, state.Step, state.Epoch, state.EpochStep)
-	return r, state.Step, nil
-}
-
-// configFile is the config to train with: --config, else the run folder's
-// own config.yaml on --resume, else the default.
-func configFile(o Options, out io.Writer) (string, error) {
-	switch {
-	case o.ConfigFile != "":
-		return o.ConfigFile, nil
-	case o.Resume && o.RunDir != "":
-		file := filepath.Join(o.RunDir, "config.yaml")
-		if _, err := os.Stat(file); err != nil {
-			return "", fmt.Errorf("--resume: %s has no config.yaml, so it holds no run to continue (was it stopped before it started?): start it with --config FILE --run-dir %s", o.RunDir, o.RunDir)
-		}
-		return file, nil
-	}
-	root, err := pyexport.Root()
-	if err != nil {
-		return "", fmt.Errorf("no --config given, and the default %s was not found: %w", DefaultConfig, err)
-	}
-	fmt.Fprintf(out, "train: no --config given: training the default, %s\n", DefaultConfig)
-	return filepath.Join(root, DefaultConfig), nil
-}
-
-// checkResume returns the checkpoint to resume from (nil: start at step 0),
-// or an error when the folder's state and --resume disagree.
-func (r *run) checkResume(resume bool) (*checkpoint.State, error) {
-	state, err := r.ckpts.Latest()
-	switch {
-	case err == nil && !resume:
-		return nil, fmt.Errorf("%s already has a checkpoint at step %d: pass --resume to continue it, or choose another --run-dir", r.dir, state.Step)
-	case err == nil && state.ConfigHash != r.hash:
-		return nil, fmt.Errorf("%s was trained from another config (spec hash %.12s, now %.12s): resume with its own %s", r.dir, state.ConfigHash, r.hash, filepath.Join(r.dir, "config.yaml"))
-	case err == nil:
-		return state, nil
-	case errors.Is(err, checkpoint.ErrNone) && resume:
-		fmt.Fprintf(r.out, "train: --resume: %s has no checkpoint yet (the run stopped before its first save): starting at step 0\n", r.ckpts.Path)
-		return nil, nil
-	case errors.Is(err, checkpoint.ErrNone):
-		return nil, nil
-	default:
-		return nil, err
-	}
+	return t, state.Step, nil
 }
 
 // exportDirFor picks the folder of the SavedModel for cfg's spec, and says

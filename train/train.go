@@ -1,55 +1,46 @@
-// Package train trains an InfoMax model from Go: it resolves a config,
-// exports the SavedModel when it is missing or stale, loads the data, runs the
-// training steps with a prefetched, seeded batch stream, logs metrics.jsonl,
-// TensorBoard events and a progress bar, writes checkpoints, survives Ctrl-C,
-// crashes and non-finite losses, and ends with the evaluation (eval.Evaluate).
-// `runner train` and `runner eval` are thin layers over Run and EvaluateRun.
+// Package train is the training loop over a run folder (package run): given
+// a resolved config, it prepares the folder, exports the SavedModel when the
+// folder has none of its spec, loads the data, runs the training steps with a
+// prefetched, seeded batch stream, logs every step through the run's Log and
+// a progress bar, writes checkpoints, survives Ctrl-C, crashes and
+// non-finite losses, runs the kNN monitor, and ends with the evaluation
+// (eval.Run). `runner train` is a thin layer over Run.
 package train
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/spf13/pflag"
-
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fsutil"
 	"github.com/infomax/infomax/internal/memstat"
-	"github.com/infomax/infomax/tboard"
+	"github.com/infomax/infomax/run"
 )
 
-// Options of one training run.
+// Options of one training run; the config is resolved by the caller
+// (config.Load: defaults, file, environment, flags).
 type Options struct {
-	ConfigFile string
-	RunDir     string
-	MaxSteps   int64
-	Resume     bool
-	SkipBad    bool           // same as data.skip_bad
-	Flags      *pflag.FlagSet // config overrides; may be nil
+	RunDir   string // default runs/<config name>
+	MaxSteps int64  // stop after this many steps in all (0: the config's epochs)
+	Resume   bool   // continue the run folder's latest checkpoint
 }
 
-// run is one training run's state.
-type run struct {
-	tb      *tboard.Writer
+// trainer is one training run's state.
+type trainer struct {
+	run     *run.Run
 	cfg     *config.Resolved
-	dir     string
 	model   *graph.Model
-	splits  *data.Splits  // the data in memory, or
-	streams *data.Streams // the data streamed (data.streaming)
-	ckpts   checkpoint.Dir
-	hash    string
+	data    *run.Data
+	log     *run.Log
 	out     io.Writer
 	lrScale float64 // a scheduled learning rate's multiplier after rollbacks (1: none)
 }
@@ -58,15 +49,15 @@ type run struct {
 // checkpoint is written.
 var ErrInterrupted = errors.New("interrupted")
 
-// Run trains as o says, printing progress and the final report to out.
-func Run(ctx context.Context, o Options, out io.Writer) error {
-	r, start, err := setUp(ctx, o, out)
+// Run trains cfg as o says, printing progress and the final report to out.
+func Run(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) error {
+	r, start, err := setUp(ctx, cfg, o, out)
 	if err != nil {
 		return err
 	}
 	defer r.model.Close()
 	batch := r.cfg.Train.BatchSize
-	images, _ := r.trainingImages()
+	images, _ := r.data.TrainingImages()
 	perEpoch, total, err := schedule(images, batch, r.cfg.Train.Epochs, o.MaxSteps)
 	if err != nil {
 		return err
@@ -80,11 +71,12 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 		return err
 	}
 	defer log.close()
+	r.log = log.log
 
 	began := time.Now()
 	// A run stopped during the kNN monitor measures that point first.
 	if r.monitorDue(start, perEpoch, total) {
-		curve, err := readCurve(r.dir, start)
+		curve, err := r.run.Curve(start)
 		if err != nil {
 			return err
 		}
@@ -159,8 +151,8 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 	if log.monitored > 0 {
 		fmt.Fprintf(out, "train: and %s in the kNN monitor\n", log.monitored.Round(time.Second))
 	}
-	if r.streams != nil {
-		data.PrintBad(out, r.streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
+	if r.data.Streams != nil {
+		data.PrintBad(out, r.data.Streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
 	}
 	return r.finish(ctx, step, log.terms)
 }
@@ -168,7 +160,7 @@ func Run(ctx context.Context, o Options, out io.Writer) error {
 // runMonitor measures and logs one point of the kNN curve; Ctrl-C during it
 // stops the run as during a step (checkpoint written; the resumed run
 // measures the point again).
-func (r *run) runMonitor(ctx context.Context, log *stepLog, step, perEpoch int64) error {
+func (r *trainer) runMonitor(ctx context.Context, log *stepLog, step, perEpoch int64) error {
 	t0 := time.Now()
 	defer func() {
 		// Its time is not training's: not in the images/s of the next log
@@ -177,22 +169,26 @@ func (r *run) runMonitor(ctx context.Context, log *stepLog, step, perEpoch int64
 		log.monitored += d
 		log.lastLog = log.lastLog.Add(d)
 	}()
-	p, err := r.monitor(ctx, step, perEpoch)
+	p, err := eval.Monitor(ctx, r.run, r.model, r.data, step, perEpoch)
 	if ctx.Err() != nil {
 		return r.interrupted(step, perEpoch, log.prog)
 	}
 	if err != nil {
 		return err
 	}
-	return log.logPoint(p)
+	if err := log.log.Point(p); err != nil {
+		return err
+	}
+	line := eval.PointLine(p)
+	log.prog.log(line, line)
+	return nil
 }
 
 // schedule is the number of steps per epoch (the last partial batch of an
 // epoch is dropped) and in all (maxSteps, if set, stops earlier).
 func schedule(images, batch, epochs int, maxSteps int64) (perEpoch, total int64, err error) {
-	perEpoch = int64(images / batch)
-	if perEpoch == 0 {
-		return 0, 0, fmt.Errorf("train.batch_size = %d is larger than the %d training images", batch, images)
+	if perEpoch, err = run.StepsPerEpoch(images, batch); err != nil {
+		return 0, 0, err
 	}
 	total = int64(epochs) * perEpoch
 	if maxSteps > 0 && maxSteps < total {
@@ -202,7 +198,7 @@ func schedule(images, batch, epochs int, maxSteps int64) (perEpoch, total int64,
 }
 
 // trainStep runs one step (with NaN noise at train.force_nonfinite_at, once).
-func (r *run) trainStep(pixels []byte, step int64, forced *bool) (graph.Losses, error) {
+func (r *trainer) trainStep(pixels []byte, step int64, forced *bool) (graph.Losses, error) {
 	if step == r.cfg.Train.ForceNonFiniteAt && !*forced {
 		*forced = true
 		return r.forceNonFinite(pixels)
@@ -211,46 +207,61 @@ func (r *run) trainStep(pixels []byte, step int64, forced *bool) (graph.Losses, 
 }
 
 // interrupted saves the run where Ctrl-C stopped it and says how to resume.
-func (r *run) interrupted(step, perEpoch int64, prog *progress) error {
+func (r *trainer) interrupted(step, perEpoch int64, prog *progress) error {
 	if _, err := r.save(step, perEpoch); err != nil {
 		return err
 	}
 	prog.finish()
-	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, r.dir)
+	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, shellQuote(r.run.Dir))
 	return fmt.Errorf("training stopped at step %d: %w", step, ErrInterrupted)
 }
 
 // finish plots the losses and evaluates the trained encoder.
-func (r *run) finish(ctx context.Context, step int64, terms []string) error {
-	if err := plotLosses(r.dir, terms); err != nil {
+func (r *trainer) finish(ctx context.Context, step int64, terms []string) error {
+	dir := r.run.Dir
+	if err := eval.PlotLosses(dir, terms); err != nil {
 		return err
 	}
-	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(r.dir, "loss.png"))
+	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(dir, "loss.png"))
 	if !r.cfg.Eval.AfterTraining {
-		curve, err := readCurve(r.dir, step)
+		curve, err := r.run.Curve(step)
 		if err != nil {
 			return err
 		}
-		if p, err := plotCurve(r.dir, curve); err != nil {
+		if p, err := eval.PlotCurve(dir, curve); err != nil {
 			return err
 		} else if p != "" {
 			fmt.Fprintf(r.out, "train: kNN curve in %s\n", p)
 		}
-		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: go run ./runner eval --run-dir %s\n", r.dir)
+		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: go run ./runner eval --run-dir %s\n", shellQuote(dir))
 		return nil
 	}
-	rep, err := r.evaluate(ctx, step, r.out)
+	rep, err := eval.Run(ctx, r.run, r.model, r.data, step, eval.RunOptions{}, r.out)
+	if errors.Is(err, context.Canceled) {
+		return fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", ErrInterrupted)
+	}
 	if err != nil || rep == nil {
 		return err
 	}
 	return r.logReport(rep)
 }
 
+// shellQuote quotes a path for the commands printed to copy: as it is when
+// it is plain, in single quotes otherwise.
+func shellQuote(p string) string {
+	if strings.IndexFunc(p, func(c rune) bool {
+		return !(c == '/' || c == '.' || c == '_' || c == '-' || c == '+' || c == ':' || c == ',' || c == '@' || ('a' <= c && c <= 'z') || ('A' <= c && c <= 'Z') || ('0' <= c && c <= '9'))
+	}) < 0 {
+		return p
+	}
+	return "'" + strings.ReplaceAll(p, "'", `'\''`) + "'"
+}
+
 // stepLog writes every train.log_every steps (and the first and last) one
 // line to metrics.jsonl, TensorBoard and the terminal.
 type stepLog struct {
-	r            *run
-	metrics      *metricsFile
+	r            *trainer
+	log          *run.Log
 	prog         *progress
 	terms        []string
 	start, total int64
@@ -261,23 +272,18 @@ type stepLog struct {
 	monitored    time.Duration // spent in the kNN monitor
 }
 
-func (r *run) newStepLog(start, total, perEpoch int64) (*stepLog, error) {
-	metrics, err := openMetrics(r.dir, start)
+func (r *trainer) newStepLog(start, total, perEpoch int64) (*stepLog, error) {
+	log, err := r.run.OpenLog(start)
 	if err != nil {
 		return nil, err
 	}
-	if r.tb, err = tboard.NewWriter(r.dir); err != nil {
-		metrics.Close()
-		return nil, fmt.Errorf("TensorBoard events: %w", err)
-	}
-	return &stepLog{r: r, metrics: metrics, prog: newProgress(r.out, total, start), terms: r.model.Manifest.LossTerms,
+	return &stepLog{r: r, log: log, prog: newProgress(r.out, total, start), terms: r.model.Manifest.LossTerms,
 		start: start, total: total, perEpoch: perEpoch, lastLog: time.Now(), lastStep: start}, nil
 }
 
 func (l *stepLog) close() {
 	l.prog.finish()
-	l.r.tb.Close()
-	l.metrics.Close()
+	l.log.Close()
 }
 
 // step records step's losses; waited is the data wait so far.
@@ -293,8 +299,12 @@ func (l *stepLog) step(step int64, losses graph.Losses, waited time.Duration) er
 	wait := (waited - l.lastWait).Seconds() / now.Sub(l.lastLog).Seconds()
 	l.lastLog, l.lastStep, l.lastWait = now, step, waited
 	epoch := float64(step) / float64(l.perEpoch)
-	if err := l.metrics.write(step, epoch, losses, ips, wait, l.terms); err != nil {
-		return fmt.Errorf("metrics.jsonl: %w", err)
+	rec := map[string]any{"step": step, "epoch": epoch, "loss": losses.Loss, "images_per_sec": ips, "data_wait": wait, "learning_rate": losses.LearningRate}
+	for _, n := range l.terms {
+		rec[n] = losses.Terms[n]
+	}
+	if err := l.log.Record(rec); err != nil {
+		return err
 	}
 	if err := l.r.logScalars(step, losses, ips, wait); err != nil {
 		return fmt.Errorf("TensorBoard events: %w", err)
@@ -307,7 +317,7 @@ func (l *stepLog) step(step int64, losses graph.Losses, waited time.Duration) er
 
 // forceNonFinite runs the step with NaN noise (train.force_nonfinite_at, a
 // test hook): z, and so every loss term, becomes NaN.
-func (r *run) forceNonFinite(pixels []byte) (graph.Losses, error) {
+func (r *trainer) forceNonFinite(pixels []byte) (graph.Losses, error) {
 	n := len(pixels) / r.model.Manifest.ImageBytes()
 	eps := make([]float32, n*r.model.Manifest.FeatureDim)
 	for i := range eps {
@@ -320,9 +330,9 @@ func (r *run) forceNonFinite(pixels []byte) (graph.Losses, error) {
 	return r.model.TrainStepWithNoise(pixels, eps, perm, perm)
 }
 
-func (r *run) nonFiniteError(step int64, term string, l graph.Losses, rollbacks int) error {
+func (r *trainer) nonFiniteError(step int64, term string, l graph.Losses, rollbacks int) error {
 	last := "none yet"
-	if st, err := r.ckpts.Latest(); err == nil {
+	if st, err := r.run.Checkpoints.Latest(); err == nil {
 		last = fmt.Sprintf("%s (step %d)", st.Prefix, st.Step)
 	}
 	v := l.Loss
@@ -334,12 +344,12 @@ func (r *run) nonFiniteError(step int64, term string, l graph.Losses, rollbacks 
 }
 
 // rollBack restores the last good checkpoint and lowers the learning rate.
-func (r *run) rollBack(step int64, term string, l graph.Losses, full int64) (*checkpoint.State, error) {
-	st, err := r.ckpts.Latest()
+func (r *trainer) rollBack(step int64, term string, l graph.Losses, full int64) (*checkpoint.State, error) {
+	st, err := r.run.Checkpoints.Latest()
 	if err != nil {
 		return nil, fmt.Errorf("step %d: loss term %q is not finite and there is no checkpoint to roll back to: %w", step, term, err)
 	}
-	if err := r.model.Restore(r.ckpts.PrefixPath(st.Prefix)); err != nil {
+	if err := r.model.Restore(r.run.Checkpoints.PrefixPath(st.Prefix)); err != nil {
 		return nil, err
 	}
 	lr := l.LearningRate * r.cfg.Train.LRBackoff
@@ -352,13 +362,13 @@ func (r *run) rollBack(step int64, term string, l graph.Losses, full int64) (*ch
 	}
 	fmt.Fprintf(r.out, "train: step %d: loss term %q is not finite; restored %s (step %d) and lowered the learning rate to %g\n",
 		step, term, st.Prefix, st.Step, lr)
-	r.tb.Scalars(st.Step, map[string]float64{"rollback/learning_rate": lr})
+	r.log.Events.Scalars(st.Step, map[string]float64{"rollback/learning_rate": lr})
 	return st, nil
 }
 
-func (r *run) save(step, perEpoch int64) (*checkpoint.State, error) {
-	return r.ckpts.Save(r.model, checkpoint.State{
-		Step: step, Epoch: int(step / perEpoch), EpochStep: int(step % perEpoch), ConfigHash: r.hash,
+func (r *trainer) save(step, perEpoch int64) (*checkpoint.State, error) {
+	return r.run.Checkpoints.Save(r.model, checkpoint.State{
+		Step: step, Epoch: int(step / perEpoch), EpochStep: int(step % perEpoch), ConfigHash: r.run.Hash,
 		LRScale: lrScaleField(r.lrScale),
 	})
 }
@@ -371,53 +381,13 @@ func termsText(l graph.Losses, names []string) string {
 	return b.String()
 }
 
-// metricsFile appends one JSON object per logged step to metrics.jsonl.
-type metricsFile struct {
-	f *os.File
-	w *bufio.Writer
-}
-
-// openMetrics opens DIR/metrics.jsonl for appending, first dropping lines
-// beyond step start (logged after the checkpoint a resume starts from).
-func openMetrics(dir string, start int64) (*metricsFile, error) {
-	path := filepath.Join(dir, "metrics.jsonl")
-	if raw, err := os.ReadFile(path); err == nil {
-		var keep []byte
-		for _, line := range strings.SplitAfter(string(raw), "\n") {
-			var rec struct {
-				Step int64 `json:"step"`
-			}
-			if json.Unmarshal([]byte(line), &rec) == nil && rec.Step <= start && strings.HasSuffix(line, "\n") {
-				keep = append(keep, line...)
-			}
-		}
-		if err := fsutil.WriteFileAtomic(path, keep); err != nil {
-			return nil, err
-		}
+// batches starts the batches of steps start+1..total.
+func (r *trainer) batches(ctx context.Context, perEpoch, start, total int64) *batcher {
+	batch := r.cfg.Train.BatchSize
+	_, per := r.data.TrainingImages()
+	if st := r.data.Streams; st != nil {
+		f := newStreamBatches(ctx, st.Train, r.cfg.Seed, batch, r.cfg.Data.ShuffleBuffer, perEpoch, start, total)
+		return prefetch(ctx, f, batch*per, start, total)
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
-	if err != nil {
-		return nil, err
-	}
-	return &metricsFile{f: f, w: bufio.NewWriter(f)}, nil
+	return prefetch(ctx, newMemoryBatches(r.data.Splits.Train, r.cfg.Seed, batch, perEpoch), batch*per, start, total)
 }
-
-func (m *metricsFile) write(step int64, epoch float64, l graph.Losses, ips, dataWait float64, names []string) error {
-	rec := map[string]any{"step": step, "epoch": epoch, "loss": l.Loss, "images_per_sec": ips, "data_wait": dataWait, "learning_rate": l.LearningRate}
-	for _, n := range names {
-		rec[n] = l.Terms[n]
-	}
-	return m.writeRecord(rec)
-}
-
-// writeRecord appends one line (a log step's or the kNN monitor's).
-func (m *metricsFile) writeRecord(rec map[string]any) error {
-	line, err := json.Marshal(rec)
-	if err != nil {
-		return err
-	}
-	m.w.Write(append(line, '\n'))
-	return m.w.Flush()
-}
-
-func (m *metricsFile) Close() error { return m.f.Close() }

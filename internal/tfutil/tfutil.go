@@ -1,39 +1,69 @@
 // Package tfutil moves flat Go slices in and out of graft tensors by copying
-// bytes, without graft's reflection over nested slices, and keeps the C memory
-// of discarded tensors from piling up (Track).
+// bytes, without graft's reflection over nested slices, and frees a tensor's
+// C memory as soon as its caller is done with it (Free).
 package tfutil
+
+/*
+#cgo LDFLAGS: -ltensorflow
+#include "tensorflow/c/c_api.h"
+*/
+import "C"
 
 import (
 	"bytes"
 	"fmt"
 	"io"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"unsafe"
 
 	tf "github.com/wamuir/graft/tensorflow"
-
-	_ "github.com/infomax/infomax/internal/tflog" // TensorFlow's log lines off unless asked for
 )
 
-// GCEvery bounds how much C tensor memory may wait for Go's finalizers. A
-// graft tensor's memory is freed only when the collector finalizes its Go
-// object, which is tiny: without a nudge the collector rarely runs while the C
-// heap grows (`runner eval` on CIFAR-10, mostly its linear probe on raw
-// pixels, once reached 24 GB).
-const GCEvery = 16 << 20
+// graft frees a tensor's C memory only in a finalizer, and its Go object is
+// tiny, so Go's collector, which sees only Go memory, seldom runs while the C
+// heap grows (`runner eval` once reached 24 GB). Earlier this package forced
+// a collection every 16 MB of tensors: a process-wide policy that a library
+// must not set behind its user's back. Free instead deletes one tensor's C
+// memory at once, as TF_DeleteTensor does in graft's finalizer.
+//
+// graft keeps the C pointer in an unexported field; cOffset locates it once,
+// by name and kind (graft v0.10.0: Tensor{c *C.TF_Tensor; shape []int64}).
+// If a graft release changes that, Layout reports it and Free leaves tensors
+// to their finalizers (correct, only later).
+var cOffset = func() uintptr {
+	f, ok := reflect.TypeOf(tf.Tensor{}).FieldByName("c")
+	if !ok || f.Type.Kind() != reflect.Pointer || !strings.HasSuffix(f.Type.Elem().Name(), "TF_Tensor") {
+		return ^uintptr(0)
+	}
+	return f.Offset
+}()
 
-var pending atomic.Int64 // C tensor bytes made since the last collection
+// Layout says whether Free can free tensors at once (false: graft's Tensor
+// changed, and tensors wait for their finalizers).
+func Layout() bool { return cOffset != ^uintptr(0) }
 
-// Track counts n bytes of C tensor memory that will become garbage, and runs
-// the collector once GCEvery bytes are waiting. The helpers of this package
-// track what they create and read; code making tensors otherwise calls it.
-func Track(n int64) {
-	if pending.Add(n) > GCEvery {
-		pending.Store(0)
-		runtime.GC()
+// Free releases the C memory of tensors the caller will not use again (nil
+// entries, and tensors freed already, are skipped). A freed tensor must not
+// be used again: its C pointer is cleared (graft would crash on it, not read
+// freed memory).
+func Free(ts ...*tf.Tensor) {
+	if !Layout() {
+		return
+	}
+	for _, t := range ts {
+		if t == nil {
+			continue
+		}
+		p := (**C.TF_Tensor)(unsafe.Add(unsafe.Pointer(t), cOffset))
+		if *p == nil {
+			continue
+		}
+		runtime.SetFinalizer(t, nil)
+		C.TF_DeleteTensor(*p)
+		*p = nil
 	}
 }
 
@@ -42,7 +72,6 @@ func FromFloat32s(data []float32, shape ...int64) (*tf.Tensor, error) {
 	if len(data) == 0 {
 		return nil, fmt.Errorf("tensor of shape %v: no data", shape)
 	}
-	Track(int64(4 * len(data)))
 	return tf.ReadTensor(tf.Float, shape, bytes.NewReader(unsafe.Slice((*byte)(unsafe.Pointer(&data[0])), 4*len(data))))
 }
 
@@ -52,7 +81,6 @@ func Float32s(t *tf.Tensor) ([]float32, error) {
 		return nil, fmt.Errorf("tensor is dtype %d, want float32", t.DataType())
 	}
 	out := make([]float32, numElements(t))
-	Track(int64(4 * len(out)))
 	return out, copyOut(t, out)
 }
 
@@ -62,7 +90,6 @@ func Int32s(t *tf.Tensor) ([]int32, error) {
 		return nil, fmt.Errorf("tensor is dtype %d, want int32", t.DataType())
 	}
 	out := make([]int32, numElements(t))
-	Track(int64(4 * len(out)))
 	return out, copyOut(t, out)
 }
 

@@ -1,7 +1,6 @@
-package train
+package run
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -9,14 +8,21 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
 )
 
-// dataOptions turns the config's data section into loader options for the
+// Data is a run's data set: in memory (Splits), or listed to be streamed
+// (Streams; data.streaming).
+type Data struct {
+	Splits  *data.Splits
+	Streams *data.Streams
+}
+
+// DataOptions turns the config's data section into loader options for the
 // model's input shape.
-func dataOptions(cfg *config.Config, man *graph.Manifest) (data.Options, error) {
+func (r *Run) DataOptions(man *graph.Manifest) (data.Options, error) {
+	cfg := &r.Config.Config
 	cache := cfg.Data.CacheDir
 	switch cache {
 	case "off":
@@ -39,22 +45,24 @@ func dataOptions(cfg *config.Config, man *graph.Manifest) (data.Options, error) 
 	}, nil
 }
 
-// loadData reads the config's data set, converted to the model's input,
+// LoadData reads the config's data set, converted to the model's input,
 // into memory, or lists it for streaming (data.streaming), and says what it
 // found. Formats that are a few files of fixed-size records are read into
 // memory either way.
-func (r *run) loadData(out io.Writer) error {
-	cfg := &r.cfg.Config
-	o, err := dataOptions(cfg, r.model.Manifest)
+func (r *Run) LoadData(man *graph.Manifest, out io.Writer) (*Data, error) {
+	cfg := &r.Config.Config
+	if err := r.Config.CheckData(); err != nil {
+		return nil, fmt.Errorf("%s: %w", filepath.Join(r.Dir, ConfigFile), err)
+	}
+	o, err := r.DataOptions(man)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	t := time.Now()
 	if cfg.Data.Streaming {
 		st, err := data.OpenStreams(o)
 		switch {
 		case err == nil:
-			r.streams = st
 			tr := st.Train
 			how := "image by image, in a seeded permutation per epoch"
 			if tr.Sequential {
@@ -63,41 +71,56 @@ func (r *run) loadData(out io.Writer) error {
 			}
 			fmt.Fprintf(out, "data: streaming %d training and %d test images, %d classes, from %s, decoded to %dx%dx%d while training runs; read %s; listed in %.1fs\n",
 				tr.Len(), st.Test.Len(), len(tr.Classes), tr.Source, o.Shape.H, o.Shape.W, o.Shape.C, how, time.Since(t).Seconds())
-			return nil
+			return &Data{Streams: st}, nil
 		case errors.Is(err, data.ErrInMemoryOnly):
 			fmt.Fprintf(out, "data: data.streaming: %v: reading it into memory\n", err)
 		default:
-			return err
+			return nil, err
 		}
 	}
 	s, err := data.Load(o)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	r.splits = s
 	s.Summary(out)
 	fmt.Fprintf(out, "data: ready in %.1fs\n", time.Since(t).Seconds())
-	return nil
+	return &Data{Splits: s}, nil
 }
 
-// trainingImages is the number of training images and their size.
-func (r *run) trainingImages() (n, imageBytes int) {
-	if r.streams != nil {
-		s := r.streams.Train
+// TrainingImages is the number of training images and their size.
+func (d *Data) TrainingImages() (n, imageBytes int) {
+	if d.Streams != nil {
+		s := d.Streams.Train
 		return s.Len(), s.Shape.H * s.Shape.W * s.Shape.C
 	}
-	return r.splits.Train.Len(), r.splits.Train.ImageBytes()
+	return d.Splits.Train.Len(), d.Splits.Train.ImageBytes()
 }
 
-// batches starts the batches of steps start+1..total.
-func (r *run) batches(ctx context.Context, perEpoch, start, total int64) *batcher {
-	batch := r.cfg.Train.BatchSize
-	_, per := r.trainingImages()
-	if r.streams != nil {
-		f := newStreamBatches(ctx, r.streams.Train, r.cfg.Seed, batch, r.cfg.Data.ShuffleBuffer, perEpoch, start, total)
-		return prefetch(ctx, f, batch*per, start, total)
+// Labelled are the indices of the labelled training and test images.
+func (d *Data) Labelled() (train, test []int32) {
+	if d.Streams != nil {
+		return LabelledIDs(d.Streams.Train.Labels), LabelledIDs(d.Streams.Test.Labels)
 	}
-	return prefetch(ctx, newMemoryBatches(r.splits.Train, r.cfg.Seed, batch, perEpoch), batch*per, start, total)
+	return LabelledIDs(d.Splits.Train.Labels), LabelledIDs(d.Splits.Test.Labels)
+}
+
+// Classes are the names of the data set's classes.
+func (d *Data) Classes() []string {
+	if d.Streams != nil {
+		return d.Streams.Train.Classes
+	}
+	return d.Splits.Train.Classes
+}
+
+// LabelledIDs are the indices of the labelled images among labels.
+func LabelledIDs(labels []int) []int32 {
+	var ids []int32
+	for i, l := range labels {
+		if l != data.Unlabelled {
+			ids = append(ids, int32(i))
+		}
+	}
+	return ids
 }
 
 func plural(n int, what string) string {

@@ -1,20 +1,29 @@
 // Package tflog keeps TensorFlow's own log lines (its INFO and WARNING lines
 // at start-up and when a session first runs) off a program's output unless the
-// user asks for them.
+// user asks for them. It is an opt-in for programs, not a library: import it
+// for its side effect from a main package only,
 //
-// TensorFlow prints some of these lines while the dynamic loader initialises
-// its library, before any Go code runs, and it reads TF_CPP_MIN_LOG_LEVEL the
-// first time it logs. So the level is settled by a function in the
-// executable's .preinit_array, which glibc runs after loading and relocating
-// the libraries but before any of their initialisers: unless
-// TF_CPP_MIN_LOG_LEVEL is already set, or the user asked for verbose output
-// (INFOMAX_VERBOSE=1 in the environment, or --verbose among the arguments), it
-// executes the program again (/proc/self/exe, same arguments) with
-// TF_CPP_MIN_LOG_LEVEL=3 added to its environment. That costs one more
-// dynamic load (about 80 ms on this project's machine), not TensorFlow's
-// start-up, and the level then holds for TensorFlow and for every child
-// process (the Python exporter) alike. Setting the variable in place cannot work: libc sets up
-// its environment after the preinit functions run.
+//	import _ "github.com/infomax/infomax/tflog"
+//
+// as the project's binaries (runner, embed) do. No library package of the
+// project imports it, so a Go program that uses package encoder keeps its own
+// process as it was; such a program silences TensorFlow by importing this
+// package in its main, or by starting with TF_CPP_MIN_LOG_LEVEL=3 set.
+//
+// What importing it does to the process: TensorFlow prints some of these
+// lines while the dynamic loader initialises its library, before any Go code
+// runs, and it reads TF_CPP_MIN_LOG_LEVEL the first time it logs. So the
+// level is settled by a function in the executable's .preinit_array, which
+// glibc runs after loading and relocating the libraries but before any of
+// their initialisers: unless TF_CPP_MIN_LOG_LEVEL is already set, or the user
+// asked for verbose output (INFOMAX_VERBOSE=1 in the environment, or
+// --verbose among the arguments), it executes the program again
+// (/proc/self/exe, same arguments) with TF_CPP_MIN_LOG_LEVEL=3 added to its
+// environment. That costs one more dynamic load (about 80 ms on this
+// project's machine), not TensorFlow's start-up, and the level then holds for
+// TensorFlow and for every child process (the Python exporter) alike.
+// Setting the variable in place cannot work: libc sets up its environment
+// after the preinit functions run.
 //
 // Level 3 keeps only fatal lines, printed as TensorFlow aborts: its ERROR
 // lines are dropped too, since what fails in a call reaches Go as the call's
@@ -28,9 +37,8 @@
 // (about 50 ms). Where a check fails (a stripped library, another layout),
 // nothing is touched and those lines show.
 //
-// Importing the package (package tfutil does, so graph, eval and encoder do)
-// is all it takes. Under a debugger, set TF_CPP_MIN_LOG_LEVEL yourself: then
-// nothing is executed again. A .preinit_array is allowed in executables only: a program
+// Under a debugger, set TF_CPP_MIN_LOG_LEVEL yourself: then nothing is
+// executed again. A .preinit_array is allowed in executables only: a program
 // built with -buildmode=c-shared or plugin that imports it will not link.
 package tflog
 

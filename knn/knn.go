@@ -1,9 +1,10 @@
-// Package eval judges features by their nearest neighbours: kNN classification
-// accuracy with cosine similarity, the measure used across self-supervised
-// learning. It works on plain row-major float32 arrays; the similarity matrix
-// and top-k run in TensorFlow, a chunk of queries at a time, so the full
-// query × bank matrix is never held at once.
-package eval
+// Package knn finds nearest neighbours among feature vectors: cosine
+// similarity (the measure of self-supervised learning's kNN evaluation) or
+// Euclidean distance. It works on plain row-major float32 arrays; the scores
+// and the top k run in TensorFlow, a block of queries at a time, so the whole
+// query × bank matrix is never held at once. Package eval classifies with it
+// and package search answers queries with it.
+package knn
 
 import (
 	"fmt"
@@ -12,6 +13,7 @@ import (
 	tf "github.com/wamuir/graft/tensorflow"
 	"github.com/wamuir/graft/tensorflow/op"
 
+	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/tfutil"
 )
 
@@ -27,6 +29,20 @@ func (f Features) Len() int {
 		return 0
 	}
 	return len(f.Data) / f.Dim
+}
+
+// Check says what is wrong with f: a negative dimension, or data that is not
+// a whole number of rows.
+func (f Features) Check() error {
+	switch {
+	case f.Dim < 0:
+		return fmt.Errorf("features of dimension %d", f.Dim)
+	case f.Dim == 0 && len(f.Data) > 0:
+		return fmt.Errorf("%d feature values of dimension 0", len(f.Data))
+	case f.Dim > 0 && len(f.Data)%f.Dim != 0:
+		return fmt.Errorf("%d feature values are not whole rows of dimension %d", len(f.Data), f.Dim)
+	}
+	return nil
 }
 
 // Normalized returns a copy with every row scaled to unit L2 norm (a zero row stays zero).
@@ -68,6 +84,27 @@ const (
 	L2 Metric = "l2"
 )
 
+// Chunk is the most queries whose scores against the whole bank are held at
+// once.
+const Chunk = 1024
+
+// MaxBlockBytes bounds a block of scores (chunk × bank float32s): a larger
+// bank is searched fewer queries at a time (ChunkFor).
+const MaxBlockBytes = 256 << 20
+
+// ChunkFor is the number of queries searched at once against a bank of n
+// features: Chunk, or fewer when the block would pass MaxBlockBytes.
+func ChunkFor(n int) int { return max(1, min(Chunk, MaxBlockBytes/(4*max(1, n)))) }
+
+// Options choose a search.
+type Options struct {
+	Metric Metric // Cosine when ""
+	Chunk  int    // queries per block; 0: ChunkFor(the bank's size)
+	// Session sets up the TensorFlow session (threads, device) as the run's
+	// other sessions are.
+	Session graph.Options
+}
+
 // knnGraph scores queries against the bank (a matmul: cosine on normalised
 // rows, or 2·q·b − |b|² for Euclidean) and keeps the top k of each row.
 type knnGraph struct {
@@ -97,36 +134,46 @@ func newKNNGraph(d int64, k int, metric Metric) (*knnGraph, error) {
 	return g, nil
 }
 
-// Search finds the k nearest bank rows for every query by cosine similarity,
-// chunk queries at a time.
-func Search(bank, queries Features, k, chunk int) (*Neighbours, error) {
-	return SearchMetric(bank, queries, k, chunk, Cosine)
-}
-
-// SearchMetric finds the k nearest bank rows for every query by the metric,
-// chunk queries at a time: one chunk × bank block of scores exists at once.
-// For L2 the score is 2·q·b − |b|² (the same order as −|q − b|²), turned into
-// −|q − b| for Sim.
-func SearchMetric(bank, queries Features, k, chunk int, metric Metric) (*Neighbours, error) {
+// Search finds the k nearest bank rows for every query, a block of queries
+// at a time: one block × bank of scores exists at once. For L2 the score is
+// 2·q·b − |b|² (the same order as −|q − b|²), turned into −|q − b| for Sim.
+func Search(bank, queries Features, k int, o Options) (*Neighbours, error) {
+	if err := bank.Check(); err != nil {
+		return nil, fmt.Errorf("knn: bank: %w", err)
+	}
+	if err := queries.Check(); err != nil {
+		return nil, fmt.Errorf("knn: queries: %w", err)
+	}
 	if bank.Dim != queries.Dim {
 		return nil, fmt.Errorf("knn: bank has dimension %d, queries %d", bank.Dim, queries.Dim)
 	}
 	if k < 1 || k > bank.Len() {
 		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, bank.Len())
 	}
+	metric, chunk := o.Metric, o.Chunk
+	if metric == "" {
+		metric = Cosine
+	}
+	if chunk <= 0 {
+		chunk = ChunkFor(bank.Len())
+	}
 	g, err := newKNNGraph(int64(bank.Dim), k, metric)
 	if err != nil {
 		return nil, err
 	}
-	sess, err := tf.NewSession(g.graph, nil)
+	sess, err := graph.NewSession(g.graph, o.Session)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("knn: %w", err)
 	}
 	defer sess.Close()
-	q, b, bankSq, vals, idx := g.queries, g.bank, g.bankSq, g.vals, g.idx
 
 	nq, nb := queries, bank
 	feeds := map[tf.Output]*tf.Tensor{}
+	defer func() {
+		for _, t := range feeds {
+			tfutil.Free(t)
+		}
+	}()
 	if metric == Cosine {
 		nq, nb = queries.Normalized(), bank.Normalized()
 	} else {
@@ -138,30 +185,17 @@ func SearchMetric(bank, queries Features, k, chunk int, metric Metric) (*Neighbo
 		if err != nil {
 			return nil, err
 		}
-		feeds[bankSq] = sqT
+		feeds[g.bankSq] = sqT
 	}
 	bankT, err := tensor(nb)
 	if err != nil {
 		return nil, err
 	}
-	feeds[b] = bankT
+	feeds[g.bank] = bankT
 	out := &Neighbours{K: k, Index: make([]int32, 0, nq.Len()*k), Sim: make([]float32, 0, nq.Len()*k)}
 	for start := 0; start < nq.Len(); start += chunk {
 		end := min(start+chunk, nq.Len())
-		qT, err := tensor(Features{Data: nq.Data[start*bank.Dim : end*bank.Dim], Dim: bank.Dim})
-		if err != nil {
-			return nil, err
-		}
-		feeds[q] = qT
-		res, err := sess.Run(feeds, []tf.Output{vals, idx}, nil)
-		if err != nil {
-			return nil, fmt.Errorf("knn: %w", err)
-		}
-		sims, err := tfutil.Float32s(res[0])
-		if err != nil {
-			return nil, err
-		}
-		idxs, err := tfutil.Int32s(res[1])
+		sims, idxs, err := block(sess, g, feeds, Features{Data: nq.Data[start*bank.Dim : end*bank.Dim], Dim: bank.Dim})
 		if err != nil {
 			return nil, err
 		}
@@ -176,6 +210,28 @@ func SearchMetric(bank, queries Features, k, chunk int, metric Metric) (*Neighbo
 		out.Index = append(out.Index, idxs...)
 	}
 	return out, nil
+}
+
+// block scores one block of queries, freeing its tensors before it returns.
+func block(sess *tf.Session, g *knnGraph, feeds map[tf.Output]*tf.Tensor, q Features) ([]float32, []int32, error) {
+	qT, err := tensor(q)
+	if err != nil {
+		return nil, nil, err
+	}
+	defer tfutil.Free(qT)
+	feeds[g.queries] = qT
+	defer delete(feeds, g.queries)
+	res, err := sess.Run(feeds, []tf.Output{g.vals, g.idx}, nil)
+	if err != nil {
+		return nil, nil, fmt.Errorf("knn: %w", err)
+	}
+	defer tfutil.Free(res...)
+	sims, err := tfutil.Float32s(res[0])
+	if err != nil {
+		return nil, nil, err
+	}
+	idxs, err := tfutil.Int32s(res[1])
+	return sims, idxs, err
 }
 
 func sqNorm(v []float32) float64 {

@@ -1,0 +1,332 @@
+package eval
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/knn"
+	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/run"
+)
+
+// RunOptions say where an evaluation of a run writes and what else it does.
+type RunOptions struct {
+	// Out is the folder of the report, the grids, the features and the
+	// projector's files: the run folder when "" (a read-only run is
+	// evaluated with Out elsewhere).
+	Out string
+	// Curve > 0 first measures the kNN monitor's point for each kept
+	// checkpoint at the end of every Curve-th epoch that metrics.jsonl lacks
+	// (a run trained without the monitor), logging them in the run folder as
+	// the monitor does.
+	Curve int
+}
+
+// OpenRun opens dir, its model at the latest checkpoint and its data, and
+// evaluates it (`runner eval`). data.path may be changed first through
+// dataPath (the data moved since training; "": as the run says).
+func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Writer) (*Report, error) {
+	r, err := run.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	if dataPath != "" {
+		r.Config.Data.Path = dataPath
+	}
+	m, err := r.LoadModel(r.Session())
+	if err != nil {
+		return nil, err
+	}
+	defer m.Close()
+	d, err := r.LoadData(m.Manifest, out)
+	if err != nil {
+		return nil, err
+	}
+	if o.Curve > 0 {
+		if err := curveFromCheckpoints(ctx, r, m, d, o.Curve, out); err != nil {
+			return nil, err
+		}
+	}
+	return Run(ctx, r, m, d, r.State.Step, o, out)
+}
+
+// Run evaluates a run's model (at step) on its labelled data: it encodes the
+// kNN bank and the test split and hands the features to Evaluate, which
+// computes and writes every figure; the kNN curve so far comes from the
+// run's metrics.jsonl and is drawn as knn_curve.png. It returns nil and says
+// why when the data has no labelled images.
+func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o RunOptions, out io.Writer) (*Report, error) {
+	dir := o.Out
+	if dir == "" {
+		dir = r.Dir
+	}
+	if err := writable(dir); err != nil {
+		return nil, fmt.Errorf("evaluation output %s is not writable (read-only here: %w): send the report elsewhere (runner eval --out DIR)", dir, err)
+	}
+	cfg := r.Config
+	t0 := time.Now()
+	train, test, ok, err := encodeLabelled(ctx, m, d, cfg.Eval.BatchSize, out)
+	if err != nil || !ok {
+		return nil, err
+	}
+	encodeSec := time.Since(t0).Seconds()
+	cache, err := pixelCache(r, m, d)
+	if err != nil {
+		return nil, err
+	}
+	images, _ := d.TrainingImages()
+	perEpoch, err := run.StepsPerEpoch(images, cfg.Train.BatchSize)
+	if err != nil {
+		return nil, err
+	}
+	curve, err := r.Curve(step)
+	if err != nil {
+		return nil, err
+	}
+	classes := d.Classes()
+	e, man := cfg.Eval, m.Manifest
+	rep, err := Evaluate(ctx, Report{
+		Run: r.Dir, Data: cfg.Data.Format, DataPath: cfg.Data.Path, Step: step,
+		Epoch: float64(step) / float64(perEpoch), KNNCurve: curve,
+		Feature: "z_mean", ConfigHash: r.Hash,
+		EncodeSec: encodeSec, ImagesPerSec: float64(len(train.Labels)+len(test.Labels)) / encodeSec,
+	}, train, test, Settings{
+		Classes: len(classes), ClassNames: classes, ProjectorImages: e.ProjectorImages, K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
+		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, Seed: cfg.Seed,
+		GridRows: e.GridRows, GridNeighbours: e.GridNeighbours,
+		PixelScale: float32(man.Input.Scale), PixelOffset: float32(man.Input.Offset),
+		Dir: dir, PixelCache: cache, Session: r.Session(),
+		ProbeGraph: func(ctx context.Context, dim, classes int) (string, error) {
+			return pyexport.ExportProbe(ctx, dim, classes, out)
+		},
+	})
+	if err != nil {
+		return nil, err
+	}
+	rep.Print(out, dir)
+	if p, err := PlotCurve(dir, rep.KNNCurve); err != nil || p != "" {
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "kNN curve (%d points, the last this evaluation's): %s\n", len(rep.KNNCurve), p)
+	}
+	return rep, nil
+}
+
+// writable makes dir if need be and checks that a file can be made in it.
+func writable(dir string) error {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".writable-*")
+	if err != nil {
+		return err
+	}
+	f.Close()
+	return os.Remove(f.Name())
+}
+
+// Monitor measures one point of the kNN curve (the kNN monitor's, during
+// training) with the model's weights now: it encodes the bank and the test
+// split and computes the weighted kNN accuracy only.
+func Monitor(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step, perEpoch int64) (run.CurvePoint, error) {
+	t0 := time.Now()
+	e := r.Config.Eval
+	train, test, ok, err := encodeLabelled(ctx, m, d, e.BatchSize, io.Discard)
+	if err != nil {
+		return run.CurvePoint{}, err
+	}
+	if !ok {
+		return run.CurvePoint{}, fmt.Errorf("eval.every_epochs = %d: the kNN monitor needs labelled training and test images; set eval.every_epochs: 0 for this data set", e.EveryEpochs)
+	}
+	res, err := KNN(train.Features, train.Labels, test.Features, test.Labels, len(d.Classes()), KNNSettings{
+		K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature, Session: r.Session(),
+	})
+	if err != nil {
+		return run.CurvePoint{}, fmt.Errorf("kNN monitor at step %d: %w", step, err)
+	}
+	return run.CurvePoint{Step: step, Epoch: float64(step) / float64(perEpoch), Weighted: res.Weighted,
+		Seconds: time.Since(t0).Seconds()}, nil
+}
+
+// encodeLabelled encodes the labelled images of the training split (the kNN
+// bank) and of the test split; ok is false (and a line says why) when a
+// split has none.
+func encodeLabelled(ctx context.Context, m *graph.Model, d *run.Data, batch int, out io.Writer) (train, test Split, ok bool, err error) {
+	trIDs, teIDs := d.Labelled()
+	if len(trIDs) == 0 || len(teIDs) == 0 {
+		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
+		return train, test, false, nil
+	}
+	if d.Streams != nil {
+		if train, err = encodeStream(ctx, m, d.Streams.Train, trIDs, batch); err != nil {
+			return train, test, false, err
+		}
+		test, err = encodeStream(ctx, m, d.Streams.Test, teIDs, batch)
+		return train, test, err == nil, err
+	}
+	tr, te := d.Splits.Train.Labelled(), d.Splits.Test.Labelled()
+	if train, err = encodeSet(ctx, m, tr, batch); err != nil {
+		return train, test, false, err
+	}
+	test, err = encodeSet(ctx, m, te, batch)
+	return train, test, err == nil, err
+}
+
+// encodeSet returns a split of z_mean for every image of an in-memory set.
+func encodeSet(ctx context.Context, m *graph.Model, s *data.Set, batch int) (Split, error) {
+	z, err := m.EncodeAll(ctx, s.Images, batch)
+	if err != nil {
+		return Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
+	}
+	return Split{Features: knn.Features{Dim: m.Manifest.FeatureDim, Data: z}, Labels: s.Labels, Images: s.Images, H: s.H, W: s.W, C: s.C}, nil
+}
+
+// encodeStream encodes the images ids of a stream in one pass, keeping only
+// their features (a streamed evaluation holds no pixels: no raw-pixel
+// baseline; the grids read their few images again).
+func encodeStream(ctx context.Context, m *graph.Model, s *data.Stream, ids []int32, batch int) (Split, error) {
+	dim := m.Manifest.FeatureDim
+	sp := Split{Features: knn.Features{Dim: dim, Data: make([]float32, 0, len(ids)*dim)}, H: s.Shape.H, W: s.Shape.W, C: s.Shape.C}
+	var kept []int // the stream's id of each encoded image (bad ones are left out)
+	err := s.Each(ctx, ids, batch, func(px []byte, got []int) error {
+		z, err := m.Encode(px)
+		if err != nil {
+			return err
+		}
+		sp.Features.Data = append(sp.Features.Data, z...)
+		for _, id := range got {
+			sp.Labels = append(sp.Labels, s.Labels[id])
+		}
+		kept = append(kept, got...)
+		return nil
+	})
+	if err != nil {
+		return sp, fmt.Errorf("encode %s: %w", s.Source, err)
+	}
+	sp.Fetch = func(idx []int) (map[int][]byte, error) {
+		ids := make([]int, len(idx))
+		for i, j := range idx {
+			ids[i] = kept[j]
+		}
+		imgs, err := s.Images(ctx, ids)
+		out := map[int][]byte{}
+		for i, j := range idx {
+			if px, ok := imgs[ids[i]]; ok {
+				out[j] = px
+			}
+		}
+		return out, err
+	}
+	return sp, nil
+}
+
+// pixelCache names the file that keeps this data set's raw-pixel figures,
+// beside the decoded data: they depend on the data, the eval settings, the
+// seed, the input scaling and the probe's code only ("" when the cache is
+// off).
+func pixelCache(r *run.Run, m *graph.Model, d *run.Data) (string, error) {
+	o, err := r.DataOptions(m.Manifest)
+	if err != nil || o.CacheDir == "" || d.Streams != nil {
+		return "", err
+	}
+	key, err := data.CacheKey(o)
+	if err != nil {
+		return "", err
+	}
+	// The probe's folder name carries the hash of its code and settings, so
+	// a change to pyexport/probe.py recomputes the figures.
+	root, err := pyexport.Root()
+	if err != nil {
+		return "", err
+	}
+	probe, err := pyexport.ProbeDir(root, d.Splits.Train.ImageBytes(), len(d.Splits.Train.Classes))
+	if err != nil {
+		return "", err
+	}
+	cfg := r.Config
+	settings, _ := json.Marshal(struct {
+		E       any
+		Seed    int64
+		Scaling string
+		Probe   string
+	}{cfg.Eval, cfg.Seed, m.Manifest.Input.Scaling, filepath.Base(probe)})
+	sum := sha256.Sum256(append([]byte(key), settings...))
+	return filepath.Join(o.CacheDir, "pixels-"+hex.EncodeToString(sum[:])[:24]+".json"), nil
+}
+
+// curveFromCheckpoints measures the monitor's missing points from the kept
+// checkpoints, logs them in the run folder, then restores the latest again.
+func curveFromCheckpoints(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, every int, out io.Writer) error {
+	if tr, te := d.Labelled(); len(tr) == 0 || len(te) == 0 {
+		return fmt.Errorf("--curve %d: the kNN curve needs labelled training and test images, and %s has %d and %d: run `runner eval` without --curve",
+			every, r.Config.Data.Path, len(tr), len(te))
+	}
+	images, _ := d.TrainingImages()
+	perEpoch, err := run.StepsPerEpoch(images, r.Config.Train.BatchSize)
+	if err != nil {
+		return err
+	}
+	latest := r.State
+	have, err := r.Curve(latest.Step)
+	if err != nil {
+		return err
+	}
+	done := map[int64]bool{}
+	for _, p := range have {
+		done[p.Step] = true
+	}
+	var todo []int64
+	for _, prefix := range latest.Kept {
+		step, err := checkpoint.ParsePrefix(prefix)
+		if err != nil {
+			return fmt.Errorf("%s: %w", r.Checkpoints.Path, err)
+		}
+		if step > 0 && step%perEpoch == 0 && (step/perEpoch)%int64(every) == 0 && !done[step] && step != latest.Step {
+			todo = append(todo, step)
+		}
+	}
+	if len(todo) == 0 {
+		fmt.Fprintf(out, "kNN curve: no kept checkpoint at the end of every %d epochs lacks its point\n", every)
+		return nil
+	}
+	log, err := r.OpenLog(math.MaxInt64)
+	if err != nil {
+		return err
+	}
+	defer log.Close()
+	for _, step := range todo {
+		if err := m.Restore(r.Checkpoints.PrefixPath(checkpoint.Prefix(step))); err != nil {
+			return err
+		}
+		p, err := Monitor(ctx, r, m, d, step, perEpoch)
+		if err != nil {
+			return err
+		}
+		if err := log.Point(p); err != nil {
+			return err
+		}
+		fmt.Fprintln(out, PointLine(p))
+	}
+	return m.Restore(r.Checkpoints.PrefixPath(latest.Prefix))
+}
+
+// PointLine is the terminal line of a kNN curve point.
+func PointLine(p run.CurvePoint) string {
+	return fmt.Sprintf("kNN monitor: step %d  epoch %.0f  weighted kNN %.4f  (%.1f s)", p.Step, p.Epoch, p.Weighted, p.Seconds)
+}
+
+// Canceled says whether err is an evaluation stopped by its context.
+func Canceled(err error) bool { return errors.Is(err, context.Canceled) }

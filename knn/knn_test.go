@@ -1,0 +1,113 @@
+package knn
+
+import (
+	"math"
+	"math/rand/v2"
+	"sort"
+	"testing"
+)
+
+func randomFeatures(r *rand.Rand, n, d int) Features {
+	f := Features{Data: make([]float32, n*d), Dim: d}
+	for i := range f.Data {
+		f.Data[i] = float32(r.NormFloat64())
+	}
+	return f
+}
+
+// bruteForce ranks every bank row for one query by cosine similarity in
+// float64, ties to the lower index.
+func bruteForce(bank, queries Features, q int) (idx []int, sim []float64) {
+	cos := func(a, b []float32) float64 {
+		var ab, aa, bb float64
+		for i := range a {
+			ab += float64(a[i]) * float64(b[i])
+			aa += float64(a[i]) * float64(a[i])
+			bb += float64(b[i]) * float64(b[i])
+		}
+		return ab / math.Sqrt(aa*bb)
+	}
+	d := bank.Dim
+	qv := queries.Data[q*d : (q+1)*d]
+	sim = make([]float64, bank.Len())
+	idx = make([]int, bank.Len())
+	for i := range idx {
+		idx[i] = i
+		sim[i] = cos(qv, bank.Data[i*d:(i+1)*d])
+	}
+	sort.SliceStable(idx, func(a, b int) bool { return sim[idx[a]] > sim[idx[b]] })
+	return idx, sim
+}
+
+func TestSearchMatchesBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	bank, queries := randomFeatures(r, 700, 24), randomFeatures(r, 130, 24)
+	const k = 15
+	nb, err := Search(bank, queries, k, Options{Chunk: 32}) // chunks of 32: the last chunk is partial
+	if err != nil {
+		t.Fatal(err)
+	}
+	for q := 0; q < queries.Len(); q++ {
+		idx, sim := bruteForce(bank, queries, q)
+		for j := 0; j < k; j++ {
+			got := nb.Index[q*k+j]
+			if math.Abs(float64(nb.Sim[q*k+j])-sim[idx[j]]) > 1e-5 {
+				t.Fatalf("query %d rank %d: similarity %v, brute force %v", q, j, nb.Sim[q*k+j], sim[idx[j]])
+			}
+			// Near-equal similarities may swap ranks in float32; the set of
+			// similarities must still agree.
+			if int(got) != idx[j] && math.Abs(sim[got]-sim[idx[j]]) > 1e-5 {
+				t.Fatalf("query %d rank %d: index %d, brute force %d", q, j, got, idx[j])
+			}
+		}
+	}
+}
+
+func TestSearchErrors(t *testing.T) {
+	f := Features{Data: make([]float32, 12), Dim: 4}
+	if _, err := Search(f, Features{Data: make([]float32, 6), Dim: 3}, 1, Options{Chunk: 8}); err == nil {
+		t.Error("dimension mismatch accepted")
+	}
+	if _, err := Search(f, f, 4, Options{Chunk: 8}); err == nil {
+		t.Error("k larger than the bank accepted")
+	}
+	if _, err := Search(Features{Data: make([]float32, 13), Dim: 4}, f, 1, Options{}); err == nil {
+		t.Error("a bank of 13 values in rows of 4 accepted")
+	}
+}
+
+func TestL2SearchMatchesBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	bank, queries := randomFeatures(r, 500, 12), randomFeatures(r, 70, 12)
+	for i := range bank.Data { // rows of different norms, so L2 and cosine disagree
+		bank.Data[i] *= float32(1 + i/12%5)
+	}
+	const k = 5
+	nb, err := Search(bank, queries, k, Options{Chunk: 16, Metric: L2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := bank.Dim
+	for q := 0; q < queries.Len(); q++ {
+		dist := make([]float64, bank.Len())
+		idx := make([]int, bank.Len())
+		for i := range idx {
+			idx[i] = i
+			for j := 0; j < d; j++ {
+				v := float64(queries.Data[q*d+j] - bank.Data[i*d+j])
+				dist[i] += v * v
+			}
+			dist[i] = math.Sqrt(dist[i])
+		}
+		sort.SliceStable(idx, func(a, b int) bool { return dist[idx[a]] < dist[idx[b]] })
+		for j := 0; j < k; j++ {
+			got := int(nb.Index[q*k+j])
+			if math.Abs(float64(-nb.Sim[q*k+j])-dist[idx[j]]) > 1e-3 {
+				t.Fatalf("query %d rank %d: distance %v, brute force %v", q, j, -nb.Sim[q*k+j], dist[idx[j]])
+			}
+			if got != idx[j] && math.Abs(dist[got]-dist[idx[j]]) > 1e-4 {
+				t.Fatalf("query %d rank %d: index %d, brute force %d", q, j, got, idx[j])
+			}
+		}
+	}
+}
