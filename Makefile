@@ -9,7 +9,7 @@ TF_BUILD ?= cpu
 ENV := source third_party/tfenv.sh &&
 PYTEST := .venv/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: setup uninstall export train test vet gotest pytest bench fuzz embed-worker clean
+.PHONY: setup uninstall export train test vet gotest race pytest bench fuzz embed-worker clean
 
 ## setup: .venv with the pinned TensorFlow (TF_BUILD=gpu: the GPU wheel), its C library under /usr/local, Fashion-MNIST
 setup:
@@ -27,14 +27,17 @@ export: setup
 train: setup
 	@$(ENV) go run ./runner train --config $(CONFIG) $(ARGS)
 
-## test: the README's test command: go vet, go test, pytest
-test: setup vet gotest pytest
+## test: the README's test command: go vet, go test, the encoder's concurrency under -race, pytest
+test: setup vet gotest race pytest
 
 vet:
 	@$(ENV) go vet ./...
 
 gotest:
 	@$(ENV) go test -timeout 30m ./...
+
+race:
+	@$(ENV) go test -race -count=1 -run 'TestConcurrentUse|TestBadCallsAreErrors' ./encoder
 
 pytest:
 	@TF_CPP_MIN_LOG_LEVEL=2 $(PYTEST) pyexport
