@@ -28,7 +28,7 @@ var layers = [][]string{
 	{"runner", "embed"},
 }
 
-var fixtures = []string{"internal/fixture/hostile", "internal/fixture/testmodel", "internal/fixture/fullsize"}
+var fixtures = []string{"internal/fixture/hostile", "internal/fixture/testmodel", "internal/fixture/fullsize", "internal/fixture/brute"}
 
 func layerOf(pkg string) int {
 	for i, l := range layers {

@@ -178,7 +178,11 @@ func (e *Encoder) EncodeImages(ctx context.Context, imgs []image.Image) ([]float
 // is corrupt or is over the limits is an error that names it, a
 // data.BadImage (errors.As); EncodeFilesSkipBad leaves such files out.
 func (e *Encoder) EncodeFiles(ctx context.Context, paths ...string) ([]float32, error) {
-	res, err := e.EncodeFilesSkipBad(ctx, paths...)
+	return allGood(e.EncodeFilesSkipBad(ctx, paths...))
+}
+
+// allGood is a Result's features, or its first bad image as the error.
+func allGood(res *Result, err error) ([]float32, error) {
 	if err != nil {
 		return nil, err
 	}
@@ -208,14 +212,7 @@ func (e *Encoder) EncodeFilesSkipBad(ctx context.Context, paths ...string) (*Res
 // files) on every core and returns their features, row-major [len(files),
 // Dim()]. A bad image is an error naming its index, a data.BadImage.
 func (e *Encoder) EncodeBytes(ctx context.Context, files ...[]byte) ([]float32, error) {
-	res, err := e.EncodeBytesSkipBad(ctx, files...)
-	if err != nil {
-		return nil, err
-	}
-	if len(res.Bad) > 0 {
-		return nil, fmt.Errorf("encode: %w", res.Bad[0])
-	}
-	return res.Features, nil
+	return allGood(e.EncodeBytesSkipBad(ctx, files...))
 }
 
 // EncodeBytesSkipBad is EncodeBytes that leaves out the images that fail,

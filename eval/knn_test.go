@@ -3,42 +3,21 @@ package eval
 import (
 	"math"
 	"math/rand/v2"
-	"sort"
 	"testing"
+
+	"github.com/infomax/infomax/internal/fixture/brute"
 
 	"github.com/infomax/infomax/knn"
 )
 
 func randomFeatures(r *rand.Rand, n, d int) knn.Features {
-	f := knn.Features{Data: make([]float32, n*d), Dim: d}
-	for i := range f.Data {
-		f.Data[i] = float32(r.NormFloat64())
-	}
-	return f
+	return knn.Features{Data: brute.Normal(r, n, d), Dim: d}
 }
 
 // bruteForce ranks every bank row for one query by cosine similarity in
 // float64, ties to the lower index.
 func bruteForce(bank, queries knn.Features, q int) (idx []int, sim []float64) {
-	cos := func(a, b []float32) float64 {
-		var ab, aa, bb float64
-		for i := range a {
-			ab += float64(a[i]) * float64(b[i])
-			aa += float64(a[i]) * float64(a[i])
-			bb += float64(b[i]) * float64(b[i])
-		}
-		return ab / math.Sqrt(aa*bb)
-	}
-	d := bank.Dim
-	qv := queries.Data[q*d : (q+1)*d]
-	sim = make([]float64, bank.Len())
-	idx = make([]int, bank.Len())
-	for i := range idx {
-		idx[i] = i
-		sim[i] = cos(qv, bank.Data[i*d:(i+1)*d])
-	}
-	sort.SliceStable(idx, func(a, b int) bool { return sim[idx[a]] > sim[idx[b]] })
-	return idx, sim
+	return brute.Cosine(bank.Data, queries.Data, bank.Dim, q)
 }
 
 func TestKNNAccuraciesMatchBruteForce(t *testing.T) {
