@@ -117,8 +117,8 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 	wantIx := &search.Index{Paths: imgs.Paths, Features: knn.Features{Data: want, Dim: d}}
 	for i, p := range ix.Paths[:10] {
 		q := knn.Features{Data: ix.Features.Data[i*d : (i+1)*d], Dim: d}
-		a, _ := ix.Search(q, 5, knn.Cosine)
-		b, _ := wantIx.Search(q, 5, knn.Cosine)
+		a, _ := ix.Search(t.Context(), q, 5, knn.Cosine)
+		b, _ := wantIx.Search(t.Context(), q, 5, knn.Cosine)
 		for k := range a[0] {
 			if a[0][k].Path != b[0][k].Path {
 				t.Errorf("%s: neighbour %d is %s in the pipeline's index, %s in runner index's", p, k, a[0][k].Path, b[0][k].Path)

@@ -33,7 +33,7 @@ func BenchmarkKNN(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		before := maxRSS()
 		t := time.Now()
-		if _, err := knn.Search(bank, queries, 200, knn.Options{Chunk: 1024}); err != nil {
+		if _, err := knn.Search(b.Context(), bank, queries, 200, knn.Options{Chunk: 1024}); err != nil {
 			b.Fatal(err)
 		}
 		search := time.Since(t).Seconds()
@@ -45,7 +45,7 @@ func BenchmarkKNN(b *testing.B) {
 			bl[j] = j % 10
 		}
 		t = time.Now()
-		if _, err := KNN(bank, bl, queries, ql, 10, KNNSettings{K: 20, WeightedK: 200, Temperature: 0.1, Chunk: 1024}); err != nil {
+		if _, err := KNN(b.Context(), bank, bl, queries, ql, 10, KNNSettings{K: 20, WeightedK: 200, Temperature: 0.1, Chunk: 1024}); err != nil {
 			b.Fatal(err)
 		}
 		full := time.Since(t).Seconds()

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -96,9 +97,9 @@ type KNNResult struct {
 
 // KNN classifies every query by its nearest bank rows (one search serves all
 // three classifiers).
-func KNN(bank knn.Features, bankLabels []int, queries knn.Features, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
+func KNN(ctx context.Context, bank knn.Features, bankLabels []int, queries knn.Features, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
 	kmax := min(max(s.K, s.WeightedK, 1), bank.Len())
-	nb, err := knn.Search(bank, queries, kmax, knn.Options{Metric: knn.Cosine, Chunk: s.Chunk, Session: s.Session})
+	nb, err := knn.Search(ctx, bank, queries, kmax, knn.Options{Metric: knn.Cosine, Chunk: s.Chunk, Session: s.Session})
 	if err != nil {
 		return nil, err
 	}
@@ -111,7 +112,7 @@ func KNN(bank knn.Features, bankLabels []int, queries knn.Features, queryLabels 
 			return nil, err
 		}
 	}
-	l2, err := knn.Search(bank, queries, 1, knn.Options{Metric: knn.L2, Chunk: s.Chunk, Session: s.Session})
+	l2, err := knn.Search(ctx, bank, queries, 1, knn.Options{Metric: knn.L2, Chunk: s.Chunk, Session: s.Session})
 	if err != nil {
 		return nil, err
 	}

@@ -107,7 +107,7 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 	rep.FeatureDim = train.Features.Dim
 	rep.Time = time.Now().UTC().Format(time.RFC3339)
 	rep.KNNBlockBytes = int64(min(knn.ChunkFor(len(train.Labels)), len(test.Labels))) * int64(len(train.Labels)) * 4
-	if rep.Files.Grids, err = writeGrids(s, train, test); err != nil {
+	if rep.Files.Grids, err = writeGrids(ctx, s, train, test); err != nil {
 		return nil, err
 	}
 	if rep.Files.Features, err = writeFeatures(s.Dir, train, test); err != nil {
@@ -138,7 +138,7 @@ func (rep *Report) Print(w io.Writer, dir string) {
 
 // scores runs kNN and, if asked, the linear probe on one kind of features.
 func scores(ctx context.Context, bank knn.Features, bankLabels []int, queries knn.Features, queryLabels []int, s Settings) (*Scores, error) {
-	knn, err := KNN(bank, bankLabels, queries, queryLabels, s.Classes, KNNSettings{
+	knn, err := KNN(ctx, bank, bankLabels, queries, queryLabels, s.Classes, KNNSettings{
 		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Session: s.Session,
 	})
 	if err != nil {
@@ -194,7 +194,7 @@ func GridScale(h int) int { return max(1, (64+h-1)/h) }
 // writeGrids draws the retrieval grids: GridRows random test queries (seeded)
 // with their nearest training images, by cosine similarity and by Euclidean
 // distance.
-func writeGrids(s Settings, train, test Split) ([]string, error) {
+func writeGrids(ctx context.Context, s Settings, train, test Split) ([]string, error) {
 	if s.GridRows == 0 {
 		return nil, nil
 	}
@@ -211,7 +211,7 @@ func writeGrids(s Settings, train, test Split) ([]string, error) {
 	found := make([]*knn.Neighbours, len(metrics))
 	var want []int
 	for m, metric := range metrics {
-		nb, err := knn.Search(train.Features, q, k, knn.Options{Metric: metric, Session: s.Session})
+		nb, err := knn.Search(ctx, train.Features, q, k, knn.Options{Metric: metric, Session: s.Session})
 		if err != nil {
 			return nil, err
 		}

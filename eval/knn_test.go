@@ -40,7 +40,7 @@ func TestKNNAccuraciesMatchBruteForce(t *testing.T) {
 	bank, bl := sample(600)
 	queries, ql := sample(200)
 	s := KNNSettings{K: 20, WeightedK: 50, Temperature: 0.1, Chunk: 64}
-	got, err := KNN(bank, bl, queries, ql, classes, s)
+	got, err := KNN(t.Context(), bank, bl, queries, ql, classes, s)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -151,7 +151,7 @@ func Monitor(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step,
 	if !ok {
 		return run.CurvePoint{}, fmt.Errorf("eval.every_epochs = %d: the kNN monitor needs labelled training and test images; set eval.every_epochs: 0 for this data set", e.EveryEpochs)
 	}
-	res, err := KNN(train.Features, train.Labels, test.Features, test.Labels, len(d.Classes()), KNNSettings{
+	res, err := KNN(ctx, train.Features, train.Labels, test.Features, test.Labels, len(d.Classes()), KNNSettings{
 		K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature, Session: r.Session(),
 	})
 	if err != nil {

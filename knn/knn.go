@@ -7,6 +7,7 @@
 package knn
 
 import (
+	"context"
 	"fmt"
 	"math"
 
@@ -135,9 +136,10 @@ func newKNNGraph(d int64, k int, metric Metric) (*knnGraph, error) {
 }
 
 // Search finds the k nearest bank rows for every query, a block of queries
-// at a time: one block × bank of scores exists at once. For L2 the score is
+// at a time: one block × bank of scores exists at once. A cancelled ctx
+// stops it between blocks. For L2 the score is
 // 2·q·b − |b|² (the same order as −|q − b|²), turned into −|q − b| for Sim.
-func Search(bank, queries Features, k int, o Options) (*Neighbours, error) {
+func Search(ctx context.Context, bank, queries Features, k int, o Options) (*Neighbours, error) {
 	if err := bank.Check(); err != nil {
 		return nil, fmt.Errorf("knn: bank: %w", err)
 	}
@@ -194,6 +196,9 @@ func Search(bank, queries Features, k int, o Options) (*Neighbours, error) {
 	feeds[g.bank] = bankT
 	out := &Neighbours{K: k, Index: make([]int32, 0, nq.Len()*k), Sim: make([]float32, 0, nq.Len()*k)}
 	for start := 0; start < nq.Len(); start += chunk {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
 		end := min(start+chunk, nq.Len())
 		sims, idxs, err := block(sess, g, feeds, Features{Data: nq.Data[start*bank.Dim : end*bank.Dim], Dim: bank.Dim})
 		if err != nil {

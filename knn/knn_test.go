@@ -1,6 +1,8 @@
 package knn
 
 import (
+	"context"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"sort"
@@ -23,7 +25,7 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	bank, queries := randomFeatures(r, 700, 24), randomFeatures(r, 130, 24)
 	const k = 15
-	nb, err := Search(bank, queries, k, Options{Chunk: 32}) // chunks of 32: the last chunk is partial
+	nb, err := Search(t.Context(), bank, queries, k, Options{Chunk: 32}) // chunks of 32: the last chunk is partial
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -45,14 +47,19 @@ func TestSearchMatchesBruteForce(t *testing.T) {
 
 func TestSearchErrors(t *testing.T) {
 	f := Features{Data: make([]float32, 12), Dim: 4}
-	if _, err := Search(f, Features{Data: make([]float32, 6), Dim: 3}, 1, Options{Chunk: 8}); err == nil {
+	if _, err := Search(t.Context(), f, Features{Data: make([]float32, 6), Dim: 3}, 1, Options{Chunk: 8}); err == nil {
 		t.Error("dimension mismatch accepted")
 	}
-	if _, err := Search(f, f, 4, Options{Chunk: 8}); err == nil {
+	if _, err := Search(t.Context(), f, f, 4, Options{Chunk: 8}); err == nil {
 		t.Error("k larger than the bank accepted")
 	}
-	if _, err := Search(Features{Data: make([]float32, 13), Dim: 4}, f, 1, Options{}); err == nil {
+	if _, err := Search(t.Context(), Features{Data: make([]float32, 13), Dim: 4}, f, 1, Options{}); err == nil {
 		t.Error("a bank of 13 values in rows of 4 accepted")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if _, err := Search(ctx, f, f, 1, Options{}); !errors.Is(err, context.Canceled) {
+		t.Errorf("a cancelled search: %v", err)
 	}
 }
 
@@ -63,7 +70,7 @@ func TestL2SearchMatchesBruteForce(t *testing.T) {
 		bank.Data[i] *= float32(1 + i/12%5)
 	}
 	const k = 5
-	nb, err := Search(bank, queries, k, Options{Chunk: 16, Metric: L2})
+	nb, err := Search(t.Context(), bank, queries, k, Options{Chunk: 16, Metric: L2})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hits, err := ix.SearchWith(knn.Features{Data: feat, Dim: enc.Dim()}, o.K, knn.Options{Metric: metric, Session: enc.Session()})
+	hits, err := ix.SearchWith(ctx, knn.Features{Data: feat, Dim: enc.Dim()}, o.K, knn.Options{Metric: metric, Session: enc.Session()})
 	if err != nil {
 		return err
 	}

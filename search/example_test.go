@@ -1,6 +1,7 @@
 package search_test
 
 import (
+	"context"
 	"fmt"
 	"log"
 	"os"
@@ -34,7 +35,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	query := knn.Features{Dim: 3, Data: []float32{0, 2, 0}}
-	hits, err := loaded.Search(query, 2, knn.Cosine)
+	hits, err := loaded.Search(context.Background(), query, 2, knn.Cosine)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -5,6 +5,7 @@ package search
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -178,14 +179,15 @@ func parse(raw []byte) (*Index, string, error) {
 	return &ix, head.RunRelative, nil
 }
 
-// Search returns the k nearest images to each query row, best first.
-func (ix *Index) Search(queries knn.Features, k int, metric knn.Metric) ([][]Hit, error) {
-	return ix.SearchWith(queries, k, knn.Options{Metric: metric})
+// Search returns the k nearest images to each query row, best first; a
+// cancelled ctx stops it.
+func (ix *Index) Search(ctx context.Context, queries knn.Features, k int, metric knn.Metric) ([][]Hit, error) {
+	return ix.SearchWith(ctx, queries, k, knn.Options{Metric: metric})
 }
 
 // SearchWith is Search with the search's options: its metric, and the
 // TensorFlow session's threads and device (an Encoder's Session()).
-func (ix *Index) SearchWith(queries knn.Features, k int, o knn.Options) ([][]Hit, error) {
+func (ix *Index) SearchWith(ctx context.Context, queries knn.Features, k int, o knn.Options) ([][]Hit, error) {
 	if err := ix.check(); err != nil {
 		return nil, err
 	}
@@ -196,7 +198,7 @@ func (ix *Index) SearchWith(queries knn.Features, k int, o knn.Options) ([][]Hit
 		return nil, fmt.Errorf("search: queries of dimension %d, the index has %d", queries.Dim, ix.Features.Dim)
 	}
 	k = min(k, len(ix.Paths))
-	nb, err := knn.Search(ix.Features, queries, k, o)
+	nb, err := knn.Search(ctx, ix.Features, queries, k, o)
 	if err != nil {
 		return nil, err
 	}

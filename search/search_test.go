@@ -19,7 +19,7 @@ func TestSearchChecksTheIndex(t *testing.T) {
 		"rows that are not whole": {Paths: []string{"a", "b"}, Features: knn.Features{Dim: 2, Data: []float32{1, 0, 0}}},
 		"dimension 0":             {Paths: []string{"a"}, Features: knn.Features{Data: []float32{1}}},
 	} {
-		if _, err := ix.Search(q, 1, knn.Cosine); err == nil || !strings.HasPrefix(err.Error(), "index:") {
+		if _, err := ix.Search(t.Context(), q, 1, knn.Cosine); err == nil || !strings.HasPrefix(err.Error(), "index:") {
 			t.Errorf("%s: Search gave %v, want an index error", name, err)
 		}
 		if err := ix.Save(filepath.Join(t.TempDir(), "x.idx")); err == nil {

@@ -115,7 +115,7 @@ func run(ctx context.Context, runDir, images string, workers, k, queries int) er
 
 	for q := 0; q < min(queries, len(kept)); q++ {
 		i := q * len(kept) / max(1, queries)
-		hits, err := ix.Search(knn.Features{Dim: feats.Dim, Data: feats.Data[i*feats.Dim : (i+1)*feats.Dim]}, k, knn.Cosine)
+		hits, err := ix.Search(ctx, knn.Features{Dim: feats.Dim, Data: feats.Data[i*feats.Dim : (i+1)*feats.Dim]}, k, knn.Cosine)
 		if err != nil {
 			return err
 		}
