@@ -18,6 +18,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -367,7 +368,7 @@ func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
 		if file != "" {
 			where = "config " + file
 		}
-		return nil, fmt.Errorf("%s: %w", where, err)
+		return nil, fmt.Errorf("%s: %s", where, decodeErrors(err, sources))
 	}
 	if c.Name == "" && file != "" {
 		c.Name = strings.TrimSuffix(filepath.Base(file), filepath.Ext(file))
@@ -382,6 +383,34 @@ func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
 		return nil, err
 	}
 	return &Resolved{Config: c, File: file, Sources: sources}, nil
+}
+
+var decodedKey = regexp.MustCompile(`^'([a-z_.]+)' `)
+
+// decodeErrors turns mapstructure's error (a header line, then one line per
+// field) into one line: each field's error, with where its value came from
+// when not from the file.
+func decodeErrors(err error, sources map[string]Source) string {
+	var parts []string
+	for _, line := range strings.Split(err.Error(), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "*"))
+		if line == "" || strings.HasPrefix(line, "decoding failed due to") {
+			continue
+		}
+		if m := decodedKey.FindStringSubmatch(line); m != nil {
+			switch sources[m[1]] {
+			case FromEnv:
+				line += " (from $" + envName(m[1]) + ")"
+			case FromFlag:
+				line += " (from --" + m[1] + ")"
+			}
+		}
+		parts = append(parts, line)
+	}
+	if len(parts) == 0 {
+		return err.Error()
+	}
+	return strings.Join(parts, "; ")
 }
 
 func envName(key string) string {

@@ -74,9 +74,18 @@ func TestLoadRefusesBadValues(t *testing.T) {
 	if _, err := Load("/no/such/config.yaml", nil); err == nil || !strings.Contains(err.Error(), "/no/such/config.yaml") {
 		t.Errorf("missing file: %v", err)
 	}
+	// A value of the wrong type: one line naming the file, the key and
+	// where the value came from.
+	p := write(t, "train:\n  epochs: many\n")
+	_, err := Load(p, nil)
+	if want := "config " + p + `: 'train.epochs' "many" is not an integer`; err == nil || err.Error() != want {
+		t.Errorf("wrong type in the file: %v, want %s", err, want)
+	}
 	t.Setenv("INFOMAX_MODEL_Z_DIM", "lots")
-	if _, err := Load(write(t, ""), nil); err == nil || !strings.Contains(err.Error(), `"lots" is not an integer`) {
-		t.Errorf("bad environment value: %v", err)
+	p = write(t, "")
+	_, err = Load(p, nil)
+	if want := "config " + p + `: 'model.z_dim' "lots" is not an integer (from $INFOMAX_MODEL_Z_DIM)`; err == nil || err.Error() != want {
+		t.Errorf("bad environment value: %v, want %s", err, want)
 	}
 }
 

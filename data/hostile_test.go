@@ -101,8 +101,9 @@ func TestArchiveBombs(t *testing.T) {
 
 	var err error
 	grew := memstat.PeakGrowth(func() { _, err = ReadImages(tgzPath, Shape{8, 8, 3}, true, Limits{}) })
-	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "decompression bomb") || !strings.Contains(err.Error(), "bomb.tar.gz") {
-		t.Errorf("tar.gz bomb: %v", err)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "decompression bomb") || !strings.Contains(err.Error(), "bomb.tar.gz") ||
+		strings.Count(err.Error(), "refused") != 1 {
+		t.Errorf("tar.gz bomb: %v (want one word of refusal, naming the file)", err)
 	}
 	t.Logf("tar.gz: %v (peak +%.0f MiB)", err, grew)
 	if grew > 1024 {

@@ -339,7 +339,7 @@ func scanTar(r io.Reader, src string, size int64, gz bool, lim Limits, fn func(h
 		case tar.TypeDir:
 		case tar.TypeReg:
 			if h.Size < 0 || total+h.Size > limit || total+h.Size < total {
-				return fmt.Errorf("%s: its members add up to more than %d bytes (%g× its %d bytes, plus slack) at %s: refused as a likely decompression bomb; raise data.max_inflate_ratio if it is a real archive: %w",
+				return fmt.Errorf("%s: its members add up to more than %d bytes (%g× its %d bytes, plus slack) at %s, a likely decompression bomb: %w (raise data.max_inflate_ratio if it is a real archive)",
 					src, limit, lim.MaxInflation, size, name, ErrTooLarge)
 			}
 			total += h.Size

@@ -17,6 +17,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 
 	tf "github.com/wamuir/graft/tensorflow"
 	corepb "github.com/wamuir/graft/tensorflow/core/protobuf/for_core_protos_go_proto"
@@ -352,7 +353,7 @@ func (m *Model) TrainStep(pixels []byte) (Losses, error) {
 	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.trainIn: x}, m.trainOut, nil)
 	defer tfutil.Free(out...)
 	if err != nil {
-		return Losses{}, fmt.Errorf("train step: %w", err)
+		return Losses{}, fmt.Errorf("train step: %w", runError(err))
 	}
 	return m.losses(out)
 }
@@ -412,7 +413,7 @@ func (m *Model) TrainStepWithNoise(pixels []byte, eps []float32, permGlobal, per
 	out, err := m.saved.Session.Run(feeds, m.noiseOut, nil)
 	defer tfutil.Free(out...)
 	if err != nil {
-		return Losses{}, fmt.Errorf("train step: %w", err)
+		return Losses{}, fmt.Errorf("train step: %w", runError(err))
 	}
 	return m.losses(out)
 }
@@ -427,7 +428,7 @@ func (m *Model) SetLearningRate(lr float64) error {
 	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.lrIn: v}, []tf.Output{m.lrOut}, nil)
 	tfutil.Free(out...)
 	if err != nil {
-		return fmt.Errorf("set learning rate: %w", err)
+		return fmt.Errorf("set learning rate: %w", runError(err))
 	}
 	return nil
 }
@@ -442,7 +443,7 @@ func (m *Model) Encode(pixels []byte) ([]float32, error) {
 	defer tfutil.Free(x)
 	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.encodeIn: x}, []tf.Output{m.encodeOut}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
+		return nil, fmt.Errorf("encode: %w", runError(err))
 	}
 	defer tfutil.Free(out...)
 	return tfutil.Float32s(out[0])
@@ -484,7 +485,7 @@ func (m *Model) Save(prefix string) error {
 	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.saveFilename: name}, []tf.Output{m.saveTensor}, nil)
 	tfutil.Free(out...)
 	if err != nil {
-		return fmt.Errorf("save checkpoint %s: %w", prefix, err)
+		return fmt.Errorf("save checkpoint %s: %w", prefix, runError(err))
 	}
 	return nil
 }
@@ -500,7 +501,27 @@ func (m *Model) Restore(prefix string) error {
 	}
 	defer tfutil.Free(name)
 	if _, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.saveFilename: name}, nil, []*tf.Operation{m.restoreOp}); err != nil {
-		return fmt.Errorf("restore checkpoint %s: %w", prefix, err)
+		return fmt.Errorf("restore checkpoint %s: %w", prefix, runError(err))
 	}
 	return nil
+}
+
+// runError drops what TensorFlow appends to a failed run's message that
+// tells a user of this program nothing: the graph nodes' trace
+// ([[{{node SaveV2}}]]), and the hint about listing allocated tensors,
+// unless the failure is an out-of-memory one (a full disk is not).
+func runError(err error) error {
+	msg := err.Error()
+	var keep []string
+	for _, line := range strings.Split(msg, "\n") {
+		t := strings.TrimSpace(line)
+		if strings.HasPrefix(t, "[[") && strings.HasSuffix(t, "]]") {
+			continue
+		}
+		if strings.HasPrefix(t, "Hint: If you want to see a list of allocated tensors") && !strings.Contains(msg, "OOM when allocating") {
+			continue
+		}
+		keep = append(keep, line)
+	}
+	return errors.New(strings.TrimSpace(strings.Join(keep, "\n")))
 }

@@ -15,7 +15,9 @@ import (
 )
 
 func dataCmd() *cobra.Command {
-	cmd := &cobra.Command{Use: "data", Short: "data sets: fetch the official releases, write the sharded layout"}
+	cmd := &cobra.Command{Use: "data", Short: "data sets: fetch the official releases, write the sharded layout",
+		Args: cobra.NoArgs, // refuses `runner data bogus` (not a subcommand) instead of printing help
+		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() }}
 	var o data.FetchOptions
 	fetch := &cobra.Command{
 		Use:   "fetch NAME",
