@@ -96,6 +96,12 @@ type Model struct {
 	Augment     bool `mapstructure:"augment" yaml:"augment" json:"augment"`
 	AugmentPad  int  `mapstructure:"augment_pad" yaml:"augment_pad" json:"augment_pad"`
 	ColorJitter bool `mapstructure:"color_jitter" yaml:"color_jitter" json:"color_jitter"`
+	// BatchNorm is keras (the seed's BatchNormalization: a dozen elementwise
+	// ops) or fused (the same normalisation as one FusedBatchNormV3 op,
+	// faster, the last digits of every figure different). The spec leaves
+	// out its default, keras, so that specs from before the key existed
+	// keep their hashes.
+	BatchNorm string `mapstructure:"batch_norm" yaml:"batch_norm" json:"batch_norm,omitempty"`
 }
 
 // Loss is the objective and its weights: alpha·global + beta·local + gamma·prior.
@@ -186,6 +192,7 @@ func Defaults() Config {
 			Scaling:       "unit_centered",
 			GlobalPairing: "seed", // [z, z] vs [z, shuffled z], as in the seed's script
 			AugmentPad:    4,      // used only with augment: true
+			BatchNorm:     "keras",
 		},
 		Loss: Loss{
 			Alpha:       0.5,  // weight of global MI
@@ -538,7 +545,11 @@ type Spec struct {
 // SpecJSON returns the canonical spec bytes and their SHA-256 (hex): the
 // config hash that the manifest records.
 func (c *Config) SpecJSON() ([]byte, string) {
-	raw, err := json.Marshal(Spec{Model: c.Model, Loss: c.Loss, Optimizer: c.Optimizer, Seed: c.Seed})
+	m := c.Model
+	if m.BatchNorm == "keras" {
+		m.BatchNorm = "" // left out: the default, as before the key existed
+	}
+	raw, err := json.Marshal(Spec{Model: m, Loss: c.Loss, Optimizer: c.Optimizer, Seed: c.Seed})
 	if err != nil {
 		panic(err) // plain structs of numbers and strings always marshal
 	}

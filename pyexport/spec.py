@@ -18,13 +18,20 @@ SCALINGS = {
     "symmetric": (2.0 / 255.0, -1.0),  # x/255*2 - 1: the seed's Tiny ImageNet script
 }
 
+BATCH_NORMS = (
+    "keras",  # Keras's BatchNormalization, as the seed (unfused elementwise ops)
+    "fused",  # the same normalisation as one FusedBatchNormV3 op (model.FusedBatchNorm)
+)
+
 GLOBAL_PAIRINGS = (
     "seed",  # the seed's code: [z, z] against [z, shuffled z]
     "paper",  # Deep InfoMax: [C, z] against [shuffled C, z]
 )
 
 # key -> (type, check, reason shown when the check fails; a function for one
-# that needs the model's registry)
+# that needs the model's registry). Keys of OPTIONAL may be absent (Go leaves
+# them out at their default, so that specs written before they existed keep
+# their bytes and hashes).
 _FIELDS = {
     "model": {
         "image_size": (int, lambda v: v >= 8, "must be at least 8 pixels"),
@@ -36,6 +43,7 @@ _FIELDS = {
         "augment": (bool, lambda v: True, ""),
         "augment_pad": (int, lambda v: v >= 0, "must be >= 0"),
         "color_jitter": (bool, lambda v: True, ""),
+        "batch_norm": (str, lambda v: v in BATCH_NORMS, "must be one of %s" % list(BATCH_NORMS)),
     },
     "loss": {
         "alpha": (float, lambda v: v >= 0, "must be >= 0"),
@@ -49,6 +57,9 @@ _FIELDS = {
         "learning_rate": (float, lambda v: v > 0, "must be > 0"),
     },
 }
+
+
+OPTIONAL = {("model", "batch_norm"): "keras"}
 
 
 def objective_names():
@@ -66,6 +77,7 @@ def schema():
         "scalings": sorted(SCALINGS),
         "global_pairings": list(GLOBAL_PAIRINGS),
         "objectives": list(objective_names()),
+        "batch_norms": list(BATCH_NORMS),
     }
 
 
@@ -86,6 +98,8 @@ def validate(spec):
             if key not in fields:
                 raise SpecError("spec: unknown key %s.%s (known: %s)" % (section, key, ", ".join(sorted(fields))))
         for key, (typ, check, reason) in fields.items():
+            if key not in spec[section] and (section, key) in OPTIONAL:
+                spec[section][key] = OPTIONAL[(section, key)]
             if key not in spec[section]:
                 raise SpecError("spec: missing key %s.%s" % (section, key))
             value = spec[section][key]

@@ -144,7 +144,7 @@ def losses(w, spec, images, eps, perm_global, perm_local, training=True):
 
 def weights_of(module):
     """Read the weights of an InfoMax module into the form the functions above take."""
-    kinds = {"Conv2D": "conv", "BatchNormalization": "bn", "Dense": "dense"}
+    kinds = {"Conv2D": "conv", "BatchNormalization": "bn", "FusedBatchNorm": "bn", "Dense": "dense"}
     enc = []
     for layer in module.encoder.layers:
         kind = kinds.get(type(layer).__name__)

@@ -33,6 +33,10 @@ JSD = copy.deepcopy(SMALL)
 JSD["loss"].update(objective="local_jsd", beta=1.0)
 JSD["model"].update(augment=True, color_jitter=True)
 
+# The default objective with the fused batch norm (model.FusedBatchNorm).
+FUSED = copy.deepcopy(NCE)
+FUSED["model"].update(batch_norm="fused")
+
 BATCH = 6
 
 
@@ -42,7 +46,7 @@ def images(spec, n=BATCH, seed=0):
     return rng.integers(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module", params=[SMALL, PAPER, NCE, JSD], ids=["seed-pairing", "paper-pairing", "local-nce", "local-jsd-augmented"])
+@pytest.fixture(scope="module", params=[SMALL, PAPER, NCE, JSD, FUSED], ids=["seed-pairing", "paper-pairing", "local-nce", "local-jsd-augmented", "fused-bn"])
 def exported(request, tmp_path_factory):
     """A module after one training step (so BatchNorm's moving statistics are not
     their initial 0 and 1), exported; yields (spec, module, export dir)."""
@@ -159,3 +163,34 @@ def test_go_schema_is_current():
         on_disk = f.read()
     assert on_disk == schema.render(), "config/schema.json is stale: run `.venv/bin/python -m pyexport.schema`"
     assert json.loads(on_disk)["objectives"] == list(specmod.objective_names())
+
+
+def test_fused_batch_norm_is_keras_batch_norm():
+    """model.FusedBatchNorm normalises as Keras's BatchNormalization does, in
+    training (batch statistics) and inference (moving statistics), and moves
+    its statistics the same way (momentum 0.99, the biased batch variance,
+    ε 1e-3), over several updates; the forward pass also equals NumPy's."""
+    import keras
+    from pyexport.model import FusedBatchNorm
+
+    rng = np.random.default_rng(5)
+    fused, ref = FusedBatchNorm(), keras.layers.BatchNormalization()
+    shape = (8, 5, 5, 6)
+    fused.build(shape)
+    ref.build(shape)
+    gamma, beta = rng.normal(size=6).astype(np.float32), rng.normal(size=6).astype(np.float32)
+    for layer in (fused, ref):
+        layer.set_weights([gamma, beta, np.zeros(6, np.float32), np.ones(6, np.float32)])
+    for step in range(3):
+        x = (rng.normal(size=shape) * 3 + 1).astype(np.float32)
+        y_f = np.asarray(fused(x, training=True))
+        y_r = np.asarray(ref(x, training=True))
+        np.testing.assert_allclose(y_f, y_r, atol=2e-5, err_msg="training output, step %d" % step)
+        mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+        np.testing.assert_allclose(y_f, (x - mean) / np.sqrt(var + 1e-3) * gamma + beta, atol=2e-5)
+        for w_f, w_r, what in zip(fused.get_weights(), ref.get_weights(), ("gamma", "beta", "moving mean", "moving variance")):
+            np.testing.assert_allclose(w_f, w_r, rtol=1e-5, atol=1e-6, err_msg="%s after step %d" % (what, step))
+    x = rng.normal(size=shape).astype(np.float32)
+    np.testing.assert_allclose(np.asarray(fused(x, training=False)), np.asarray(ref(x, training=False)), atol=2e-5)
+    mm, mv = fused.get_weights()[2:]
+    np.testing.assert_allclose(np.asarray(fused(x, training=False)), (x - mm) / np.sqrt(mv + 1e-3) * gamma + beta, atol=2e-5)
