@@ -102,6 +102,11 @@ type Model struct {
 	// out its default, keras, so that specs from before the key existed
 	// keep their hashes.
 	BatchNorm string `mapstructure:"batch_norm" yaml:"batch_norm" json:"batch_norm,omitempty"`
+	// Precision is float32, or bfloat16: the model's sessions have
+	// TensorFlow rewrite the graph to compute in bfloat16 where oneDNN can
+	// (variables, optimizer state and batch-norm statistics stay float32).
+	// Left out of the spec at its default, as BatchNorm.
+	Precision string `mapstructure:"precision" yaml:"precision" json:"precision,omitempty"`
 }
 
 // Loss is the objective and its weights: alpha·global + beta·local + gamma·prior.
@@ -193,6 +198,7 @@ func Defaults() Config {
 			GlobalPairing: "seed", // [z, z] vs [z, shuffled z], as in the seed's script
 			AugmentPad:    4,      // used only with augment: true
 			BatchNorm:     "keras",
+			Precision:     "float32",
 		},
 		Loss: Loss{
 			Alpha:       0.5,  // weight of global MI
@@ -548,6 +554,9 @@ func (c *Config) SpecJSON() ([]byte, string) {
 	m := c.Model
 	if m.BatchNorm == "keras" {
 		m.BatchNorm = "" // left out: the default, as before the key existed
+	}
+	if m.Precision == "float32" {
+		m.Precision = ""
 	}
 	raw, err := json.Marshal(Spec{Model: m, Loss: c.Loss, Optimizer: c.Optimizer, Seed: c.Seed})
 	if err != nil {

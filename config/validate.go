@@ -18,21 +18,23 @@ import (
 var schemaJSON []byte
 
 var (
-	scalings, pairings, objectives, batchNorms = readSchema()
-	formats                                    = data.Formats
+	scalings, pairings, objectives, batchNorms, precisions = readSchema()
+	formats                                                = data.Formats
 )
 
-func readSchema() (scalings, pairings, objectives, batchNorms []string) {
+func readSchema() (scalings, pairings, objectives, batchNorms, precisions []string) {
 	var s struct {
 		Scalings       []string `json:"scalings"`
 		GlobalPairings []string `json:"global_pairings"`
 		Objectives     []string `json:"objectives"`
 		BatchNorms     []string `json:"batch_norms"`
+		Precisions     []string `json:"precisions"`
 	}
-	if err := json.Unmarshal(schemaJSON, &s); err != nil || len(s.Scalings) == 0 || len(s.GlobalPairings) == 0 || len(s.Objectives) == 0 || len(s.BatchNorms) == 0 {
+	if err := json.Unmarshal(schemaJSON, &s); err != nil || len(s.Scalings) == 0 || len(s.GlobalPairings) == 0 || len(s.Objectives) == 0 ||
+		len(s.BatchNorms) == 0 || len(s.Precisions) == 0 {
 		panic(fmt.Sprintf("config/schema.json (embedded) is not the exporter's schema: %v; run `python -m pyexport.schema`", err))
 	}
-	return s.Scalings, s.GlobalPairings, s.Objectives, s.BatchNorms
+	return s.Scalings, s.GlobalPairings, s.Objectives, s.BatchNorms, s.Precisions
 }
 
 // Validate refuses values no run can use, naming the key, the value and why.
@@ -61,6 +63,7 @@ func (c *Config) Validate() error {
 		{"model.global_pairing", m.GlobalPairing, oneOf(m.GlobalPairing, pairings), fmt.Sprintf("must be one of %v", pairings)},
 		{"model.augment_pad", m.AugmentPad, m.AugmentPad >= 0, "must be >= 0"},
 		{"model.batch_norm", m.BatchNorm, oneOf(m.BatchNorm, batchNorms), fmt.Sprintf("must be one of %v", batchNorms)},
+		{"model.precision", m.Precision, oneOf(m.Precision, precisions), fmt.Sprintf("must be one of %v", precisions)},
 		{"loss.objective", c.Loss.Objective, oneOf(c.Loss.Objective, objectives), fmt.Sprintf("unknown objective: known are %v", objectives)},
 		{"loss.temperature", c.Loss.Temperature, c.Loss.Temperature > 0, "must be > 0"},
 		{"loss.head_dim", c.Loss.HeadDim, c.Loss.HeadDim >= 1, "must be at least 1"},

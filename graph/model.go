@@ -45,9 +45,8 @@ type Options struct {
 	// Precision "bfloat16" has TensorFlow's graph optimizer rewrite the
 	// session's graphs to compute in bfloat16 where oneDNN has bfloat16
 	// kernels (auto_mixed_precision_onednn_bfloat16), variables and their
-	// updates staying float32; "" or "float32": as exported. A lever for
-	// benchmarks, not used by the runner: training in it lost accuracy and
-	// overflowed the seed's losses (docs/speed.md).
+	// updates staying float32; "float32": as exported; "" (Load): what the
+	// manifest says (model.precision), float32 for other sessions.
 	Precision string
 	// XLA clusters the graph for XLA's CPU compiler (global_jit_level ON_1;
 	// on a CPU it also needs TF_XLA_FLAGS=--tf_xla_cpu_global_jit). A lever
@@ -127,6 +126,9 @@ func load(dir string, opts Options) (*Model, error) {
 	}
 	if opts.ConfigHash != "" && opts.ConfigHash != man.ConfigHash {
 		return nil, fmt.Errorf("%w: the manifest's config hash is %.12s, the config's is %.12s", ErrStale, man.ConfigHash, opts.ConfigHash)
+	}
+	if opts.Precision == "" {
+		opts.Precision = man.Precision
 	}
 	saverDef, err := readSaverDef(dir)
 	if err != nil {

@@ -80,3 +80,44 @@ func TestBfloat16IsFloat32ToItsAccuracy(t *testing.T) {
 	}
 	t.Logf("features: lowest cosine similarity %.6f", worst)
 }
+
+// A model exported with model.precision: bfloat16 computes in bfloat16 when
+// loaded with no precision given (the manifest says so), and in float32
+// when asked: the same weights, features apart by bfloat16's rounding only.
+func TestManifestPrecisionIsTheDefault(t *testing.T) {
+	cfg := testmodel.Config()
+	cfg.Model.Precision = "bfloat16"
+	cfg.Model.BatchNorm = "fused"
+	dir := testmodel.Export(t, cfg)
+	set := testmodel.FashionMNISTSet(t, 32)
+	var feats [2][]float32
+	for i, p := range []string{"", "float32"} {
+		m, err := graph.Load(dir, graph.Options{IntraOpThreads: 2, InterOpThreads: 1, Precision: p})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Manifest.Precision != "bfloat16" {
+			t.Fatalf("manifest precision %q", m.Manifest.Precision)
+		}
+		if feats[i], err = m.Encode(set.Images); err != nil {
+			t.Fatal(err)
+		}
+		m.Close()
+	}
+	differs, worst := false, 1.0
+	dim := len(feats[0]) / 32
+	for i := 0; i < 32; i++ {
+		a, b := feats[0][i*dim:(i+1)*dim], feats[1][i*dim:(i+1)*dim]
+		var ab, aa, bb float64
+		for j := range a {
+			ab += float64(a[j]) * float64(b[j])
+			aa += float64(a[j]) * float64(a[j])
+			bb += float64(b[j]) * float64(b[j])
+			differs = differs || a[j] != b[j]
+		}
+		worst = math.Min(worst, ab/math.Sqrt(aa*bb))
+	}
+	if !differs || worst < 0.999 {
+		t.Errorf("the manifest's bfloat16 against float32: differ %v (want true), lowest cosine %.5f (want ≥ 0.999)", differs, worst)
+	}
+}

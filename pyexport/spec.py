@@ -23,6 +23,13 @@ BATCH_NORMS = (
     "fused",  # the same normalisation as one FusedBatchNormV3 op (model.FusedBatchNorm)
 )
 
+PRECISIONS = (
+    "float32",  # every op in float32
+    "bfloat16",  # the session rewrites the graph to compute in bfloat16 where oneDNN can
+                 # (Go, graph.Options); variables, optimizer state and batch-norm statistics
+                 # stay float32
+)
+
 GLOBAL_PAIRINGS = (
     "seed",  # the seed's code: [z, z] against [z, shuffled z]
     "paper",  # Deep InfoMax: [C, z] against [shuffled C, z]
@@ -44,6 +51,7 @@ _FIELDS = {
         "augment_pad": (int, lambda v: v >= 0, "must be >= 0"),
         "color_jitter": (bool, lambda v: True, ""),
         "batch_norm": (str, lambda v: v in BATCH_NORMS, "must be one of %s" % list(BATCH_NORMS)),
+        "precision": (str, lambda v: v in PRECISIONS, "must be one of %s" % list(PRECISIONS)),
     },
     "loss": {
         "alpha": (float, lambda v: v >= 0, "must be >= 0"),
@@ -59,7 +67,7 @@ _FIELDS = {
 }
 
 
-OPTIONAL = {("model", "batch_norm"): "keras"}
+OPTIONAL = {("model", "batch_norm"): "keras", ("model", "precision"): "float32"}
 
 
 def objective_names():
@@ -78,6 +86,7 @@ def schema():
         "global_pairings": list(GLOBAL_PAIRINGS),
         "objectives": list(objective_names()),
         "batch_norms": list(BATCH_NORMS),
+        "precisions": list(PRECISIONS),
     }
 
 
