@@ -43,6 +43,8 @@ var (
 	output  = flag.String("output", "", "the output folder (required)")
 	shards  = flag.Int("shards", 64, "how many shards the images are spread over")
 	strict  = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
+	// precision: the model's own unless given.
+	precision = flag.String("precision", "", "encode in float32 or bfloat16 (default: the model's model.precision)")
 )
 
 func main() {
@@ -83,7 +85,10 @@ func options() (Options, error) {
 	}
 	// --run-dir as given: remote workers resolve a relative one from their
 	// own working folder (the worker image's WORKDIR).
-	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict}, nil
+	if p := *precision; p != "" && p != "float32" && p != "bfloat16" {
+		return Options{}, fmt.Errorf("--precision %q: want float32 or bfloat16", p)
+	}
+	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Precision: *precision}, nil
 }
 
 // check refuses, before the pipeline starts, a run folder that does not

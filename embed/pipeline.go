@@ -36,11 +36,13 @@ func init() {
 
 // Options of one embedding job.
 type Options struct {
-	RunDir string   // the trained run whose encoder embeds
-	Inputs []string // glob patterns, read through Beam's filesystems (local ones imported)
-	Output string   // the output folder (local)
-	Shards int      // images are spread over this many shards by a hash of their path
-	Strict bool     // a bad image fails the job instead of being counted
+	RunDir string // the trained run whose encoder embeds
+	// Precision encodes in float32 or bfloat16 ("": the model's own).
+	Precision string
+	Inputs    []string // glob patterns, read through Beam's filesystems (local ones imported)
+	Output    string   // the output folder (local)
+	Shards    int      // images are spread over this many shards by a hash of their path
+	Strict    bool     // a bad image fails the job instead of being counted
 }
 
 // shardResult is what shards wrote; sumResults adds them up for the manifest.
@@ -62,8 +64,8 @@ func Build(s beam.Scope, o Options) {
 	globs := beam.Reshuffle(s, beam.CreateList(s, o.Inputs))
 	paths := beam.ParDo(s, listImages, globs)
 	grouped := beam.GroupByKey(s, beam.ParDo(s, &shardKeyFn{Shards: o.Shards}, paths))
-	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir}, Output: o.Output, Shards: o.Shards, Strict: o.Strict}, grouped)
-	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir}, Output: o.Output, Inputs: o.Inputs}, beam.Combine(s, sumResults, results))
+	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Shards: o.Shards, Strict: o.Strict}, grouped)
+	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Inputs: o.Inputs}, beam.Combine(s, sumResults, results))
 }
 
 // listImages emits the images a glob matches, on any Beam filesystem. (Not
@@ -104,17 +106,18 @@ func ShardName(i, n int) string { return fmt.Sprintf("shard-%05d-of-%05d", i, n)
 // withEncoder gives a DoFn the shared encoder of its run from Setup to
 // Teardown.
 type withEncoder struct {
-	RunDir string
-	enc    *sharedEncoder
+	RunDir    string
+	Precision string
+	enc       *sharedEncoder
 }
 
 func (w *withEncoder) Setup() error {
 	var err error
-	w.enc, err = acquire(w.RunDir)
+	w.enc, err = acquire(w.RunDir, w.Precision)
 	return err
 }
 
-func (w *withEncoder) Teardown() { release(w.RunDir) }
+func (w *withEncoder) Teardown() { release(w.RunDir, w.Precision) }
 
 // sharedEncoder is one encoder per worker process and run, shared by every
 // DoFn instance there (loading it costs a TensorFlow session; an Encoder is
@@ -129,29 +132,31 @@ var (
 	encoders   = map[string]*sharedEncoder{}
 )
 
-func acquire(runDir string) (*sharedEncoder, error) {
+func acquire(runDir, precision string) (*sharedEncoder, error) {
 	encodersMu.Lock()
 	defer encodersMu.Unlock()
-	if e, ok := encoders[runDir]; ok {
+	key := runDir + "\x00" + precision
+	if e, ok := encoders[key]; ok {
 		e.refs++
 		return e, nil
 	}
-	enc, err := encoder.Load(runDir)
+	enc, err := encoder.Load(runDir, encoder.WithPrecision(precision))
 	if err != nil {
 		return nil, err
 	}
 	e := &sharedEncoder{enc: enc, refs: 1}
-	encoders[runDir] = e
+	encoders[key] = e
 	return e, nil
 }
 
-func release(runDir string) {
+func release(runDir, precision string) {
 	encodersMu.Lock()
 	defer encodersMu.Unlock()
-	if e, ok := encoders[runDir]; ok {
+	key := runDir + "\x00" + precision
+	if e, ok := encoders[key]; ok {
 		if e.refs--; e.refs == 0 {
 			e.enc.Close()
-			delete(encoders, runDir)
+			delete(encoders, key)
 		}
 	}
 }

@@ -50,9 +50,10 @@ var ErrClosed = errors.New("encoder: closed")
 type Option func(*options)
 
 type options struct {
-	limits  *data.Limits
-	session *graph.Options
-	batch   int
+	limits    *data.Limits
+	session   *graph.Options
+	precision string
+	batch     int
 }
 
 // WithLimits bounds what one image may make EncodeFiles, EncodeBytes and
@@ -62,6 +63,11 @@ func WithLimits(l data.Limits) Option { return func(o *options) { o.limits = &l 
 // WithSession sets up the TensorFlow session (default: the run's threads and
 // device; a Precision of "bfloat16" encodes in bfloat16 where oneDNN can).
 func WithSession(s graph.Options) Option { return func(o *options) { o.session = &s } }
+
+// WithPrecision encodes in float32 or bfloat16 (default: the model's own,
+// model.precision); bfloat16's features are float32's to its rounding
+// (graph's TestBfloat16IsFloat32ToItsAccuracy: cosine above 0.999).
+func WithPrecision(p string) Option { return func(o *options) { o.precision = p } }
 
 // WithBatchSize sets how many images go through the network at once
 // (default: the run's eval.batch_size).
@@ -81,6 +87,9 @@ func Load(runDir string, opts ...Option) (*Encoder, error) {
 	session := r.Session()
 	if o.session != nil {
 		session = *o.session
+	}
+	if o.precision != "" {
+		session.Precision = o.precision
 	}
 	m, err := r.LoadModel(session)
 	if err != nil {

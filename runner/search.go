@@ -18,8 +18,8 @@ import (
 )
 
 type indexOptions struct {
-	RunDir, Images, Out string
-	SkipBad             bool
+	RunDir, Images, Out, Precision string
+	SkipBad                        bool
 }
 
 func indexCmd() *cobra.Command {
@@ -36,6 +36,7 @@ func indexCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Images, "images", "", "a folder or .tar/.tar.gz/.zip of images (any layout, any size)")
 	cmd.Flags().StringVar(&o.Out, "out", "", "the index file to write")
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them")
+	cmd.Flags().StringVar(&o.Precision, "precision", "", "encode in float32 or bfloat16 (default: the model's model.precision)")
 	for _, f := range []string{"run-dir", "images", "out"} {
 		cmd.MarkFlagRequired(f)
 	}
@@ -44,7 +45,7 @@ func indexCmd() *cobra.Command {
 
 func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	t := time.Now()
-	enc, err := encoder.Load(o.RunDir)
+	enc, err := encoder.Load(o.RunDir, encoder.WithPrecision(o.Precision))
 	if err != nil {
 		return err
 	}

@@ -20,12 +20,14 @@ const speedRounds = 3
 
 // BenchmarkKerasFitVsRunner trains the seed's CIFAR-10 recipe
 // (configs/cifar10_seed.yaml, batch 64, the JPEG archive in ../shared/data)
-// with the Go runner and with Keras `model.fit`
+// with the Go runner (Keras's batch norm, as the seed; and
+// model.batch_norm: fused) and with Keras `model.fit`
 // (scripts/keras_fit_baseline.py: the same networks and losses, the seed's way
-// of training them), in alternating rounds, each for 300 steps, and prints
-// the images/s of steps 101–300 of each, the medians, their ratios and the
-// MFU of each: images/s × training FLOPs per image (pyexport/flops.py) over
-// TensorFlow's 4096² float32 matmul throughput measured in the same run.
+// of training them; float32, and under Keras's mixed_bfloat16 policy), in
+// alternating rounds, each for 300 steps, and prints the images/s of steps
+// 101–300 of each, the medians, their ratios and the MFU of each: images/s ×
+// training FLOPs per image (pyexport/flops.py) over TensorFlow's 4096²
+// matmul throughput of the dtype it computes in, measured in the same run.
 func BenchmarkKerasFitVsRunner(b *testing.B) {
 	root, err := pyexport.Root()
 	if err != nil {
@@ -37,6 +39,9 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		b.Fatal(err)
 	}
 	export := testmodel.Export(b, &cfg.Config)
+	fusedCfg := cfg.Config
+	fusedCfg.Model.BatchNorm = "fused"
+	fusedExport := testmodel.Export(b, &fusedCfg)
 	archive := filepath.Join(root, "..", "shared", "data", "cifar10-jpeg.tar.gz")
 	set := testmodel.CIFAR10Train(b, 50000)
 	tmp := b.TempDir()
@@ -59,11 +64,11 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 	fmt.Printf("speed: the seed's CIFAR-10 recipe costs %.0f MFLOP per training image (forward %.0f); TensorFlow's matmul here: %.0f GFLOP/s float32, %.0f GFLOP/s bfloat16\n",
 		fl.Training/1e6, fl.Forward/1e6, fl.Peak["float32"]/1e9, fl.Peak["bfloat16"]/1e9)
 
-	runner := func(name string) float64 {
+	runner := func(name, bn, export string) float64 {
 		dir := filepath.Join(tmp, name)
 		os.RemoveAll(dir)
 		c := exec.Command(bin, "train", "--config", cfgFile, "--data.path", archive, "--data.cache_dir", filepath.Join(tmp, "cache"),
-			"--export_dir", export, "--max-steps", "300", "--train.log_every", "100", "--eval.after_training=false",
+			"--export_dir", export, "--model.batch_norm", bn, "--max-steps", "300", "--train.log_every", "100", "--eval.after_training=false",
 			"--run-dir", dir)
 		c.Dir = root
 		if out, err := c.CombinedOutput(); err != nil {
@@ -71,8 +76,8 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		}
 		return stepsRate(b, dir, 64)
 	}
-	keras := func() float64 {
-		c := exec.Command(py, "scripts/keras_fit_baseline.py", "--export", export, "--images", pixelsNPY, "--steps", "300")
+	keras := func(policy string) float64 {
+		c := exec.Command(py, "scripts/keras_fit_baseline.py", "--export", export, "--images", pixelsNPY, "--steps", "300", "--policy", policy)
 		c.Dir = root
 		out, err := c.Output()
 		var r struct {
@@ -86,18 +91,23 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		return r.IPS
 	}
 	for i := 0; i < b.N; i++ {
-		var goF32, kf []float64
+		var goKeras, goFused, kf, kbf []float64
 		for r := 1; r <= speedRounds; r++ {
-			a := runner("go")
-			k := keras()
-			fmt.Printf("speed, round %d: Go runner %.0f images/s, Keras fit %.0f\n", r, a, k)
-			goF32, kf = append(goF32, a), append(kf, k)
+			a := runner("go", "keras", export)
+			f := runner("go-fused", "fused", fusedExport)
+			k := keras("float32")
+			kb := keras("mixed_bfloat16")
+			fmt.Printf("speed, round %d: Go runner %.0f images/s, fused batch norm %.0f; Keras fit %.0f, mixed_bfloat16 %.0f\n", r, a, f, k, kb)
+			goKeras, goFused, kf, kbf = append(goKeras, a), append(goFused, f), append(kf, k), append(kbf, kb)
 		}
-		mf, mk := median(goF32), median(kf)
-		mfu := func(ips float64) float64 { return 100 * ips * fl.Training / fl.Peak["float32"] }
-		fmt.Printf("speed, medians of %d rounds: Go runner %.0f images/s (MFU %.0f%%), Keras fit %.0f (MFU %.0f%%): %.2f×\n",
-			speedRounds, mf, mfu(mf), mk, mfu(mk), mf/mk)
+		ma, mf, mk, mb := median(goKeras), median(goFused), median(kf), median(kbf)
+		mfu := func(ips float64, dtype string) float64 { return 100 * ips * fl.Training / fl.Peak[dtype] }
+		fmt.Printf("speed, medians of %d rounds: Go runner %.0f images/s (MFU %.0f%%), fused batch norm %.0f (MFU %.0f%%); Keras fit %.0f (MFU %.0f%%), mixed_bfloat16 %.0f (MFU %.0f%% of the bfloat16 peak)\n",
+			speedRounds, ma, mfu(ma, "float32"), mf, mfu(mf, "float32"), mk, mfu(mk, "float32"), mb, mfu(mb, "bfloat16"))
+		fmt.Printf("speed: the fused runner at %.2f× Keras fit float32 and %.2f× Keras fit mixed_bfloat16; the runner with Keras's batch norm at %.2f× Keras fit\n",
+			mf/mk, mf/mb, ma/mk)
 		b.ReportMetric(mf/mk, "x-keras-fit")
+		b.ReportMetric(mf/mb, "x-keras-fit-bf16")
 	}
 }
 

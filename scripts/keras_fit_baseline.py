@@ -77,6 +77,7 @@ def main(argv=None):
     p.add_argument("--images", required=True, help="uint8 N×H×W×C training images as .npy")
     p.add_argument("--steps", type=int, default=300)
     p.add_argument("--batch", type=int, default=0, help="default: the recipe's (train.batch_size is not in the spec: 64)")
+    p.add_argument("--policy", default="float32", help="Keras's dtype policy: float32, or mixed_bfloat16 (bfloat16 compute, float32 variables; Keras keeps batch norm and the losses in float32)")
     a = p.parse_args(argv)
     with open(os.path.join(a.export, "manifest.json")) as f:
         spec = json.load(f)["spec"]
@@ -85,12 +86,13 @@ def main(argv=None):
     if len(images) < a.steps * batch:
         raise SystemExit("%s: %d images, want at least %d (steps × batch)" % (a.images, len(images), a.steps * batch))
     keras.utils.set_random_seed(spec["seed"])
+    keras.mixed_precision.set_global_policy(a.policy)
     m = SeedModel(spec)
     m.compile(optimizer=keras.optimizers.Adam(spec["optimizer"]["learning_rate"]))
     timer = Timer(100)
     m.fit(np.asarray(images[: a.steps * batch]), batch_size=batch, epochs=1, steps_per_epoch=a.steps, verbose=0, callbacks=[timer])
     ips = (timer.n - timer.skip) * batch / (timer.t1 - timer.t0)
-    print(json.dumps({"images_per_second": ips, "steps": timer.n, "batch": batch, "jit_compile": bool(m.jit_compile),
+    print(json.dumps({"images_per_second": ips, "steps": timer.n, "batch": batch, "jit_compile": bool(m.jit_compile), "policy": a.policy,
                       "tensorflow": tf.__version__, "keras": keras.__version__}))
 
 
