@@ -92,6 +92,7 @@ func (c *Config) Validate() error {
 		{"eval.probe_batch_size", c.Eval.ProbeBatchSize, c.Eval.ProbeBatchSize >= 1, "must be at least 1"},
 		{"eval.grid_rows", c.Eval.GridRows, c.Eval.GridRows >= 0, "must be >= 0 (0: no grids)"},
 		{"eval.grid_neighbours", c.Eval.GridNeighbours, c.Eval.GridNeighbours >= 1, "must be at least 1"},
+		{"eval.raw_pixel_mib", c.Eval.RawPixelMiB, c.Eval.RawPixelMiB >= 1, "must be at least 1"},
 		{"eval.every_epochs", c.Eval.EveryEpochs, c.Eval.EveryEpochs >= 0, "must be >= 0 (0: no kNN monitor during training)"},
 		{"eval.projector_images", c.Eval.ProjectorImages, c.Eval.ProjectorImages >= 0 && c.Eval.ProjectorImages <= MaxProjectorImages,
 			fmt.Sprintf("must be in [0, %d] (0: no projector files; the sprite holds at most %d thumbnails)", MaxProjectorImages, MaxProjectorImages)},

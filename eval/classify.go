@@ -97,7 +97,7 @@ type KNNResult struct {
 
 // KNN classifies every query by its nearest bank rows (one search serves all
 // three classifiers).
-func KNN(ctx context.Context, bank knn.Features, bankLabels []int, queries knn.Features, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
+func KNN(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
 	kmax := min(max(s.K, s.WeightedK, 1), bank.Len())
 	nb, err := knn.Search(ctx, bank, queries, kmax, knn.Options{Metric: knn.Cosine, Chunk: s.Chunk, Session: s.Session})
 	if err != nil {

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/infomax/infomax/graph"
@@ -45,12 +46,51 @@ func (s Split) images(idx []int) (map[int][]byte, error) {
 // Pixels are the baseline features of a split: its pixels scaled as the
 // model's input is (x·scale + offset, e.g. x/255 − 0.5), so that cosine
 // similarity sees what the encoder sees.
-func (s Split) Pixels(scale, offset float32) knn.Features {
-	f := knn.Features{Dim: s.H * s.W * s.C, Data: make([]float32, len(s.Images))}
-	for i, v := range s.Images {
-		f.Data[i] = float32(v)*scale + offset
+func (s Split) Pixels(scale, offset float32) PixelRows {
+	return PixelRows{Images: s.Images, Dim: s.H * s.W * s.C, Scale: scale, Offset: offset}
+}
+
+// PixelRows are images as feature rows, each pixel x as x·Scale + Offset,
+// made as a search or the probe reads them: a float32 copy of a split's
+// pixels would take 4 times its bytes (4.9 GB for Tiny ImageNet's training
+// split). Index, if set, picks the images used (a sample), in its order.
+type PixelRows struct {
+	Images        []byte
+	Dim           int
+	Scale, Offset float32
+	Index         []int
+}
+
+func (p PixelRows) Len() int {
+	if p.Index != nil {
+		return len(p.Index)
 	}
-	return f
+	return len(p.Images) / p.Dim
+}
+
+func (p PixelRows) Width() int { return p.Dim }
+
+func (p PixelRows) Row(i int, dst []float32) {
+	if p.Index != nil {
+		i = p.Index[i]
+	}
+	for j, v := range p.Images[i*p.Dim : (i+1)*p.Dim] {
+		dst[j] = float32(v)*p.Scale + p.Offset
+	}
+}
+
+// PixelSample is the seeded sample of training images the raw-pixel
+// baseline uses when their pixels as float32 would pass maxBytes (nil: all
+// of them), sorted.
+func PixelSample(n, dim int, maxBytes int64, seed int64) []int {
+	per := int64(4 * dim)
+	if maxBytes <= 0 || int64(n)*per <= maxBytes {
+		return nil
+	}
+	m := int(max(1, maxBytes/per))
+	idx := rand.New(rand.NewPCG(uint64(seed), 0x91c5)).Perm(n)[:m]
+	slices.Sort(idx)
+	return idx
 }
 
 // Settings say what Evaluate computes and where it writes.
@@ -73,6 +113,11 @@ type Settings struct {
 	// Session sets up every TensorFlow session of the evaluation (kNN, the
 	// probe): the run's threads and device.
 	Session graph.Options
+	// PixelBankBytes bounds the raw-pixel baseline's bank (the training
+	// images as float32, held once in TensorFlow for the kNN search): past
+	// it, a seeded sample of the training images (PixelSample), which the
+	// report says (eval.raw_pixel_mib; 0: all).
+	PixelBankBytes int64
 	// PixelCache, if set, keeps the raw-pixel figures (they depend on the
 	// data and these settings only): read when there, written when not.
 	PixelCache string
@@ -137,7 +182,7 @@ func (rep *Report) Print(w io.Writer, dir string) {
 }
 
 // scores runs kNN and, if asked, the linear probe on one kind of features.
-func scores(ctx context.Context, bank knn.Features, bankLabels []int, queries knn.Features, queryLabels []int, s Settings) (*Scores, error) {
+func scores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, s Settings) (*Scores, error) {
 	knn, err := KNN(ctx, bank, bankLabels, queries, queryLabels, s.Classes, KNNSettings{
 		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Session: s.Session,
 	})
@@ -151,7 +196,7 @@ func scores(ctx context.Context, bank knn.Features, bankLabels []int, queries kn
 	if ctx.Err() != nil {
 		return nil, ctx.Err()
 	}
-	dir, err := s.ProbeGraph(ctx, bank.Dim, s.Classes)
+	dir, err := s.ProbeGraph(ctx, bank.Width(), s.Classes)
 	if err != nil {
 		return nil, err
 	}
@@ -174,10 +219,18 @@ func pixelScores(ctx context.Context, train, test Split, s Settings) (*Scores, e
 			}
 		}
 	}
-	sc, err := scores(ctx, train.Pixels(s.PixelScale, s.PixelOffset), train.Labels, test.Pixels(s.PixelScale, s.PixelOffset), test.Labels, s)
+	bank, labels := train.Pixels(s.PixelScale, s.PixelOffset), train.Labels
+	if bank.Index = PixelSample(bank.Len(), bank.Dim, s.PixelBankBytes, s.Seed); bank.Index != nil {
+		labels = make([]int, len(bank.Index))
+		for i, k := range bank.Index {
+			labels[i] = train.Labels[k]
+		}
+	}
+	sc, err := scores(ctx, bank, labels, test.Pixels(s.PixelScale, s.PixelOffset), test.Labels, s)
 	if err != nil {
 		return nil, fmt.Errorf("raw-pixel baseline: %w", err)
 	}
+	sc.BankImages, sc.BankOf = bank.Len(), len(train.Labels)
 	if s.PixelCache != "" {
 		raw, _ := json.MarshalIndent(sc, "", "  ")
 		if err := fsutil.WriteFileAtomic(s.PixelCache, raw); err != nil {

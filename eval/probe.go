@@ -33,9 +33,10 @@ type ProbeResult struct {
 // LinearProbe trains multinomial logistic regression on frozen training
 // features and reports its accuracy on the test features. The model and its
 // Adam step are a SavedModel written by `python -m pyexport.probe` (dir);
-// Go standardises the features (training mean and deviation per dimension),
-// shuffles and feeds mini-batches.
-func LinearProbe(dir string, train knn.Features, trainLabels []int, test knn.Features, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
+// Go standardises the features (training mean and deviation per dimension)
+// as it assembles each batch, shuffles and feeds mini-batches: the features
+// are read row by row (knn.Rows), never copied whole.
+func LinearProbe(dir string, train knn.Rows, trainLabels []int, test knn.Rows, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
 	start := time.Now()
 	p, err := loadProbe(dir, s.Session)
 	if err != nil {
@@ -43,7 +44,7 @@ func LinearProbe(dir string, train knn.Features, trainLabels []int, test knn.Fea
 	}
 	defer p.saved.Session.Close()
 	mean, std := moments(train)
-	trainZ, testZ := standardize(train, mean, std), standardize(test, mean, std)
+	trainZ, testZ := standardized{train, mean, std}, standardized{test, mean, std}
 	res := &ProbeResult{Epochs: s.Epochs}
 	if res.FinalLoss, err = p.fit(trainZ, trainLabels, s); err != nil {
 		return nil, err
@@ -94,8 +95,8 @@ func loadProbe(dir string, opts graph.Options) (*probe, error) {
 
 // fit runs s.Epochs epochs of seeded minibatches (the last partial batch of
 // an epoch dropped) and returns the last batch's loss.
-func (p *probe) fit(train knn.Features, labels []int, s ProbeSettings) (float64, error) {
-	d, n := train.Dim, train.Len()
+func (p *probe) fit(train knn.Rows, labels []int, s ProbeSettings) (float64, error) {
+	d, n := train.Width(), train.Len()
 	rng := rand.New(rand.NewPCG(uint64(s.Seed), 0x9e0be))
 	xb := make([]float32, s.BatchSize*d)
 	yb := make([]int32, s.BatchSize)
@@ -104,7 +105,7 @@ func (p *probe) fit(train knn.Features, labels []int, s ProbeSettings) (float64,
 		perm := rng.Perm(n)
 		for i := 0; i+s.BatchSize <= n; i += s.BatchSize {
 			for j, k := range perm[i : i+s.BatchSize] {
-				copy(xb[j*d:(j+1)*d], train.Data[k*d:(k+1)*d])
+				train.Row(k, xb[j*d:(j+1)*d])
 				yb[j] = int32(labels[k])
 			}
 			xt, err := tfutil.FromFloat32s(xb, int64(s.BatchSize), int64(d))
@@ -127,12 +128,18 @@ func (p *probe) fit(train knn.Features, labels []int, s ProbeSettings) (float64,
 	return last, nil
 }
 
-// accuracy is the share of f's rows whose predicted class is their label.
-func (p *probe) accuracy(f knn.Features, labels []int) (float64, error) {
-	d, correct := f.Dim, 0
-	for i := 0; i < f.Len(); i += 4096 {
-		j := min(i+4096, f.Len())
-		xt, err := tfutil.FromFloat32s(f.Data[i*d:j*d], int64(j-i), int64(d))
+// accuracy is the share of f's rows whose predicted class is their label,
+// predicted a block of at most 4,096 rows (and 64 MiB) at a time.
+func (p *probe) accuracy(f knn.Rows, labels []int) (float64, error) {
+	d, correct := f.Width(), 0
+	chunk := max(1, min(4096, (64<<20)/(4*d)))
+	buf := make([]float32, chunk*d)
+	for i := 0; i < f.Len(); i += chunk {
+		j := min(i+chunk, f.Len())
+		for k := i; k < j; k++ {
+			f.Row(k, buf[(k-i)*d:(k-i+1)*d])
+		}
+		xt, err := tfutil.FromFloat32s(buf[:(j-i)*d], int64(j-i), int64(d))
 		if err != nil {
 			return 0, err
 		}
@@ -156,11 +163,13 @@ func (p *probe) accuracy(f knn.Features, labels []int) (float64, error) {
 }
 
 // moments returns each dimension's mean and standard deviation (1 where it is 0).
-func moments(f knn.Features) (mean, std []float64) {
-	d := f.Dim
+func moments(f knn.Rows) (mean, std []float64) {
+	d := f.Width()
 	mean, std = make([]float64, d), make([]float64, d)
+	row := make([]float32, d)
 	for i := 0; i < f.Len(); i++ {
-		for j, v := range f.Data[i*d : (i+1)*d] {
+		f.Row(i, row)
+		for j, v := range row {
 			mean[j] += float64(v)
 		}
 	}
@@ -168,7 +177,8 @@ func moments(f knn.Features) (mean, std []float64) {
 		mean[j] /= float64(f.Len())
 	}
 	for i := 0; i < f.Len(); i++ {
-		for j, v := range f.Data[i*d : (i+1)*d] {
+		f.Row(i, row)
+		for j, v := range row {
 			dv := float64(v) - mean[j]
 			std[j] += dv * dv
 		}
@@ -182,11 +192,18 @@ func moments(f knn.Features) (mean, std []float64) {
 	return mean, std
 }
 
-func standardize(f knn.Features, mean, std []float64) knn.Features {
-	out := knn.Features{Data: make([]float32, len(f.Data)), Dim: f.Dim}
-	for i, v := range f.Data {
-		j := i % f.Dim
-		out.Data[i] = float32((float64(v) - mean[j]) / std[j])
+// standardized are rows with each dimension's training mean taken away and
+// divided by its deviation, made as they are read.
+type standardized struct {
+	r         knn.Rows
+	mean, std []float64
+}
+
+func (s standardized) Len() int   { return s.r.Len() }
+func (s standardized) Width() int { return s.r.Width() }
+func (s standardized) Row(i int, dst []float32) {
+	s.r.Row(i, dst)
+	for j, v := range dst {
+		dst[j] = float32((float64(v) - s.mean[j]) / s.std[j])
 	}
-	return out
 }

@@ -11,6 +11,11 @@ import (
 type Scores struct {
 	KNN   *KNNResult   `json:"knn"`
 	Probe *ProbeResult `json:"linear_probe,omitempty"`
+	// BankImages of BankOf training images were the kNN bank and the
+	// probe's training set (the raw-pixel baseline samples large data sets;
+	// 0: all, in reports from before the field).
+	BankImages int `json:"bank_images,omitempty"`
+	BankOf     int `json:"bank_of,omitempty"`
 }
 
 // Report is report.json: every figure of an evaluation.
@@ -75,6 +80,10 @@ func (rep *Report) Markdown() string {
 		}
 		return s.Probe.Accuracy, true
 	})
+	if p := rep.Pixels; p != nil && p.BankImages > 0 && p.BankImages < p.BankOf {
+		fmt.Fprintf(&b, "\nRaw pixels: a seeded sample of %d of the %d training images as the bank and the probe's training set (eval.raw_pixel_mib).\n",
+			p.BankImages, p.BankOf)
+	}
 	fmt.Fprintln(&b)
 	return b.String()
 }

@@ -107,7 +107,7 @@ func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int6
 		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, Seed: cfg.Seed,
 		GridRows: e.GridRows, GridNeighbours: e.GridNeighbours,
 		PixelScale: float32(man.Input.Scale), PixelOffset: float32(man.Input.Offset),
-		Dir: dir, PixelCache: cache, Session: r.Session(),
+		Dir: dir, PixelCache: cache, Session: r.Session(), PixelBankBytes: e.RawPixelMiB << 20,
 		ProbeGraph: func(ctx context.Context, dim, classes int) (string, error) {
 			return pyexport.ExportProbe(ctx, dim, classes, out)
 		},

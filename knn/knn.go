@@ -34,6 +34,44 @@ func (f Features) Len() int {
 	return len(f.Data) / f.Dim
 }
 
+// Width is the row length (Dim), as Rows has it.
+func (f Features) Width() int { return f.Dim }
+
+// Row copies row i into dst.
+func (f Features) Row(i int, dst []float32) { copy(dst, f.Data[i*f.Dim:(i+1)*f.Dim]) }
+
+// Rows is where a search reads its bank and its queries: Features, or rows
+// made on demand (a split's pixels scaled as the model's input, say), so
+// that a wide bank is never held as float32 in Go as well as in TensorFlow.
+type Rows interface {
+	Len() int
+	Width() int
+	Row(i int, dst []float32) // writes row i's Width() values
+}
+
+// Slice is rows [start, end) of r.
+func Slice(r Rows, start, end int) Rows { return slice{r, start, end} }
+
+type slice struct {
+	r          Rows
+	start, end int
+}
+
+func (s slice) Len() int                 { return s.end - s.start }
+func (s slice) Width() int               { return s.r.Width() }
+func (s slice) Row(i int, dst []float32) { s.r.Row(s.start+i, dst) }
+
+// checkRows checks what can be checked of r: Features' data, a width.
+func checkRows(r Rows) error {
+	if f, ok := r.(Features); ok {
+		return f.Check()
+	}
+	if r.Width() < 1 && r.Len() > 0 {
+		return fmt.Errorf("%d rows of width %d", r.Len(), r.Width())
+	}
+	return nil
+}
+
 // Check says what is wrong with f: a negative dimension, or data that is not
 // a whole number of rows.
 func (f Features) Check() error {
@@ -159,15 +197,15 @@ func unit(dst, src []float32) {
 // Euclidean), so the bank is held once in Go and once in TensorFlow, never
 // copied a third time. A cancelled ctx stops it between blocks. For L2, Sim
 // holds −|q − b|.
-func Search(ctx context.Context, bank, queries Features, k int, o Options) (*Neighbours, error) {
-	if err := bank.Check(); err != nil {
+func Search(ctx context.Context, bank, queries Rows, k int, o Options) (*Neighbours, error) {
+	if err := checkRows(bank); err != nil {
 		return nil, fmt.Errorf("knn: bank: %w", err)
 	}
-	if err := queries.Check(); err != nil {
+	if err := checkRows(queries); err != nil {
 		return nil, fmt.Errorf("knn: queries: %w", err)
 	}
-	if bank.Dim != queries.Dim {
-		return nil, fmt.Errorf("knn: bank has dimension %d, queries %d", bank.Dim, queries.Dim)
+	if bank.Width() != queries.Width() {
+		return nil, fmt.Errorf("knn: bank has dimension %d, queries %d", bank.Width(), queries.Width())
 	}
 	if k < 1 || k > bank.Len() {
 		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, bank.Len())
@@ -179,7 +217,7 @@ func Search(ctx context.Context, bank, queries Features, k int, o Options) (*Nei
 	if chunk <= 0 {
 		chunk = ChunkFor(bank.Len())
 	}
-	rs, err := rowsFor(metric, bank.Dim)
+	rs, err := rowsFor(metric, bank.Width())
 	if err != nil {
 		return nil, err
 	}
@@ -197,21 +235,23 @@ func Search(ctx context.Context, bank, queries Features, k int, o Options) (*Nei
 		return nil, err
 	}
 	defer tfutil.Free(bankT)
-	d := bank.Dim
 	out := &Neighbours{K: k, Index: make([]int32, 0, queries.Len()*k), Sim: make([]float32, 0, queries.Len()*k)}
+	row := make([]float32, bank.Width())
 	for start := 0; start < queries.Len(); start += chunk {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		end := min(start+chunk, queries.Len())
-		sims, idxs, err := block(sess, g, bankT, Features{Data: queries.Data[start*d : end*d], Dim: d}, rs)
+		sims, idxs, err := block(sess, g, bankT, Slice(queries, start, end), rs)
 		if err != nil {
 			return nil, err
 		}
 		if metric == L2 {
 			for r := range sims {
-				qi := start + r/k
-				d2 := sqNorm(queries.Data[qi*d:(qi+1)*d]) - float64(sims[r])
+				if r%k == 0 {
+					queries.Row(start+r/k, row)
+				}
+				d2 := sqNorm(row) - float64(sims[r])
 				sims[r] = -float32(math.Sqrt(math.Max(d2, 0)))
 			}
 		}
@@ -222,7 +262,7 @@ func Search(ctx context.Context, bank, queries Features, k int, o Options) (*Nei
 }
 
 // block scores one block of queries, freeing its tensors before it returns.
-func block(sess *tf.Session, g *knnGraph, bankT *tf.Tensor, q Features, rs rows) ([]float32, []int32, error) {
+func block(sess *tf.Session, g *knnGraph, bankT *tf.Tensor, q Rows, rs rows) ([]float32, []int32, error) {
 	qT, err := rowTensor(q, rs.width, rs.query)
 	if err != nil {
 		return nil, nil, err
@@ -243,19 +283,19 @@ func block(sess *tf.Session, g *knnGraph, bankT *tf.Tensor, q Features, rs rows)
 
 // rowTensor makes a float32 [f.Len(), width] tensor of f's rows, each
 // written by row, straight into the tensor's memory.
-func rowTensor(f Features, width int, row func(dst, src []float32)) (*tf.Tensor, error) {
-	r := &rowReader{f: f, row: row, tmp: make([]float32, width)}
+func rowTensor(f Rows, width int, row func(dst, src []float32)) (*tf.Tensor, error) {
+	r := &rowReader{f: f, row: row, src: make([]float32, f.Width()), tmp: make([]float32, width)}
 	return tf.ReadTensor(tf.Float, []int64{int64(f.Len()), int64(width)}, r)
 }
 
 // rowReader yields f's rows, each made by row, as little-endian float32
 // bytes.
 type rowReader struct {
-	f    Features
-	row  func(dst, src []float32)
-	tmp  []float32
-	i    int
-	left []byte
+	f        Rows
+	row      func(dst, src []float32)
+	src, tmp []float32
+	i        int
+	left     []byte
 }
 
 func (r *rowReader) Read(p []byte) (int, error) {
@@ -268,8 +308,8 @@ func (r *rowReader) Read(p []byte) (int, error) {
 				}
 				return n, nil
 			}
-			d := r.f.Dim
-			r.row(r.tmp, r.f.Data[r.i*d:(r.i+1)*d])
+			r.f.Row(r.i, r.src)
+			r.row(r.tmp, r.src)
 			r.i++
 			r.left = unsafe.Slice((*byte)(unsafe.Pointer(&r.tmp[0])), 4*len(r.tmp))
 		}
