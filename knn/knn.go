@@ -124,7 +124,10 @@ func ChunkFor(n int) int { return max(1, min(Chunk, MaxBlockBytes/(4*max(1, n)))
 // Options choose a search.
 type Options struct {
 	Metric Metric // Cosine when ""
-	Chunk  int    // queries per block; 0: ChunkFor(the bank's size)
+	Chunk  int    // queries per block; 0: ChunkFor(the bank block's size)
+	// BankRows is how many bank rows TensorFlow holds at once (0: as many as
+	// MaxBankBytes allows); each block's top k is merged into the queries'.
+	BankRows int
 	// Session sets up the TensorFlow session (threads, device) as the run's
 	// other sessions are.
 	Session graph.Options
@@ -136,17 +139,18 @@ type Options struct {
 // product is 2·q·b − |b|² (the order of −|q − b|²), so a block of scores is
 // the only block-sized tensor the graph makes.
 type knnGraph struct {
-	graph                    *tf.Graph
-	queries, bank, vals, idx tf.Output
+	graph                       *tf.Graph
+	queries, bank, k, vals, idx tf.Output
 }
 
-func newKNNGraph(width int64, k int) (*knnGraph, error) {
+func newKNNGraph(width int64) (*knnGraph, error) {
 	s := op.NewScope()
 	g := &knnGraph{}
 	g.queries = op.Placeholder(s.SubScope("queries"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, width)))
 	g.bank = op.Placeholder(s.SubScope("bank"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, width)))
 	sim := op.MatMul(s, g.queries, g.bank, op.MatMulTransposeB(true))
-	g.vals, g.idx = op.TopKV2(s, sim, op.Const(s.SubScope("k"), int32(k)))
+	g.k = op.Placeholder(s.SubScope("k"), tf.Int32, op.PlaceholderShape(tf.ScalarShape()))
+	g.vals, g.idx = op.TopKV2(s, sim, g.k)
 	var err error
 	if g.graph, err = s.Finalize(); err != nil {
 		return nil, fmt.Errorf("knn graph: %w", err)
@@ -210,18 +214,15 @@ func Search(ctx context.Context, bank, queries Rows, k int, o Options) (*Neighbo
 	if k < 1 || k > bank.Len() {
 		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, bank.Len())
 	}
-	metric, chunk := o.Metric, o.Chunk
+	metric := o.Metric
 	if metric == "" {
 		metric = Cosine
-	}
-	if chunk <= 0 {
-		chunk = ChunkFor(bank.Len())
 	}
 	rs, err := rowsFor(metric, bank.Width())
 	if err != nil {
 		return nil, err
 	}
-	g, err := newKNNGraph(int64(rs.width), k)
+	g, err := newKNNGraph(int64(rs.width))
 	if err != nil {
 		return nil, err
 	}
@@ -230,30 +231,72 @@ func Search(ctx context.Context, bank, queries Rows, k int, o Options) (*Neighbo
 		return nil, fmt.Errorf("knn: %w", err)
 	}
 	defer sess.Close()
+	// The bank a block of rows at a time when it is large: TensorFlow holds
+	// the block, and the matmul a packed copy of it, never the whole bank.
+	per := o.BankRows
+	if per <= 0 {
+		per = max(k, MaxBankBytes/(4*rs.width))
+	}
+	var top *Neighbours
+	for b0 := 0; b0 < bank.Len(); b0 += per {
+		b1 := min(b0+per, bank.Len())
+		nb, err := searchBlock(ctx, sess, g, Slice(bank, b0, b1), queries, min(k, b1-b0), o.Chunk, rs)
+		if err != nil {
+			return nil, err
+		}
+		if b0 == 0 {
+			top = nb
+			continue
+		}
+		for i := range nb.Index {
+			nb.Index[i] += int32(b0)
+		}
+		top = merge(top, nb, k)
+	}
+	if metric == L2 {
+		row := make([]float32, bank.Width())
+		for r := range top.Sim {
+			if r%k == 0 {
+				queries.Row(r/k, row)
+			}
+			d2 := sqNorm(row) - float64(top.Sim[r])
+			top.Sim[r] = -float32(math.Sqrt(math.Max(d2, 0)))
+		}
+	}
+	return top, nil
+}
+
+// MaxBankBytes bounds the bank rows TensorFlow holds at once: a larger bank
+// (raw pixels of a large data set, features beyond memory) is searched a
+// block of rows at a time, each block's top k merged into the queries'.
+// Below it, one block: the search is what it always was.
+const MaxBankBytes = 256 << 20
+
+// searchBlock finds the k best rows of one bank block for every query, by
+// the graph's score, a block of queries at a time.
+func searchBlock(ctx context.Context, sess *tf.Session, g *knnGraph, bank, queries Rows, k, chunk int, rs rows) (*Neighbours, error) {
+	if chunk <= 0 {
+		chunk = ChunkFor(bank.Len())
+	}
 	bankT, err := rowTensor(bank, rs.width, rs.bank)
 	if err != nil {
 		return nil, err
 	}
 	defer tfutil.Free(bankT)
+	kT, err := tf.NewTensor(int32(k))
+	if err != nil {
+		return nil, err
+	}
+	defer tfutil.Free(kT)
 	out := &Neighbours{K: k, Index: make([]int32, 0, queries.Len()*k), Sim: make([]float32, 0, queries.Len()*k)}
-	row := make([]float32, bank.Width())
 	for start := 0; start < queries.Len(); start += chunk {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		end := min(start+chunk, queries.Len())
-		sims, idxs, err := block(sess, g, bankT, Slice(queries, start, end), rs)
+		sims, idxs, err := block(sess, g, bankT, kT, Slice(queries, start, end), rs)
 		if err != nil {
 			return nil, err
-		}
-		if metric == L2 {
-			for r := range sims {
-				if r%k == 0 {
-					queries.Row(start+r/k, row)
-				}
-				d2 := sqNorm(row) - float64(sims[r])
-				sims[r] = -float32(math.Sqrt(math.Max(d2, 0)))
-			}
 		}
 		out.Sim = append(out.Sim, sims...)
 		out.Index = append(out.Index, idxs...)
@@ -261,14 +304,38 @@ func Search(ctx context.Context, bank, queries Rows, k int, o Options) (*Neighbo
 	return out, nil
 }
 
+// merge keeps, for every query, the k best of a's and b's neighbours, both
+// best first; b's rows come after a's in the bank, so on equal scores a's
+// rank first (TopKV2's order, lower index first, over the whole bank).
+func merge(a, b *Neighbours, k int) *Neighbours {
+	n := len(a.Index) / a.K
+	k = min(k, a.K+b.K) // the first blocks may hold fewer than k rows
+	out := &Neighbours{K: k, Index: make([]int32, 0, n*k), Sim: make([]float32, 0, n*k)}
+	for q := 0; q < n; q++ {
+		ai, as := a.Index[q*a.K:(q+1)*a.K], a.Sim[q*a.K:(q+1)*a.K]
+		bi, bs := b.Index[q*b.K:(q+1)*b.K], b.Sim[q*b.K:(q+1)*b.K]
+		i, j := 0, 0
+		for taken := 0; taken < k && (i < len(ai) || j < len(bi)); taken++ {
+			if j == len(bi) || (i < len(ai) && as[i] >= bs[j]) {
+				out.Index, out.Sim = append(out.Index, ai[i]), append(out.Sim, as[i])
+				i++
+			} else {
+				out.Index, out.Sim = append(out.Index, bi[j]), append(out.Sim, bs[j])
+				j++
+			}
+		}
+	}
+	return out
+}
+
 // block scores one block of queries, freeing its tensors before it returns.
-func block(sess *tf.Session, g *knnGraph, bankT *tf.Tensor, q Rows, rs rows) ([]float32, []int32, error) {
+func block(sess *tf.Session, g *knnGraph, bankT, kT *tf.Tensor, q Rows, rs rows) ([]float32, []int32, error) {
 	qT, err := rowTensor(q, rs.width, rs.query)
 	if err != nil {
 		return nil, nil, err
 	}
 	defer tfutil.Free(qT)
-	res, err := sess.Run(map[tf.Output]*tf.Tensor{g.bank: bankT, g.queries: qT}, []tf.Output{g.vals, g.idx}, nil)
+	res, err := sess.Run(map[tf.Output]*tf.Tensor{g.bank: bankT, g.queries: qT, g.k: kT}, []tf.Output{g.vals, g.idx}, nil)
 	if err != nil {
 		return nil, nil, fmt.Errorf("knn: %w", err)
 	}

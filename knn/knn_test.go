@@ -98,3 +98,31 @@ func TestL2SearchMatchesBruteForce(t *testing.T) {
 		}
 	}
 }
+
+// A bank searched a block of rows at a time (a bank too large to hold whole
+// in TensorFlow) gives what the whole bank gives, by both metrics, with
+// blocks smaller and larger than k and a last block shorter than the rest;
+// equal scores across blocks keep the lower index first.
+func TestBankBlocksMatchTheWholeBank(t *testing.T) {
+	r := rand.New(rand.NewPCG(7, 8))
+	bank, queries := randomFeatures(r, 301, 16), randomFeatures(r, 40, 16)
+	copy(bank.Data[250*16:251*16], bank.Data[3*16:4*16]) // rows 3 and 250 tie for every query
+	for _, metric := range []Metric{Cosine, L2} {
+		whole, err := Search(t.Context(), bank, queries, 20, Options{Metric: metric})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rows := range []int{7, 37, 300} {
+			got, err := Search(t.Context(), bank, queries, 20, Options{Metric: metric, BankRows: rows})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i := range whole.Index {
+				if got.Index[i] != whole.Index[i] || got.Sim[i] != whole.Sim[i] {
+					t.Fatalf("%s, blocks of %d rows: query %d rank %d: %d (%v), the whole bank: %d (%v)",
+						metric, rows, i/20, i%20, got.Index[i], got.Sim[i], whole.Index[i], whole.Sim[i])
+				}
+			}
+		}
+	}
+}
