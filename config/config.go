@@ -102,10 +102,11 @@ type Model struct {
 	// out its default, keras, so that specs from before the key existed
 	// keep their hashes.
 	BatchNorm string `mapstructure:"batch_norm" yaml:"batch_norm" json:"batch_norm,omitempty"`
-	// Precision is float32, or bfloat16: the model's sessions have
-	// TensorFlow rewrite the graph to compute in bfloat16 where oneDNN can
-	// (variables, optimizer state and batch-norm statistics stay float32).
-	// Left out of the spec at its default, as BatchNorm.
+	// Precision is float32, or bfloat16: the exporter builds the encoder's
+	// convolution blocks under Keras's mixed_bfloat16 policy; variables,
+	// optimizer state, batch-norm statistics, the code's Dense layers, the
+	// heads, scores and losses stay float32. Left out of the spec at its
+	// default, as BatchNorm.
 	Precision string `mapstructure:"precision" yaml:"precision" json:"precision,omitempty"`
 }
 

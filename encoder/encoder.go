@@ -64,9 +64,10 @@ func WithLimits(l data.Limits) Option { return func(o *options) { o.limits = &l 
 // device; a Precision of "bfloat16" encodes in bfloat16 where oneDNN can).
 func WithSession(s graph.Options) Option { return func(o *options) { o.session = &s } }
 
-// WithPrecision encodes in float32 or bfloat16 (default: the model's own,
-// model.precision); bfloat16's features are float32's to its rounding
-// (graph's TestBfloat16IsFloat32ToItsAccuracy: cosine above 0.999).
+// WithPrecision "bfloat16" encodes a float32 model in bfloat16 through
+// oneDNN's rewrite (default: as exported); its features are float32's to
+// bfloat16's rounding (graph's TestBfloat16IsFloat32ToItsAccuracy: cosine
+// above 0.999).
 func WithPrecision(p string) Option { return func(o *options) { o.precision = p } }
 
 // WithBatchSize sets how many images go through the network at once

@@ -26,9 +26,8 @@ type Manifest struct {
 		Scale   float64 `json:"scale"`
 		Offset  float64 `json:"offset"`
 	} `json:"input"`
-	// Precision is what the model's sessions compute in: float32, or
-	// bfloat16 (Options.Precision's rewrite) when the spec asked for it ("":
-	// a manifest from before the key, float32).
+	// Precision is what the encoder's convolutions compute in (the spec's
+	// model.precision; "": a manifest from before the key, float32).
 	Precision         string               `json:"precision,omitempty"`
 	FeatureMap        []int                `json:"feature_map"`
 	FeatureDim        int                  `json:"feature_dim"`

@@ -45,8 +45,9 @@ type Options struct {
 	// Precision "bfloat16" has TensorFlow's graph optimizer rewrite the
 	// session's graphs to compute in bfloat16 where oneDNN has bfloat16
 	// kernels (auto_mixed_precision_onednn_bfloat16), variables and their
-	// updates staying float32; "float32": as exported; "" (Load): what the
-	// manifest says (model.precision), float32 for other sessions.
+	// updates staying float32: a way to encode a float32 model in bfloat16.
+	// "" or "float32": as exported (a model exported with model.precision
+	// bfloat16 computes its convolutions in bfloat16 by itself).
 	Precision string
 	// XLA clusters the graph for XLA's CPU compiler (global_jit_level ON_1;
 	// on a CPU it also needs TF_XLA_FLAGS=--tf_xla_cpu_global_jit). A lever
@@ -126,9 +127,6 @@ func load(dir string, opts Options) (*Model, error) {
 	}
 	if opts.ConfigHash != "" && opts.ConfigHash != man.ConfigHash {
 		return nil, fmt.Errorf("%w: the manifest's config hash is %.12s, the config's is %.12s", ErrStale, man.ConfigHash, opts.ConfigHash)
-	}
-	if opts.Precision == "" {
-		opts.Precision = man.Precision
 	}
 	saverDef, err := readSaverDef(dir)
 	if err != nil {

@@ -78,7 +78,7 @@ def save(module, config_hash, export_dir):
                 "scale": scale,
                 "offset": offset,
             },
-            "precision": m.get("precision", "float32"),  # Go's sessions compute in it
+            "precision": m.get("precision", "float32"),  # what the encoder's convolutions compute in
             "feature_map": list(module.map_shape),
             "feature_dim": m["z_dim"],
             "loss_terms": list(term_names(spec)),  # Go logs what is listed here

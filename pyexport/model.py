@@ -31,11 +31,13 @@ class FusedBatchNorm(layers.Layer):
         self.momentum, self.epsilon = momentum, epsilon
 
     def build(self, input_shape):
+        # autocast off: under a mixed policy the op wants its statistics,
+        # scale and offset in float32 while x is bfloat16.
         c = (input_shape[-1],)
-        self.gamma = self.add_weight(shape=c, initializer="ones", name="gamma")
-        self.beta = self.add_weight(shape=c, initializer="zeros", name="beta")
-        self.moving_mean = self.add_weight(shape=c, initializer="zeros", trainable=False, name="moving_mean")
-        self.moving_variance = self.add_weight(shape=c, initializer="ones", trainable=False, name="moving_variance")
+        self.gamma = self.add_weight(shape=c, initializer="ones", name="gamma", autocast=False)
+        self.beta = self.add_weight(shape=c, initializer="zeros", name="beta", autocast=False)
+        self.moving_mean = self.add_weight(shape=c, initializer="zeros", trainable=False, name="moving_mean", autocast=False)
+        self.moving_variance = self.add_weight(shape=c, initializer="ones", trainable=False, name="moving_variance", autocast=False)
 
     def call(self, x, training=False):
         bn = tf.compat.v1.nn.fused_batch_norm
@@ -54,13 +56,23 @@ class FusedBatchNorm(layers.Layer):
         return y
 
 
-def batch_norm(spec):
+def batch_norm(spec, dtype=None):
     """The batch normalisation layer model.batch_norm names: keras (the
     seed's BatchNormalization) or fused (FusedBatchNorm, the same
     normalisation as one op)."""
     if spec["model"].get("batch_norm", "keras") == "fused":
-        return FusedBatchNorm()
-    return layers.BatchNormalization()
+        return FusedBatchNorm(dtype=dtype)
+    return layers.BatchNormalization(dtype=dtype)
+
+
+def encoder_policy(spec):
+    """The dtype policy of the encoder's convolution blocks: None (float32),
+    or for model.precision bfloat16 Keras's mixed_bfloat16 (bfloat16
+    compute, float32 variables). The batch norm keeps its statistics,
+    scale and offset in float32 either way; the code's Dense layers, the
+    feature map handed on, the heads, the scores and the losses stay
+    float32."""
+    return "mixed_bfloat16" if spec["model"].get("precision", "float32") == "bfloat16" else None
 
 
 def build_encoder(spec):
@@ -72,19 +84,22 @@ def build_encoder(spec):
     """
     m = spec["model"]
     z_dim, n = m["z_dim"], m["blocks"]
+    dt = encoder_policy(spec)
     x_in = keras.Input((m["image_size"], m["image_size"], m["channels"]), name="x")
     x = x_in
     for i in range(n):
-        x = layers.Conv2D(max(1, z_dim >> (n - 1 - i)), 3, padding="same")(x)
-        x = batch_norm(spec)(x)
-        x = layers.LeakyReLU(negative_slope=0.2)(x)
-        x = layers.MaxPooling2D(2)(x)
+        x = layers.Conv2D(max(1, z_dim >> (n - 1 - i)), 3, padding="same", dtype=dt)(x)
+        x = batch_norm(spec, dt)(x)
+        x = layers.LeakyReLU(negative_slope=0.2, dtype=dt)(x)
+        x = layers.MaxPooling2D(2, dtype=dt)(x)
     feature_map = x  # C: the local features, h×w×z_dim
+    if dt:
+        feature_map = layers.Identity(dtype="float32", name="feature_map_float32")(x)
     for _ in range(2):
-        x = layers.Conv2D(z_dim, 3, padding="same")(x)
-        x = batch_norm(spec)(x)
-        x = layers.LeakyReLU(negative_slope=0.2)(x)
-    x = layers.GlobalMaxPooling2D()(x)
+        x = layers.Conv2D(z_dim, 3, padding="same", dtype=dt)(x)
+        x = batch_norm(spec, dt)(x)
+        x = layers.LeakyReLU(negative_slope=0.2, dtype=dt)(x)
+    x = layers.GlobalMaxPooling2D(dtype=dt)(x)
     z_mean = layers.Dense(z_dim, name="z_mean")(x)
     z_log_var = layers.Dense(z_dim, name="z_log_var")(x)
     return keras.Model(x_in, [feature_map, z_mean, z_log_var], name="encoder")

@@ -25,9 +25,9 @@ BATCH_NORMS = (
 
 PRECISIONS = (
     "float32",  # every op in float32
-    "bfloat16",  # the session rewrites the graph to compute in bfloat16 where oneDNN can
-                 # (Go, graph.Options); variables, optimizer state and batch-norm statistics
-                 # stay float32
+    "bfloat16",  # the encoder's convolution blocks in bfloat16 (Keras's mixed_bfloat16 policy);
+                 # variables, optimizer state, batch-norm statistics, the code's Dense layers,
+                 # heads, scores and losses in float32 (model.encoder_policy)
 )
 
 GLOBAL_PAIRINGS = (
