@@ -18,7 +18,8 @@ import (
 
 // BenchmarkEvalMemory measures what an evaluation holds, each a process of
 // its own with its peak resident memory from the kernel: (1) the streamed
-// Tiny ImageNet subset trained 20 steps then evaluated, its training peak
+// Tiny ImageNet subset trained one epoch (200 steps: its read-ahead window
+// fills as in a real run) then evaluated, its training peak
 // (the run's own line) against the whole process's; (2) Tiny ImageNet at
 // full size (100,000 training images, the official zip layout) in memory,
 // trained 20 steps, then `runner eval` alone, with the raw-pixel baseline
@@ -42,7 +43,7 @@ func BenchmarkEvalMemory(b *testing.B) {
 	}
 	for i := 0; i < b.N; i++ {
 		out, whole := run("train", "--config", "configs/tiny_imagenet.yaml", "--data.path", fullsize.Subset, "--data.streaming",
-			"--max-steps", "20", "--eval.every_epochs", "0", "--run-dir", filepath.Join(tmp, "streamed"), "--data.cache_dir", filepath.Join(tmp, "cache"))
+			"--max-steps", "200", "--eval.every_epochs", "0", "--run-dir", filepath.Join(tmp, "streamed"), "--data.cache_dir", filepath.Join(tmp, "cache"))
 		m := peak.FindSubmatch(out)
 		if m == nil {
 			b.Fatalf("no training peak in:\n%s", out)

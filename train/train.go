@@ -90,7 +90,11 @@ func Run(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) er
 	// The loop: a step, its log line, its checkpoint; Ctrl-C saves and
 	// stops; a non-finite loss stops or rolls back to the last checkpoint.
 	batches := r.batches(ctx, perEpoch, start, total)
-	defer func() { batches.stop() }()
+	defer func() {
+		if batches != nil {
+			batches.stop()
+		}
+	}()
 	step, waited := start, time.Duration(0)
 	rollbacks, forced := 0, false
 	for step < total {
@@ -145,9 +149,13 @@ func Run(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) er
 	}
 	log.prog.finish()
 	wall := time.Since(began) - log.monitored
+	// The batches' reader holds its read-ahead window (up to the shuffle
+	// buffer's images): end it before the evaluation after training.
+	waited += batches.stop()
+	batches = nil
 	fmt.Fprintf(out, "train: %d steps in %s (%.0f images/s); waiting for data %.2f%% of that time; peak resident memory %.0f MiB\n",
 		step-start, wall.Round(time.Second), float64((step-start)*int64(batch))/wall.Seconds(),
-		100*(waited+batches.waited).Seconds()/wall.Seconds(), memstat.PeakMiB())
+		100*waited.Seconds()/wall.Seconds(), memstat.PeakMiB())
 	if log.monitored > 0 {
 		fmt.Fprintf(out, "train: and %s in the kNN monitor\n", log.monitored.Round(time.Second))
 	}
