@@ -117,9 +117,12 @@ type Loss struct {
 	Gamma float64 `mapstructure:"gamma" yaml:"gamma" json:"gamma"`
 	// Objective is seed (the seed's shuffle-negative JSD terms), local_nce or
 	// local_jsd (the DIM paper's local objective with InfoNCE or with JSD over
-	// all in-batch pairs; they have no global term).
+	// all in-batch pairs; they have no global term), or two_view_nce
+	// (AMDIM's: two augmented views of each image, the code of each against
+	// the other's local features with InfoNCE; model.augment_pad and
+	// model.color_jitter shape the views, model.augment must be false).
 	Objective string `mapstructure:"objective" yaml:"objective" json:"objective"`
-	// Temperature divides local_nce's cosine scores; HeadDim is the width of
+	// Temperature divides the InfoNCE objectives' cosine scores; HeadDim is the width of
 	// the local objectives' projection heads.
 	Temperature float64 `mapstructure:"temperature" yaml:"temperature" json:"temperature"`
 	HeadDim     int     `mapstructure:"head_dim" yaml:"head_dim" json:"head_dim"`

@@ -61,7 +61,8 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"model:\n  z_dim: \"big\"\n", "z_dim"},
 		{"model:\n  blocks: 9\n", "model.blocks = 9"},
 		{"model:\n  scaling: wide\n", "model.scaling = wide: must be one of"},
-		{"loss:\n  objective: mine\n", "loss.objective = mine: unknown objective: known are [seed local_nce local_jsd]"},
+		{"loss:\n  objective: mine\n", "loss.objective = mine: unknown objective: known are [seed local_nce local_jsd two_view_nce]"},
+		{"model:\n  augment: true\nloss:\n  objective: two_view_nce\n", "model.augment = true: loss.objective two_view_nce augments its two views itself"},
 		{"model: [1, 2\n", "not valid YAML"},
 	}
 	for _, c := range cases {

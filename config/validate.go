@@ -18,15 +18,16 @@ import (
 var schemaJSON []byte
 
 var (
-	scalings, pairings, objectives, batchNorms, precisions = readSchema()
-	formats                                                = data.Formats
+	scalings, pairings, objectives, twoView, batchNorms, precisions = readSchema()
+	formats                                                         = data.Formats
 )
 
-func readSchema() (scalings, pairings, objectives, batchNorms, precisions []string) {
+func readSchema() (scalings, pairings, objectives, twoView, batchNorms, precisions []string) {
 	var s struct {
 		Scalings       []string `json:"scalings"`
 		GlobalPairings []string `json:"global_pairings"`
 		Objectives     []string `json:"objectives"`
+		TwoView        []string `json:"two_view_objectives"`
 		BatchNorms     []string `json:"batch_norms"`
 		Precisions     []string `json:"precisions"`
 	}
@@ -34,7 +35,7 @@ func readSchema() (scalings, pairings, objectives, batchNorms, precisions []stri
 		len(s.BatchNorms) == 0 || len(s.Precisions) == 0 {
 		panic(fmt.Sprintf("config/schema.json (embedded) is not the exporter's schema: %v; run `python -m pyexport.schema`", err))
 	}
-	return s.Scalings, s.GlobalPairings, s.Objectives, s.BatchNorms, s.Precisions
+	return s.Scalings, s.GlobalPairings, s.Objectives, s.TwoView, s.BatchNorms, s.Precisions
 }
 
 // Validate refuses values no run can use, naming the key, the value and why.
@@ -65,6 +66,8 @@ func (c *Config) Validate() error {
 		{"model.batch_norm", m.BatchNorm, oneOf(m.BatchNorm, batchNorms), fmt.Sprintf("must be one of %v", batchNorms)},
 		{"model.precision", m.Precision, oneOf(m.Precision, precisions), fmt.Sprintf("must be one of %v", precisions)},
 		{"loss.objective", c.Loss.Objective, oneOf(c.Loss.Objective, objectives), fmt.Sprintf("unknown objective: known are %v", objectives)},
+		{"model.augment", m.Augment, !m.Augment || !oneOf(c.Loss.Objective, twoView),
+			fmt.Sprintf("loss.objective %s augments its two views itself (model.augment_pad, model.color_jitter): set model.augment: false", c.Loss.Objective)},
 		{"loss.temperature", c.Loss.Temperature, c.Loss.Temperature > 0, "must be > 0"},
 		{"loss.head_dim", c.Loss.HeadDim, c.Loss.HeadDim >= 1, "must be at least 1"},
 		{"loss.alpha", c.Loss.Alpha, c.Loss.Alpha >= 0, "must be >= 0"},

@@ -221,6 +221,62 @@ def augment(x, spec, seed):
     return x
 
 
+def luminance(x):
+    """ITU-R 601 luma of an RGB batch in [0, 1], keeping a channel axis."""
+    return tf.reduce_sum(x * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
+
+
+def two_views(images, spec, seed):
+    """Two augmented views of a uint8 batch, stacked [view 1; view 2] and
+    scaled as the config says: AMDIM's CIFAR augmentation. One horizontal
+    flip shared by both views; then per view and per image, from stateless
+    draws seeded by seed: a random translation of up to model.augment_pad
+    pixels (reflect padding, p 0.8) and, for RGB input with
+    model.color_jitter, colour jitter (brightness, contrast and saturation
+    factors in [0.6, 1.4], hue shift in [-0.1, 0.1], in that order; p 0.8)
+    and greyscale (p 0.25). Grey input gets the flip and the translation."""
+    fold = tf.random.experimental.stateless_fold_in
+    m = spec["model"]
+    pad = m["augment_pad"]
+    x = tf.cast(images, tf.float32) / 255.0  # the colour ops work in [0, 1]
+    b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    flip = tf.random.stateless_uniform([b], fold(seed, 0)) < 0.5
+    x = tf.where(flip[:, None, None, None], tf.reverse(x, axis=[2]), x)
+    colour = m["color_jitter"] and m["channels"] == 3
+
+    def view(v):
+        vs = fold(seed, v)
+        u = lambda k, shape=None, lo=0.0, hi=1.0: tf.random.stateless_uniform(  # noqa: E731
+            [b] if shape is None else shape, fold(vs, k), lo, hi)
+        y = x
+        if pad > 0:
+            yp = tf.pad(y, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+            move = u(0) < 0.8
+            oy = tf.where(move, tf.random.stateless_uniform([b], fold(vs, 1), 0, 2 * pad + 1, dtype=tf.int32), pad)
+            ox = tf.where(move, tf.random.stateless_uniform([b], fold(vs, 2), 0, 2 * pad + 1, dtype=tf.int32), pad)
+            rows = oy[:, None] + tf.range(h)[None, :]
+            cols = ox[:, None] + tf.range(w)[None, :]
+            y = tf.gather(tf.gather(yp, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+        if colour:
+            on = tf.cast(u(3) < 0.8, tf.float32)[:, None, None, None]
+            factor = lambda k: 1.0 + on * (u(k, [b, 1, 1, 1], 0.6, 1.4) - 1.0)  # noqa: E731
+            y = tf.clip_by_value(y * factor(4), 0.0, 1.0)  # brightness
+            mean = tf.reduce_mean(luminance(y), axis=[1, 2, 3], keepdims=True)
+            y = tf.clip_by_value((y - mean) * factor(5) + mean, 0.0, 1.0)  # contrast
+            grey = luminance(y)
+            y = tf.clip_by_value((y - grey) * factor(6) + grey, 0.0, 1.0)  # saturation
+            hsv = tf.image.rgb_to_hsv(y)
+            shift = on * u(7, [b, 1, 1, 1], -0.1, 0.1)
+            hue = tf.math.floormod(hsv[..., :1] + shift, 1.0)
+            y = tf.image.hsv_to_rgb(tf.concat([hue, hsv[..., 1:]], -1))
+            to_grey = (u(8) < 0.25)[:, None, None, None]
+            y = tf.where(to_grey, tf.tile(luminance(y), [1, 1, 1, 3]), y)
+        return y
+
+    scale, offset = SCALINGS[m["scaling"]]
+    return tf.concat([view(1), view(2)], 0) * (255.0 * scale) + offset
+
+
 # ---- objectives: each returns its terms (without the weighted total) ----
 
 
@@ -243,17 +299,35 @@ def local_scores(nets, feature_map, z):
     return g, l
 
 
+def nce(g, l, temperature):
+    """InfoNCE of unit global codes g [B, d] against unit local features l
+    [B, hw, d]: each location of image j picks g[j] out of the batch."""
+    logits = tf.einsum("id,jpd->jpi", g, l) / temperature  # [B(j), hw, B(i)]
+    b, hw = tf.shape(logits)[0], tf.shape(logits)[1]
+    labels = tf.tile(tf.range(b)[:, None], [1, hw])
+    return tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits))
+
+
 def local_nce_objective(nets, spec, feature_map, z, perm_global, perm_local):
     """DIM(L) with InfoNCE: each location of image j picks its own image's
     global code out of the batch; cosine scores / temperature."""
     g, l = local_scores(nets, feature_map, z)
     g = tf.math.l2_normalize(g, axis=-1)
     l = tf.math.l2_normalize(l, axis=-1)
-    logits = tf.einsum("id,jpd->jpi", g, l) / spec["loss"]["temperature"]  # [B(j), hw, B(i)]
-    b, hw = tf.shape(logits)[0], tf.shape(logits)[1]
-    labels = tf.tile(tf.range(b)[:, None], [1, hw])
-    ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=labels, logits=logits)
-    return {"local": tf.reduce_mean(ce)}
+    return {"local": nce(g, l, spec["loss"]["temperature"])}
+
+
+def two_view_nce_objective(nets, spec, feature_map, z, perm_global, perm_local):
+    """AMDIM's cross-view InfoNCE: the batch is [view 1; view 2] of the same
+    B images (two_views); the code of each view against every location of
+    the other view, the rest of the batch's images as negatives (in the
+    other view), cosine scores / temperature; the mean of both directions."""
+    g, l = local_scores(nets, feature_map, z)
+    g = tf.math.l2_normalize(g, axis=-1)
+    l = tf.math.l2_normalize(l, axis=-1)
+    b = tf.shape(g)[0] // 2
+    t = spec["loss"]["temperature"]
+    return {"local": 0.5 * (nce(g[:b], l[b:], t) + nce(g[b:], l[:b], t))}
 
 
 def local_jsd_objective(nets, spec, feature_map, z, perm_global, perm_local):
@@ -275,7 +349,17 @@ OBJECTIVES = {
     "seed": (seed_objective, ("global_disc", "local_disc"), ("global", "local")),
     "local_nce": (local_nce_objective, ("local_head", "global_head"), ("local",)),
     "local_jsd": (local_jsd_objective, ("local_head", "global_head"), ("local",)),
+    "two_view_nce": (two_view_nce_objective, ("local_head", "global_head"), ("local",)),
 }
+
+# The objectives that train on two augmented views of each image (two_views):
+# their batch is [view 1; view 2].
+TWO_VIEW = ("two_view_nce",)
+
+
+def views(spec):
+    """How many views of each image the spec's objective trains on."""
+    return 2 if spec["loss"]["objective"] in TWO_VIEW else 1
 
 
 def objective(spec):

@@ -91,17 +91,26 @@ class InfoMax(tf.Module):
         return eps, perm_global, perm_local
 
     def _train_step(self, images):
-        """One Adam step on a batch; returns the loss terms (before the update) and the new step."""
+        """One Adam step on a batch; returns the loss terms (before the update) and the new step.
+        A two-view objective trains on two augmented views of every image."""
+        tf.debugging.assert_greater_equal(tf.shape(images)[0], 2, message="a batch needs at least 2 images to shuffle")
+        fold = tf.random.experimental.stateless_fold_in
+        seed = fold(self._seed, self.step)
+        if model.views(self.spec) == 2:
+            x = model.two_views(images, self.spec, fold(seed, 4))
+            return self._step(x, *self.draws(tf.shape(x)[0]))
         eps, perm_global, perm_local = self.draws(tf.shape(images)[0])
         x = model.scale_images(images, self.spec)
         if self.spec["model"]["augment"]:
-            seed = tf.random.experimental.stateless_fold_in(tf.random.experimental.stateless_fold_in(self._seed, self.step), 3)
-            x = model.augment(x, self.spec, seed)
+            x = model.augment(x, self.spec, fold(seed, 3))
         return self._step(x, eps, perm_global, perm_local)
 
     def _train_step_with_noise(self, images, eps, perm_global, perm_local):
         """train_step with the random draws given, and no augmentation: for
-        tests and for exact replays."""
+        tests and for exact replays. For a two-view objective the batch holds
+        the views, [view 1; view 2]."""
+        if model.views(self.spec) == 2:
+            tf.debugging.assert_equal(tf.shape(images)[0] % 2, 0, message="a two-view batch holds its two views: an even number of images")
         return self._step(model.scale_images(images, self.spec), eps, perm_global, perm_local)
 
     def _step(self, x, eps, perm_global, perm_local):

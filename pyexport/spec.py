@@ -77,6 +77,13 @@ def objective_names():
     return tuple(OBJECTIVES)
 
 
+def two_view_names():
+    """The objectives that train on two augmented views (model.TWO_VIEW)."""
+    from .model import TWO_VIEW
+
+    return TWO_VIEW
+
+
 def schema():
     """The allowed values that Go's config validation uses, written to
     config/schema.json by `python -m pyexport.schema` (a test checks it is
@@ -85,6 +92,7 @@ def schema():
         "scalings": sorted(SCALINGS),
         "global_pairings": list(GLOBAL_PAIRINGS),
         "objectives": list(objective_names()),
+        "two_view_objectives": list(two_view_names()),
         "batch_norms": list(BATCH_NORMS),
         "precisions": list(PRECISIONS),
     }
@@ -121,6 +129,9 @@ def validate(spec):
     if not isinstance(spec.get("seed"), int):
         raise SpecError("spec: seed = %r: want an integer" % (spec.get("seed"),))
     m = spec["model"]
+    if spec["loss"]["objective"] in two_view_names() and m["augment"]:
+        raise SpecError("spec: model.augment = true with loss.objective %s, which augments its two views "
+                        "itself (model.augment_pad, model.color_jitter): set model.augment: false" % spec["loss"]["objective"])
     if m["image_size"] >> m["blocks"] < 1:
         raise SpecError(
             "spec: model.blocks = %d halves a %d-pixel image below 1 pixel; use fewer blocks"

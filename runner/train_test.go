@@ -29,7 +29,13 @@ import (
 // Fashion-MNIST and returns its path.
 func smallRun(t *testing.T, extra string) string {
 	t.Helper()
-	cfg := testmodel.Config()
+	return smallRunOf(t, testmodel.Config(), extra)
+}
+
+// smallRunOf is smallRun of another small model (the exporter's sections of
+// cfg: model and loss).
+func smallRunOf(t *testing.T, cfg *config.Config, extra string) string {
+	t.Helper()
 	exportDir := testmodel.Export(t, cfg)
 	dataDir := testmodel.FashionMNIST(t, 640, 200)
 	path := filepath.Join(t.TempDir(), "small.yaml")
@@ -38,9 +44,10 @@ export_dir: %s
 seed: %d
 data: {format: fashion_mnist, path: %s, cache_dir: %s}
 model: {z_dim: %d}
+loss: {objective: %s}
 train: {batch_size: 32, epochs: 3, log_every: 1, checkpoint_every: 10, keep_checkpoints: 2, intra_op_threads: 2, inter_op_threads: 1}
 eval: {weighted_k: 50}
-%s`, exportDir, cfg.Seed, dataDir, filepath.Join(t.TempDir(), "cache"), cfg.Model.ZDim, extra)
+%s`, exportDir, cfg.Seed, dataDir, filepath.Join(t.TempDir(), "cache"), cfg.Model.ZDim, cfg.Loss.Objective, extra)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -266,9 +273,19 @@ func TestInterruptAndResume(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds the runner binary")
 	}
+	// The seed's objective, and the two-view objective, whose views are
+	// drawn in the train step from (seed, step).
+	twoView := testmodel.Config()
+	twoView.Loss.Objective, twoView.Loss.Beta = "two_view_nce", 1
+	for name, cfg := range map[string]*config.Config{"seed": testmodel.Config(), "two_view_nce": twoView} {
+		t.Run(name, func(t *testing.T) { interruptAndResume(t, cfg) })
+	}
+}
+
+func interruptAndResume(t *testing.T, cfg *config.Config) {
 	// 10 epochs of 20 steps: the interrupt lands after step 25, with room to
 	// spare however slowly the signal is handled.
-	cfgPath := smallConfigWith(t, smallRun(t, ""), "train: {batch_size: 32, epochs: 10, log_every: 1, checkpoint_every: 10, keep_checkpoints: 2, intra_op_threads: 2, inter_op_threads: 1}")
+	cfgPath := smallConfigWith(t, smallRunOf(t, cfg, ""), "train: {batch_size: 32, epochs: 10, log_every: 1, checkpoint_every: 10, keep_checkpoints: 2, intra_op_threads: 2, inter_op_threads: 1}")
 	bin := runnerBinary(t)
 	whole := filepath.Join(t.TempDir(), "whole")
 	if out, err := exec.Command(bin, "train", "--config", cfgPath, "--run-dir", whole).CombinedOutput(); err != nil {

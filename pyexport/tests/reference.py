@@ -88,20 +88,30 @@ def softplus(x):
     return np.logaddexp(0, x)
 
 
+def nce(g, l, temperature):
+    """InfoNCE by loops: location p of image j against every code g[i]."""
+    n, hw = l.shape[:2]
+    total = 0.0
+    for j in range(n):
+        for p in range(hw):
+            logits = np.array([g[i] @ l[j, p] for i in range(n)]) / temperature
+            total += -log_softmax(logits, 0)[j]
+    return total / (n * hw)
+
+
 def local_objective(w, spec, feature_map, z):
-    """local_nce or local_jsd by loops over images and locations."""
+    """local_nce, two_view_nce or local_jsd by loops over images and locations."""
     g = mlp(w["global_head"], z)
     n, h, wd, _ = feature_map.shape
     l = mlp(w["local_head"], feature_map).reshape(n, h * wd, -1)
-    if spec["loss"]["objective"] == "local_nce":
+    objective, t = spec["loss"]["objective"], spec["loss"]["temperature"]
+    if objective in ("local_nce", "two_view_nce"):
         g = g / np.linalg.norm(g, axis=1, keepdims=True)
         l = l / np.linalg.norm(l, axis=2, keepdims=True)
-        total = 0.0
-        for j in range(n):
-            for p in range(h * wd):
-                logits = np.array([g[i] @ l[j, p] for i in range(n)]) / spec["loss"]["temperature"]
-                total += -log_softmax(logits, 0)[j]
-        return total / (n * h * wd)
+        if objective == "local_nce":
+            return nce(g, l, t)
+        b = n // 2  # the batch is [view 1; view 2]: each view's code against the other's locations
+        return 0.5 * (nce(g[:b], l[b:], t) + nce(g[b:], l[:b], t))
     pos, neg = [], []
     for j in range(n):
         for p in range(h * wd):

@@ -37,6 +37,12 @@ JSD["model"].update(augment=True, color_jitter=True)
 FUSED = copy.deepcopy(NCE)
 FUSED["model"].update(batch_norm="fused")
 
+# The two-view objective on RGB input with colour jitter; its
+# train_step_with_noise batch holds the views [view 1; view 2].
+TWO_VIEW = copy.deepcopy(PAPER)
+TWO_VIEW["model"].update(global_pairing="seed", color_jitter=True, batch_norm="fused")
+TWO_VIEW["loss"].update(objective="two_view_nce", beta=1.0)
+
 BATCH = 6
 
 
@@ -46,7 +52,8 @@ def images(spec, n=BATCH, seed=0):
     return rng.integers(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module", params=[SMALL, PAPER, NCE, JSD, FUSED], ids=["seed-pairing", "paper-pairing", "local-nce", "local-jsd-augmented", "fused-bn"])
+@pytest.fixture(scope="module", params=[SMALL, PAPER, NCE, JSD, FUSED, TWO_VIEW],
+                ids=["seed-pairing", "paper-pairing", "local-nce", "local-jsd-augmented", "fused-bn", "two-view-nce"])
 def exported(request, tmp_path_factory):
     """A module after one training step (so BatchNorm's moving statistics are not
     their initial 0 and 1), exported; yields (spec, module, export dir)."""
@@ -139,7 +146,8 @@ def test_spec_validation_names_key_and_reason():
         ({"loss": {"alpha": "x"}}, "loss.alpha = 'x': want a float"),
         ({"model": {"global_pairing": "both"}}, "model.global_pairing = 'both'"),
         ({"extra": 1}, "unknown key 'extra'"),
-        ({"loss": {"objective": "mine"}}, "unknown objective: known are seed, local_nce, local_jsd"),
+        ({"loss": {"objective": "mine"}}, "unknown objective: known are seed, local_nce, local_jsd, two_view_nce"),
+        ({"loss": {"objective": "two_view_nce"}, "model": {"augment": True}}, "model.augment = true with loss.objective two_view_nce"),
         ({"model": {"augment": 1}}, "model.augment = 1: want a bool"),
     ]
     for change, message in cases:
