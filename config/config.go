@@ -166,6 +166,10 @@ type Eval struct {
 	// ProbeEpochs and ProbeBatchSize train the linear probe (Adam 1e-3).
 	ProbeEpochs    int `mapstructure:"probe_epochs" yaml:"probe_epochs"`
 	ProbeBatchSize int `mapstructure:"probe_batch_size" yaml:"probe_batch_size"`
+	// MLPProbeEpochs trains the Deep InfoMax paper's classifier on the
+	// features (200 hidden units, batch norm, dropout 0.1; Adam 1e-3, the
+	// probe's batch size); 0: none.
+	MLPProbeEpochs int `mapstructure:"mlp_probe_epochs" yaml:"mlp_probe_epochs"`
 	// GridRows random test queries, each with its GridNeighbours nearest
 	// training images, make the retrieval grids.
 	GridRows       int `mapstructure:"grid_rows" yaml:"grid_rows"`

@@ -92,6 +92,7 @@ func (c *Config) Validate() error {
 		{"eval.temperature", c.Eval.Temperature, c.Eval.Temperature > 0, "must be > 0"},
 		{"eval.batch_size", c.Eval.BatchSize, c.Eval.BatchSize >= 1, "must be at least 1"},
 		{"eval.probe_epochs", c.Eval.ProbeEpochs, c.Eval.ProbeEpochs >= 0, "must be >= 0 (0: no linear probe)"},
+		{"eval.mlp_probe_epochs", c.Eval.MLPProbeEpochs, c.Eval.MLPProbeEpochs >= 0, "must be >= 0 (0: no MLP probe)"},
 		{"eval.probe_batch_size", c.Eval.ProbeBatchSize, c.Eval.ProbeBatchSize >= 1, "must be at least 1"},
 		{"eval.grid_rows", c.Eval.GridRows, c.Eval.GridRows >= 0, "must be >= 0 (0: no grids)"},
 		{"eval.grid_neighbours", c.Eval.GridNeighbours, c.Eval.GridNeighbours >= 1, "must be at least 1"},

@@ -80,7 +80,7 @@ func BenchmarkKNN(b *testing.B) {
 // BenchmarkLinearProbe trains the probe on CIFAR-10-sized features (50,000 ×
 // 256, 10 classes, 30 epochs of batches of 256) and prints the time.
 func BenchmarkLinearProbe(b *testing.B) {
-	dir, err := pyexport.ExportProbe(b.Context(), 256, 10, os.Stderr)
+	dir, err := pyexport.ExportProbe(b.Context(), 256, 10, 0, os.Stderr)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -94,7 +94,7 @@ func BenchmarkLinearProbe(b *testing.B) {
 		el[i] = r.IntN(10)
 	}
 	for i := 0; i < b.N; i++ {
-		res, err := LinearProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 30, BatchSize: 256, Seed: 1})
+		res, err := RunProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 30, BatchSize: 256, Seed: 1})
 		if err != nil {
 			b.Fatal(err)
 		}

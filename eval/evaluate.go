@@ -95,17 +95,22 @@ func PixelSample(n, dim int, maxBytes int64, seed int64) []int {
 
 // Settings say what Evaluate computes and where it writes.
 type Settings struct {
-	Classes                  int
-	K, WeightedK             int
-	Temperature              float64
-	ProbeEpochs, ProbeBatch  int // ProbeEpochs 0: no linear probe
+	Classes                 int
+	K, WeightedK            int
+	Temperature             float64
+	ProbeEpochs, ProbeBatch int // ProbeEpochs 0: no linear probe
+	// MLPProbeEpochs trains the Deep InfoMax paper's classifier (an MLP
+	// with MLPHidden hidden units) on the features (not on raw pixels);
+	// 0: none.
+	MLPProbeEpochs           int
 	Seed                     int64
 	GridRows, GridNeighbours int // GridRows 0: no retrieval grids
 	PixelScale, PixelOffset  float32
 	Dir                      string // report.json, report.md, grids and .npy files go here
-	// ProbeGraph returns the folder of the linear probe's exported graph for
-	// dim features and the given classes (pyexport.ExportProbe).
-	ProbeGraph func(ctx context.Context, dim, classes int) (string, error)
+	// ProbeGraph returns the folder of a probe's exported graph for dim
+	// features, the given classes and hidden units (0: the linear probe;
+	// pyexport.ExportProbe).
+	ProbeGraph func(ctx context.Context, dim, classes, hidden int) (string, error)
 	// ProjectorImages test images (a seeded sample) go to TensorBoard's
 	// embedding projector (0: none); ClassNames label them.
 	ProjectorImages int
@@ -136,8 +141,10 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 		return nil, err
 	}
 	rep.KNNSec = time.Since(t1).Seconds()
-	if model.Probe != nil {
-		rep.KNNSec -= model.Probe.Seconds
+	for _, p := range []*ProbeResult{model.Probe, model.MLP} {
+		if p != nil {
+			rep.KNNSec -= p.Seconds
+		}
 	}
 	if train.Images != nil && test.Images != nil {
 		if rep.Pixels, err = pixelScores(ctx, train, test, s); err != nil {
@@ -181,7 +188,10 @@ func (rep *Report) Print(w io.Writer, dir string) {
 		filepath.Join(dir, "report.json"), len(rep.Files.Grids), rep.EncodeSec, rep.ImagesPerSec, rep.KNNSec)
 }
 
-// scores runs kNN and, if asked, the linear probe on one kind of features.
+// MLPHidden is the MLP probe's hidden layer: the Deep InfoMax paper's 200 units.
+const MLPHidden = 200
+
+// scores runs kNN and, if asked, the probes on one kind of features.
 func scores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, s Settings) (*Scores, error) {
 	knn, err := KNN(ctx, bank, bankLabels, queries, queryLabels, s.Classes, KNNSettings{
 		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Session: s.Session,
@@ -190,21 +200,26 @@ func scores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Ro
 		return nil, err
 	}
 	sc := &Scores{KNN: knn}
-	if s.ProbeEpochs == 0 {
-		return sc, nil
-	}
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
-	}
-	dir, err := s.ProbeGraph(ctx, bank.Width(), s.Classes)
-	if err != nil {
-		return nil, err
-	}
-	sc.Probe, err = LinearProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
-		Epochs: s.ProbeEpochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed, Session: s.Session,
-	})
-	if err != nil {
-		return nil, err
+	for _, p := range []struct {
+		epochs, hidden int
+		dst            **ProbeResult
+	}{{s.ProbeEpochs, 0, &sc.Probe}, {s.MLPProbeEpochs, MLPHidden, &sc.MLP}} {
+		if p.epochs == 0 {
+			continue
+		}
+		if ctx.Err() != nil {
+			return nil, ctx.Err()
+		}
+		dir, err := s.ProbeGraph(ctx, bank.Width(), s.Classes, p.hidden)
+		if err != nil {
+			return nil, err
+		}
+		*p.dst, err = RunProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
+			Epochs: p.epochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed, Session: s.Session,
+		})
+		if err != nil {
+			return nil, err
+		}
 	}
 	return sc, nil
 }
@@ -226,6 +241,7 @@ func pixelScores(ctx context.Context, train, test Split, s Settings) (*Scores, e
 			labels[i] = train.Labels[k]
 		}
 	}
+	s.MLPProbeEpochs = 0 // the MLP probe is the features' (as in the paper's Table 1)
 	sc, err := scores(ctx, bank, labels, test.Pixels(s.PixelScale, s.PixelOffset), test.Labels, s)
 	if err != nil {
 		return nil, fmt.Errorf("raw-pixel baseline: %w", err)

@@ -13,7 +13,7 @@ import (
 	"github.com/infomax/infomax/knn"
 )
 
-// ProbeSettings set the linear probe's training.
+// ProbeSettings set a probe's training.
 type ProbeSettings struct {
 	Epochs    int
 	BatchSize int
@@ -21,7 +21,7 @@ type ProbeSettings struct {
 	Session   graph.Options // threads and device, as the run's other sessions
 }
 
-// ProbeResult is a linear probe's test top-1 accuracy.
+// ProbeResult is a probe's test top-1 accuracy.
 type ProbeResult struct {
 	Accuracy      float64 `json:"accuracy"`
 	TrainAccuracy float64 `json:"train_accuracy"`
@@ -30,13 +30,14 @@ type ProbeResult struct {
 	Seconds       float64 `json:"seconds"`
 }
 
-// LinearProbe trains multinomial logistic regression on frozen training
-// features and reports its accuracy on the test features. The model and its
+// RunProbe trains a probe on frozen training features and reports its
+// accuracy on the test features: the linear probe (multinomial logistic
+// regression) or the MLP probe, whichever dir holds. The model and its
 // Adam step are a SavedModel written by `python -m pyexport.probe` (dir);
 // Go standardises the features (training mean and deviation per dimension)
 // as it assembles each batch, shuffles and feeds mini-batches: the features
 // are read row by row (knn.Rows), never copied whole.
-func LinearProbe(dir string, train knn.Rows, trainLabels []int, test knn.Rows, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
+func RunProbe(dir string, train knn.Rows, trainLabels []int, test knn.Rows, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
 	start := time.Now()
 	p, err := loadProbe(dir, s.Session)
 	if err != nil {
@@ -69,7 +70,7 @@ type probe struct {
 func loadProbe(dir string, opts graph.Options) (*probe, error) {
 	saved, err := graph.LoadSaved(dir, []string{"serve"}, opts)
 	if err != nil {
-		return nil, fmt.Errorf("linear probe %s: %w", dir, err)
+		return nil, fmt.Errorf("probe %s: %w", dir, err)
 	}
 	p := &probe{saved: saved}
 	for _, r := range []struct {
@@ -83,7 +84,7 @@ func loadProbe(dir string, opts graph.Options) (*probe, error) {
 		}
 		if !ok {
 			saved.Session.Close()
-			return nil, fmt.Errorf("linear probe %s: signature %s has no %s", dir, r.sig, r.key)
+			return nil, fmt.Errorf("probe %s: signature %s has no %s", dir, r.sig, r.key)
 		}
 		if *r.dst, err = tfutil.Output(saved.Graph, info.Name); err != nil {
 			saved.Session.Close()
@@ -119,7 +120,7 @@ func (p *probe) fit(train knn.Rows, labels []int, s ProbeSettings) (float64, err
 			out, err := p.saved.Session.Run(map[tf.Output]*tf.Tensor{p.x: xt, p.y: yt}, []tf.Output{p.loss}, nil)
 			tfutil.Free(xt, yt)
 			if err != nil {
-				return 0, fmt.Errorf("linear probe step: %w", err)
+				return 0, fmt.Errorf("probe step: %w", err)
 			}
 			last = float64(out[0].Value().(float32))
 			tfutil.Free(out...)
@@ -146,12 +147,12 @@ func (p *probe) accuracy(f knn.Rows, labels []int) (float64, error) {
 		out, err := p.saved.Session.Run(map[tf.Output]*tf.Tensor{p.px: xt}, []tf.Output{p.pclass}, nil)
 		tfutil.Free(xt)
 		if err != nil {
-			return 0, fmt.Errorf("linear probe predict: %w", err)
+			return 0, fmt.Errorf("probe predict: %w", err)
 		}
 		classes, err := tfutil.Int32s(out[0])
 		tfutil.Free(out...)
 		if err != nil {
-			return 0, fmt.Errorf("linear probe predict: %w", err)
+			return 0, fmt.Errorf("probe predict: %w", err)
 		}
 		for k, c := range classes {
 			if int(c) == labels[i+k] {

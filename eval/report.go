@@ -11,6 +11,9 @@ import (
 type Scores struct {
 	KNN   *KNNResult   `json:"knn"`
 	Probe *ProbeResult `json:"linear_probe,omitempty"`
+	// MLP is the Deep InfoMax paper's classifier (MLPHidden hidden units;
+	// eval.mlp_probe_epochs), on the features only.
+	MLP *ProbeResult `json:"mlp_probe,omitempty"`
 	// BankImages of BankOf training images were the kNN bank and the
 	// probe's training set (the raw-pixel baseline samples large data sets;
 	// 0: all, in reports from before the field).
@@ -79,6 +82,12 @@ func (rep *Report) Markdown() string {
 			return 0, false
 		}
 		return s.Probe.Accuracy, true
+	})
+	row(fmt.Sprintf("MLP probe (%d hidden units)", MLPHidden), func(s *Scores) (float64, bool) {
+		if s.MLP == nil {
+			return 0, false
+		}
+		return s.MLP.Accuracy, true
 	})
 	if p := rep.Pixels; p != nil && p.BankImages > 0 && p.BankImages < p.BankOf {
 		fmt.Fprintf(&b, "\nRaw pixels: a seeded sample of %d of the %d training images as the bank and the probe's training set (eval.raw_pixel_mib).\n",

@@ -32,6 +32,9 @@ type RunOptions struct {
 	// (a run trained without the monitor), logging them in the run folder as
 	// the monitor does.
 	Curve int
+	// MLPProbeEpochs > 0 trains the MLP probe that many epochs whatever the
+	// run's eval.mlp_probe_epochs says.
+	MLPProbeEpochs int
 }
 
 // OpenRun opens dir, its model at the latest checkpoint and its data, and
@@ -44,6 +47,9 @@ func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Wri
 	}
 	if dataPath != "" {
 		r.Config.Data.Path = dataPath
+	}
+	if o.MLPProbeEpochs > 0 {
+		r.Config.Eval.MLPProbeEpochs = o.MLPProbeEpochs
 	}
 	m, err := r.LoadModel(r.Session())
 	if err != nil {
@@ -104,12 +110,12 @@ func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int6
 		EncodeSec: encodeSec, ImagesPerSec: float64(len(train.Labels)+len(test.Labels)) / encodeSec,
 	}, train, test, Settings{
 		Classes: len(classes), ClassNames: classes, ProjectorImages: e.ProjectorImages, K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
-		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, Seed: cfg.Seed,
+		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, MLPProbeEpochs: e.MLPProbeEpochs, Seed: cfg.Seed,
 		GridRows: e.GridRows, GridNeighbours: e.GridNeighbours,
 		PixelScale: float32(man.Input.Scale), PixelOffset: float32(man.Input.Offset),
 		Dir: dir, PixelCache: cache, Session: r.Session(), PixelBankBytes: e.RawPixelMiB << 20,
-		ProbeGraph: func(ctx context.Context, dim, classes int) (string, error) {
-			return pyexport.ExportProbe(ctx, dim, classes, out)
+		ProbeGraph: func(ctx context.Context, dim, classes, hidden int) (string, error) {
+			return pyexport.ExportProbe(ctx, dim, classes, hidden, out)
 		},
 	})
 	if err != nil {
@@ -262,17 +268,19 @@ func pixelCache(r *run.Run, m *graph.Model, d *run.Data) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	probe, err := pyexport.ProbeDir(root, d.Splits.Train.ImageBytes(), len(d.Splits.Train.Classes))
+	probe, err := pyexport.ProbeDir(root, d.Splits.Train.ImageBytes(), len(d.Splits.Train.Classes), 0)
 	if err != nil {
 		return "", err
 	}
 	cfg := r.Config
+	e := cfg.Eval
+	e.MLPProbeEpochs = 0 // the features' only
 	settings, _ := json.Marshal(struct {
 		E       any
 		Seed    int64
 		Scaling string
 		Probe   string
-	}{cfg.Eval, cfg.Seed, m.Manifest.Input.Scaling, filepath.Base(probe)})
+	}{e, cfg.Seed, m.Manifest.Input.Scaling, filepath.Base(probe)})
 	sum := sha256.Sum256(append([]byte(key), settings...))
 	return filepath.Join(o.CacheDir, "pixels-"+hex.EncodeToString(sum[:])[:24]+".json"), nil
 }

@@ -136,28 +136,35 @@ func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr 
 	return nil
 }
 
-// ProbeDir is where the linear probe for dim features and classes classes is
-// exported, under the project's exports/ folder: its name carries a hash of
-// pyexport/probe.py and the settings, so a change to the probe's code makes a
-// new export instead of silently reusing the old one.
-func ProbeDir(root string, dim, classes int) (string, error) {
+// ProbeDir is where the probe for dim features and classes classes is
+// exported (hidden > 0: the MLP probe with that many hidden units; 0: the
+// linear probe), under the project's exports/ folder: its name carries a hash
+// of pyexport/probe.py and the settings, so a change to the probe's code makes
+// a new export instead of silently reusing the old one.
+func ProbeDir(root string, dim, classes, hidden int) (string, error) {
 	src, err := os.ReadFile(filepath.Join(root, "pyexport", "probe.py"))
 	if err != nil {
-		return "", fmt.Errorf("the linear probe's exporter: %w", err)
+		return "", fmt.Errorf("the probe's exporter: %w", err)
 	}
-	sum := sha256.Sum256(fmt.Appendf(src, "\n%d %d", dim, classes))
-	return filepath.Join(root, "exports", fmt.Sprintf("probe-%dx%d-%x", dim, classes, sum[:6])), nil
+	name := "probe"
+	settings := fmt.Sprintf("\n%d %d", dim, classes)
+	if hidden > 0 {
+		name = fmt.Sprintf("probe-mlp%d", hidden)
+		settings += fmt.Sprintf(" %d", hidden)
+	}
+	sum := sha256.Sum256(append(src, settings...))
+	return filepath.Join(root, "exports", fmt.Sprintf("%s-%dx%d-%x", name, dim, classes, sum[:6])), nil
 }
 
-// ExportProbe writes the linear probe's SavedModel (pyexport/probe.py) for
-// dim features and classes classes, unless it is already there; it returns
-// its folder.
-func ExportProbe(ctx context.Context, dim, classes int, stderr io.Writer) (string, error) {
+// ExportProbe writes the probe's SavedModel (pyexport/probe.py) for dim
+// features, classes classes and hidden hidden units (0: the linear probe),
+// unless it is already there; it returns its folder.
+func ExportProbe(ctx context.Context, dim, classes, hidden int, stderr io.Writer) (string, error) {
 	root, err := Root()
 	if err != nil {
 		return "", err
 	}
-	dir, err := ProbeDir(root, dim, classes)
+	dir, err := ProbeDir(root, dim, classes, hidden)
 	if err != nil {
 		return "", err
 	}
@@ -168,12 +175,12 @@ func ExportProbe(ctx context.Context, dim, classes int, stderr io.Writer) (strin
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, py, "-m", "pyexport.probe", "--dim", fmt.Sprint(dim), "--classes", fmt.Sprint(classes), "--out", dir)
+	cmd := exec.CommandContext(ctx, py, "-m", "pyexport.probe", "--dim", fmt.Sprint(dim), "--classes", fmt.Sprint(classes), "--hidden", fmt.Sprint(hidden), "--out", dir)
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2")
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("export the linear probe %s: %w", dir, err)
+		return "", fmt.Errorf("export the probe %s: %w", dir, err)
 	}
 	return dir, nil
 }

@@ -93,8 +93,8 @@ func TestProbeDirFollowsItsCode(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	dir := func(dim, classes int) string {
-		d, err := pyexport.ProbeDir(root, dim, classes)
+	dir := func(dim, classes int, hidden ...int) string {
+		d, err := pyexport.ProbeDir(root, dim, classes, append(hidden, 0)[0])
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -110,5 +110,8 @@ func TestProbeDirFollowsItsCode(t *testing.T) {
 	write("LEARNING_RATE = 1e-3\n")
 	if dir(256, 10) != a {
 		t.Errorf("the same code and settings named another folder")
+	}
+	if m := dir(256, 10, 200); m == a || !strings.HasPrefix(filepath.Base(m), "probe-mlp200-256x10-") {
+		t.Errorf("the MLP probe's folder %s: want probe-mlp200-256x10-…, not the linear probe's", m)
 	}
 }

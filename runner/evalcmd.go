@@ -20,13 +20,14 @@ type evalOptions struct {
 	Curve    int    // measure the kNN curve from kept checkpoints, every that many epochs
 	Out      string // write the report here instead of the run folder
 	DataPath string // the data set, when it is no longer where the run's config.yaml says
+	MLPProbe int    // train the MLP probe this many epochs (0: as the run's config says)
 }
 
 func evalCmd() *cobra.Command {
 	var o evalOptions
 	cmd := &cobra.Command{
 		Use:   "eval",
-		Short: "evaluate trained runs: kNN, linear probe, raw-pixel baseline, retrieval grids, features",
+		Short: "evaluate trained runs: kNN, linear (and MLP) probe, raw-pixel baseline, retrieval grids, features",
 		Long: `Evaluates the latest checkpoint of each --run-dir: kNN accuracy (cosine:
 weighted k = 200, majority k = 20, 1-NN; Euclidean 1-NN), a linear probe, the
 same for raw pixels, retrieval grids and the features as .npy. With several
@@ -47,6 +48,7 @@ read-only run folder, or one evaluated on other data through --data.path).`,
 	cmd.Flags().StringVar(&o.Table, "table", "", "also write the comparison table (Markdown) to this file")
 	cmd.Flags().IntVar(&o.Curve, "curve", 0, "first measure the kNN curve from the kept checkpoints, every N epochs (0: no)")
 	cmd.Flags().StringVar(&o.Out, "out", "", "write the report, grids and features here instead of the run folder (with several --run-dir: OUT/<run folder's name>)")
+	cmd.Flags().IntVar(&o.MLPProbe, "eval.mlp_probe_epochs", 0, "also train the Deep InfoMax paper's MLP probe (200 hidden units) this many epochs (0: as the run's config says)")
 	cmd.Flags().StringVar(&o.DataPath, "data.path", "", "the data set's path, when it is no longer where the run's config.yaml says")
 	return cmd
 }
@@ -55,12 +57,15 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	if o.Curve < 0 {
 		return fmt.Errorf("eval: --curve %d: must be >= 0 (every that many epochs; 0: no curve)", o.Curve)
 	}
+	if o.MLPProbe < 0 {
+		return fmt.Errorf("eval: --eval.mlp_probe_epochs %d: must be >= 0 (0: as the run's config says)", o.MLPProbe)
+	}
 	if len(o.RunDirs) == 0 {
 		return errors.New("eval: pass --run-dir DIR (repeat it to compare runs)")
 	}
 	var reps []*eval.Report
 	for _, dir := range o.RunDirs {
-		ro := eval.RunOptions{Out: o.Out, Curve: o.Curve}
+		ro := eval.RunOptions{Out: o.Out, Curve: o.Curve, MLPProbeEpochs: o.MLPProbe}
 		if o.Out != "" && len(o.RunDirs) > 1 {
 			ro.Out = filepath.Join(o.Out, filepath.Base(filepath.Clean(dir)))
 		}

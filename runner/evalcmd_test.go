@@ -58,6 +58,27 @@ func TestEvalComparesRuns(t *testing.T) {
 	if !strings.Contains(out.String(), string(raw)) {
 		t.Errorf("the printed table differs from the file")
 	}
+
+	// --eval.mlp_probe_epochs adds the MLP probe on the features; the rest
+	// of the report stays.
+	mlpOut := filepath.Join(t.TempDir(), "mlp")
+	out.Reset()
+	if err := runEval(context.Background(), evalOptions{RunDirs: dirs[:1], Out: mlpOut, MLPProbe: 2}, &out); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	mlp := readReport(t, mlpOut)
+	if mlp.Model.MLP == nil || mlp.Model.MLP.Epochs != 2 || mlp.Pixels.MLP != nil || first.Model.MLP != nil {
+		t.Errorf("MLP probe: features %+v, raw pixels %+v; without the flag %+v", mlp.Model.MLP, mlp.Pixels.MLP, first.Model.MLP)
+	}
+	if *mlp.Model.KNN != *first.Model.KNN || mlp.Model.Probe.Accuracy != first.Model.Probe.Accuracy {
+		t.Errorf("with the MLP probe the other figures changed: %+v, %+v", mlp.Model.KNN, first.Model.KNN)
+	}
+	if !strings.Contains(out.String(), "| MLP probe (200 hidden units) | ") {
+		t.Errorf("no MLP probe row in:\n%s", out.String())
+	}
+	if err := runEval(context.Background(), evalOptions{RunDirs: dirs[:1], Out: mlpOut, MLPProbe: -1}, &out); err == nil || !strings.Contains(err.Error(), "--eval.mlp_probe_epochs -1") {
+		t.Errorf("a negative --eval.mlp_probe_epochs: %v", err)
+	}
 }
 
 func readReport(t *testing.T, dir string) eval.Report {
