@@ -20,8 +20,10 @@ import (
 	"fmt"
 	"image"
 	"io"
+	"path/filepath"
 	"sync"
 
+	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/run"
@@ -29,7 +31,7 @@ import (
 
 // Encoder is a trained encoder, safe for concurrent use.
 type Encoder struct {
-	Run        string     // the run folder, absolute
+	Run        string     // the run folder (or the exported encoder's), absolute
 	Step       int64      // the checkpoint's training step
 	ConfigHash string     // the manifest's spec hash: which model made the features
 	Shape      data.Shape // the input every image is converted to
@@ -75,11 +77,16 @@ func WithPrecision(p string) Option { return func(o *options) { o.precision = p 
 func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
 
 // Load opens a run folder (from any working directory; a read-only copy
-// will do) and restores its latest checkpoint.
+// will do) and restores its latest checkpoint; or a trained encoder exported
+// on its own (`runner export --run-dir RUN --out DIR`: its weights inside,
+// the default limits, threads and batch size).
 func Load(runDir string, opts ...Option) (*Encoder, error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
+	}
+	if man, err := graph.ReadManifest(runDir); err == nil && man.Kind == graph.KindEncoder {
+		return loadExport(runDir, man, o)
 	}
 	r, err := run.Open(runDir)
 	if err != nil {
@@ -98,6 +105,35 @@ func Load(runDir string, opts ...Option) (*Encoder, error) {
 	}
 	e := &Encoder{Run: r.Dir, Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, limits: r.Config.Data.Limits(), batch: r.Config.Eval.BatchSize,
 		session: session, model: m}
+	return e.finish(o)
+}
+
+// loadExport loads a trained encoder exported on its own, with the
+// defaults' limits and batch size.
+func loadExport(dir string, man *graph.Manifest, o options) (*Encoder, error) {
+	var session graph.Options
+	if o.session != nil {
+		session = *o.session
+	}
+	if o.precision != "" {
+		session.Precision = o.precision
+	}
+	m, err := graph.Load(dir, session)
+	if err != nil {
+		return nil, fmt.Errorf("load encoder: %w", err)
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		m.Close()
+		return nil, err
+	}
+	d := config.Defaults()
+	e := &Encoder{Run: abs, Step: man.Step, ConfigHash: man.ConfigHash, limits: d.Data.Limits(), batch: d.Eval.BatchSize, session: session, model: m}
+	return e.finish(o)
+}
+
+func (e *Encoder) finish(o options) (*Encoder, error) {
+	m := e.model
 	in := m.Manifest.Input.Shape
 	e.Shape = data.Shape{H: in[0], W: in[1], C: in[2]}
 	if o.limits != nil {

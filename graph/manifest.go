@@ -17,7 +17,13 @@ const manifestFormat = 2
 // Manifest is what pyexport wrote beside the SavedModel: everything Go needs
 // to know about the graph, so Go never repeats a constant the graph holds.
 type Manifest struct {
-	Format     int    `json:"format"`
+	Format int `json:"format"`
+	// Kind is "" for the exporter's training model, KindEncoder for a run's
+	// trained encoder exported on its own (`runner export --run-dir`:
+	// the checkpoint's weights, the encode and serving_default signatures).
+	Kind string `json:"kind,omitempty"`
+	// Step is a trained encoder's training step (KindEncoder).
+	Step       int64  `json:"step,omitempty"`
 	ConfigHash string `json:"config_hash"`
 	Input      struct {
 		Shape   []int   `json:"shape"` // [H, W, C]
@@ -53,6 +59,9 @@ type TensorInfo struct {
 	Shape []int64 `json:"shape"`
 }
 
+// KindEncoder is the manifest kind of a trained encoder exported on its own.
+const KindEncoder = "encoder"
+
 // ErrNoExport means the folder holds no SavedModel with a manifest.
 var ErrNoExport = errors.New("no exported model")
 
@@ -79,7 +88,15 @@ func ReadManifest(dir string) (*Manifest, error) {
 	if len(m.Input.Shape) != 3 || m.Input.DType != "uint8" {
 		return nil, fmt.Errorf("%s: input %v %s: want a uint8 [H, W, C] input", path, m.Input.Shape, m.Input.DType)
 	}
-	for _, name := range []string{sigTrain, sigTrainNoise, sigEncode, sigSetLR} {
+	want := []string{sigTrain, sigTrainNoise, sigEncode, sigSetLR}
+	switch m.Kind {
+	case "":
+	case KindEncoder:
+		want = []string{sigEncode}
+	default:
+		return nil, fmt.Errorf("%s: kind %q: this build reads training models and %q exports", path, m.Kind, KindEncoder)
+	}
+	for _, name := range want {
 		if _, ok := m.Signatures[name]; !ok {
 			return nil, fmt.Errorf("%s: no %q signature", path, name)
 		}

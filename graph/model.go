@@ -128,9 +128,11 @@ func load(dir string, opts Options) (*Model, error) {
 	if opts.ConfigHash != "" && opts.ConfigHash != man.ConfigHash {
 		return nil, fmt.Errorf("%w: the manifest's config hash is %.12s, the config's is %.12s", ErrStale, man.ConfigHash, opts.ConfigHash)
 	}
-	saverDef, err := readSaverDef(dir)
-	if err != nil {
-		return nil, err
+	var saverDef *corepb.SaverDef
+	if man.Kind != KindEncoder {
+		if saverDef, err = readSaverDef(dir); err != nil {
+			return nil, err
+		}
 	}
 	so, err := opts.SessionOptions()
 	if err != nil {
@@ -235,6 +237,16 @@ func readSaverDef(dir string) (*corepb.SaverDef, error) {
 // resolve finds every tensor the model uses, checking the manifest against
 // the graph's own signatures.
 func (m *Model) resolve(saver *corepb.SaverDef) error {
+	var err error
+	if m.encodeIn, err = m.tensor(sigEncode, "images", true); err != nil {
+		return err
+	}
+	if m.encodeOut, err = m.tensor(sigEncode, "z_mean", false); err != nil {
+		return err
+	}
+	if saver == nil { // a trained encoder on its own: encode only
+		return nil
+	}
 	in, err := m.tensor(sigTrain, "images", true)
 	if err != nil {
 		return err
@@ -260,12 +272,6 @@ func (m *Model) resolve(saver *corepb.SaverDef) error {
 		return err
 	}
 	if m.lrOut, err = m.tensor(sigSetLR, "learning_rate", false); err != nil {
-		return err
-	}
-	if m.encodeIn, err = m.tensor(sigEncode, "images", true); err != nil {
-		return err
-	}
-	if m.encodeOut, err = m.tensor(sigEncode, "z_mean", false); err != nil {
 		return err
 	}
 	if m.saveFilename, err = m.output(saver.FilenameTensorName); err != nil {
@@ -339,9 +345,23 @@ func (m *Model) images(pixels []byte) (*tf.Tensor, error) {
 	return tf.ReadTensor(tf.Uint8, shape, bytes.NewReader(pixels))
 }
 
+// ErrEncoderOnly means a training call on a trained encoder exported on
+// its own (KindEncoder), which has no training step, optimizer or saver.
+var ErrEncoderOnly = errors.New("a trained encoder exported on its own encodes only: train from the run folder")
+
+func (m *Model) trainable() error {
+	if m.Manifest.Kind == KindEncoder {
+		return fmt.Errorf("%s: %w", m.Dir, ErrEncoderOnly)
+	}
+	return nil
+}
+
 // TrainStep runs one training step on a batch of packed uint8 images
 // (N·H·W·C bytes, N >= 2).
 func (m *Model) TrainStep(pixels []byte) (Losses, error) {
+	if err := m.trainable(); err != nil {
+		return Losses{}, err
+	}
 	x, err := m.images(pixels)
 	if err != nil {
 		return Losses{}, fmt.Errorf("train step: %w", err)
@@ -385,6 +405,9 @@ func (m *Model) losses(out []*tf.Tensor) (Losses, error) {
 // [N, FeatureDim] for the reparameterisation and the two permutations that
 // make negatives. Tests use it to replay or to force a value.
 func (m *Model) TrainStepWithNoise(pixels []byte, eps []float32, permGlobal, permLocal []int32) (Losses, error) {
+	if err := m.trainable(); err != nil {
+		return Losses{}, err
+	}
 	x, err := m.images(pixels)
 	if err != nil {
 		return Losses{}, fmt.Errorf("train step: %w", err)
@@ -420,6 +443,9 @@ func (m *Model) TrainStepWithNoise(pixels []byte, eps []float32, permGlobal, per
 
 // SetLearningRate changes Adam's learning rate (saved in checkpoints).
 func (m *Model) SetLearningRate(lr float64) error {
+	if err := m.trainable(); err != nil {
+		return err
+	}
 	v, err := tf.NewTensor(float32(lr))
 	if err != nil {
 		return err
@@ -477,6 +503,9 @@ func (m *Model) EncodeAll(ctx context.Context, pixels []byte, batch int) ([]floa
 // Save writes a checkpoint of every variable under prefix (prefix.index and
 // prefix.data-*), the optimizer's slots and the step counter included.
 func (m *Model) Save(prefix string) error {
+	if err := m.trainable(); err != nil {
+		return err
+	}
 	name, err := tf.NewTensor(prefix)
 	if err != nil {
 		return err
@@ -492,6 +521,9 @@ func (m *Model) Save(prefix string) error {
 
 // Restore loads every variable from the checkpoint at prefix.
 func (m *Model) Restore(prefix string) error {
+	if err := m.trainable(); err != nil {
+		return err
+	}
 	if _, err := os.Stat(prefix + ".index"); err != nil {
 		return fmt.Errorf("restore checkpoint %s: %w", prefix, err)
 	}

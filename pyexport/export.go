@@ -6,6 +6,7 @@ package pyexport
 import (
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -183,4 +184,57 @@ func ExportProbe(ctx context.Context, dim, classes, hidden int, stderr io.Writer
 		return "", fmt.Errorf("export the probe %s: %w", dir, err)
 	}
 	return dir, nil
+}
+
+// ExportTrained writes a run's trained encoder on its own into out
+// (pyexport/trained.py): format "savedmodel" (the checkpoint's weights, the
+// serving_default and encode signatures, a manifest of kind encoder) or
+// "onnx" (out/encoder.onnx and the manifest). modelDir is the run's
+// SavedModel, prefix the checkpoint's full prefix, step its step.
+func ExportTrained(ctx context.Context, modelDir, prefix string, step int64, out, format string, stdout, stderr io.Writer) error {
+	root, err := Root()
+	if err != nil {
+		return err
+	}
+	py, err := Python(root)
+	if err != nil {
+		return err
+	}
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if err := replaceable(out); err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, py, "-m", "pyexport.trained", "--model", modelDir, "--checkpoint", prefix,
+		"--step", fmt.Sprint(step), "--format", format, "--out", abs)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2")
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("export the trained encoder to %s: %s -m pyexport.trained: %w", out, py, err)
+	}
+	return nil
+}
+
+// replaceable refuses an output folder that holds anything but an earlier
+// trained-encoder export (or nothing): ExportTrained replaces it whole.
+func replaceable(out string) error {
+	entries, err := os.ReadDir(out)
+	if errors.Is(err, os.ErrNotExist) || (err == nil && len(entries) == 0) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("export --out %s: %w", out, err)
+	}
+	raw, err := os.ReadFile(filepath.Join(out, graph.ManifestFile))
+	var man struct {
+		Kind string `json:"kind"`
+	}
+	if err != nil || json.Unmarshal(raw, &man) != nil || man.Kind != graph.KindEncoder {
+		return fmt.Errorf("export --out %s: the folder exists and is not a trained encoder's export (no %s of kind %q): "+
+			"it would be replaced whole, so give a new or empty folder", out, graph.ManifestFile, graph.KindEncoder)
+	}
+	return nil
 }

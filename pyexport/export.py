@@ -26,7 +26,7 @@ FORMAT = 2
 SIGNATURES = ("train_step", "train_step_with_noise", "encode", "set_learning_rate")
 
 
-def _signature_table(export_dir):
+def _signature_table(export_dir, names=SIGNATURES):
     """Signature name → inputs/outputs (key → tensor name, dtype, shape), read
     back from saved_model.pb so the manifest states what was really saved."""
     sm = saved_model_pb2.SavedModel()
@@ -39,7 +39,7 @@ def _signature_table(export_dir):
         return {"name": t.name, "dtype": tf.dtypes.as_dtype(t.dtype).name, "shape": shape}
 
     table = {}
-    for name in SIGNATURES:
+    for name in names:
         sig = meta.signature_def[name]
         table[name] = {
             "inputs": {k: info(v) for k, v in sorted(sig.inputs.items())},

@@ -22,6 +22,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strings"
 
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/config"
@@ -136,6 +137,26 @@ func (r *Run) findModel() (string, error) {
 func (r *Run) Session() graph.Options {
 	t := r.Config.Train
 	return graph.Options{IntraOpThreads: t.IntraOpThreads, InterOpThreads: t.InterOpThreads, Device: r.Config.Device}
+}
+
+// CheckpointPrefix is the full prefix of the run's checkpoint of step (0:
+// the latest when the run was opened) and its step; a step that has no kept
+// checkpoint is an error that lists the kept ones.
+func (r *Run) CheckpointPrefix(step int64) (string, int64, error) {
+	if r.State == nil {
+		return "", 0, fmt.Errorf("%s: no checkpoint yet", r.Dir)
+	}
+	if step < 0 {
+		return "", 0, fmt.Errorf("step %d: want a checkpoint's step (0: the latest)", step)
+	}
+	if step == 0 || step == r.State.Step {
+		return r.Checkpoints.PrefixPath(r.State.Prefix), r.State.Step, nil
+	}
+	p := r.Checkpoints.PrefixPath(checkpoint.Prefix(step))
+	if _, err := os.Stat(p + ".index"); err != nil {
+		return "", 0, fmt.Errorf("%s has no checkpoint of step %d (kept: %s)", r.Dir, step, strings.Join(r.State.Kept, ", "))
+	}
+	return p, step, nil
 }
 
 // ModelPath is the folder of the run's SavedModel.

@@ -1,0 +1,186 @@
+"""pyexport.trained: a run's trained encoder as an artifact other runtimes
+load: a standalone SavedModel (the checkpoint's weights, one serving_default
+signature from uint8 images of the run's shape to z_mean, and a manifest),
+or the same encoder as ONNX (tf2onnx).
+
+    python -m pyexport.trained --model RUN/model --checkpoint RUN/checkpoints/ckpt-001874 \\
+        --step 1874 --out OUT [--format savedmodel|onnx]
+
+Go's `runner export --run-dir RUN --out OUT` resolves the checkpoint and
+runs this. The encoder is rebuilt from the run's own manifest (its spec),
+its variables read from the checkpoint by the names the training graph
+saved them under (every one must be there, with its shape), then saved into
+a temporary folder and swapped into place.
+"""
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+MANIFEST = "manifest.json"
+KIND = "encoder"  # manifest.json's kind: a standalone trained encoder
+ONNX_FILE = "encoder.onnx"
+ONNX_OPSET = 17
+
+
+class TrainedError(Exception):
+    """A run or checkpoint that cannot become an encoder export, and why."""
+
+
+def restore_encoder(model_dir, checkpoint):
+    """The run's encoder (an InfoMax module rebuilt from model_dir's
+    manifest) with the checkpoint's weights; returns (module, manifest)."""
+    import tensorflow as tf
+
+    from .module import InfoMax
+
+    with open(os.path.join(model_dir, MANIFEST)) as f:
+        manifest = json.load(f)
+    module = InfoMax(manifest["spec"])
+    try:
+        reader = tf.train.load_checkpoint(checkpoint)
+    except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
+        raise TrainedError("checkpoint %s: %s" % (checkpoint, e)) from e
+    shapes = reader.get_variable_to_shape_map()
+    for v in module.encoder.variables:
+        # module.weights's key, escaped as TensorFlow names checkpoint objects ("." → "..").
+        key = "weights/%s/.ATTRIBUTES/VARIABLE_VALUE" % v.path.replace("/", ".").replace(".", "..")
+        if key not in shapes:
+            raise TrainedError("checkpoint %s has no %s: it is not a checkpoint of this run's model" % (checkpoint, key))
+        if list(shapes[key]) != list(v.shape):
+            raise TrainedError("checkpoint %s: %s is %s, the model's is %s" % (checkpoint, key, shapes[key], list(v.shape)))
+        v.assign(reader.get_tensor(key))
+    return module, manifest
+
+
+def encoder_module(module):
+    """The tf.Module saved: the encoder's variables and one function, uint8
+    images → z_mean (batch norm on its moving statistics)."""
+    import tensorflow as tf
+
+    from . import model
+
+    spec = module.spec
+    m = spec["model"]
+    enc = module.encoder
+    root = tf.Module(name="encoder")
+    # As module.py: the underlying tf.Variables, so the graph-mode loader
+    # (Go's C API) connects them to the function that reads them.
+    root.weights = {v.path.replace("/", "."): v.value for v in enc.variables}
+    image = tf.TensorSpec([None, m["image_size"], m["image_size"], m["channels"]], tf.uint8, name="images")
+
+    def serve(images):
+        _, z_mean, _ = enc(model.scale_images(images, spec), training=False)
+        return {"z_mean": z_mean}
+
+    root.serve = tf.function(serve, input_signature=[image])
+    return root
+
+
+def _signature_table(export_dir, names):
+    from .export import _signature_table as table
+
+    return table(export_dir, names)
+
+
+def save_savedmodel(module, manifest, step, checkpoint, out):
+    """Write the standalone SavedModel with its manifest into out (atomic)."""
+    import keras
+    import tensorflow as tf
+
+    from .atomic import swap_into_place
+
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".encoder-", dir=parent)
+    os.chmod(tmp, 0o755)  # an artifact to hand over: readable as a folder made by mkdir
+    try:
+        root = encoder_module(module)
+        tf.saved_model.save(root, tmp, signatures={"serving_default": root.serve, "encode": root.serve})
+        info = {
+            "format": manifest["format"],
+            "kind": KIND,
+            "config_hash": manifest["config_hash"],
+            "spec": manifest["spec"],
+            "input": manifest["input"],
+            "precision": manifest.get("precision", "float32"),
+            "feature_map": manifest["feature_map"],
+            "feature_dim": manifest["feature_dim"],
+            "loss_terms": [],
+            "parameters": int(sum(v.shape.num_elements() for v in module.encoder.variables)),
+            "step": step,
+            "checkpoint": os.path.basename(checkpoint),
+            "tags": ["serve"],
+            "signatures": _signature_table(tmp, ("serving_default", "encode")),
+            "tensorflow_version": tf.__version__,
+            "keras_version": keras.__version__,
+        }
+        with open(os.path.join(tmp, MANIFEST), "w") as f:
+            json.dump(info, f, indent=2, sort_keys=True)
+            f.write("\n")
+        swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def save_onnx(module, manifest, step, checkpoint, out):
+    """Write OUT/encoder.onnx (input "images" uint8 [N,H,W,C], output
+    "z_mean") and OUT/manifest.json (atomic): the SavedModel above,
+    converted by tf2onnx."""
+    from .atomic import swap_into_place
+
+    parent = os.path.dirname(os.path.abspath(out))
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=".encoder-onnx-", dir=parent)
+    os.chmod(tmp, 0o755)
+    try:
+        saved = os.path.join(tmp, "savedmodel")
+        info = save_savedmodel(module, manifest, step, checkpoint, saved)
+        cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved, "--signature_def", "serving_default",
+               "--opset", str(ONNX_OPSET), "--output", os.path.join(tmp, ONNX_FILE)]
+        done = subprocess.run(cmd, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise TrainedError("tf2onnx could not convert the encoder:\n%s" % done.stderr[-4000:])
+        shutil.rmtree(saved)
+        info = dict(info, format_onnx={"file": ONNX_FILE, "opset": ONNX_OPSET, "input": "images", "output": "z_mean"})
+        del info["signatures"], info["tags"]
+        with open(os.path.join(tmp, MANIFEST), "w") as f:
+            json.dump(info, f, indent=2, sort_keys=True)
+            f.write("\n")
+        swap_into_place(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return info
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(prog="python -m pyexport.trained", description=__doc__.splitlines()[0])
+    ap.add_argument("--model", required=True, help="the run's model folder (RUN/model)")
+    ap.add_argument("--checkpoint", required=True, help="checkpoint prefix (RUN/checkpoints/ckpt-NNNNNN)")
+    ap.add_argument("--step", type=int, required=True, help="the checkpoint's training step (recorded)")
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel")
+    a = ap.parse_args(argv)
+    try:
+        module, manifest = restore_encoder(a.model, a.checkpoint)
+        save = save_onnx if a.format == "onnx" else save_savedmodel
+        info = save(module, manifest, a.step, a.checkpoint, a.out)
+    except (OSError, TrainedError) as e:
+        print("pyexport.trained: %s" % e, file=sys.stderr)
+        return 2
+    print("pyexport.trained: wrote %s (%s, step %d, %d parameters, %s → z_mean %d)"
+          % (a.out, a.format, a.step, info["parameters"], "x".join(map(str, info["input"]["shape"])), info["feature_dim"]))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
