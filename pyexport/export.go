@@ -100,14 +100,19 @@ func Stale(cfg *config.Config, dir string) (why string, otherSpec bool, err erro
 	return "", false, nil
 }
 
+// rootAndPython are the project's root and its Python.
+func rootAndPython() (root, py string, err error) {
+	if root, err = Root(); err != nil {
+		return "", "", err
+	}
+	py, err = Python(root)
+	return root, py, err
+}
+
 // Export (re)writes the SavedModel for cfg into dir. Output of the exporter
 // goes to the given writers.
 func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr io.Writer) error {
-	root, err := Root()
-	if err != nil {
-		return err
-	}
-	py, err := Python(root)
+	root, py, err := rootAndPython()
 	if err != nil {
 		return err
 	}
@@ -192,11 +197,7 @@ func ExportProbe(ctx context.Context, dim, classes, hidden int, stderr io.Writer
 // "onnx" (out/encoder.onnx and the manifest). modelDir is the run's
 // SavedModel, prefix the checkpoint's full prefix, step its step.
 func ExportTrained(ctx context.Context, modelDir, prefix string, step int64, out, format string, stdout, stderr io.Writer) error {
-	root, err := Root()
-	if err != nil {
-		return err
-	}
-	py, err := Python(root)
+	root, py, err := rootAndPython()
 	if err != nil {
 		return err
 	}

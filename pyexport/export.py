@@ -7,16 +7,13 @@ SavedModel is written into a temporary folder and renamed into place, so a
 crash never leaves a half-written export where Go would load it.
 """
 
-import json
 import os
-import shutil
-import tempfile
 
 import keras
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
 
-from .atomic import swap_into_place
+from .atomic import new_folder, write_json
 from .model import term_names
 from .module import InfoMax
 from .spec import SCALINGS
@@ -56,10 +53,7 @@ def export(spec, config_hash, export_dir):
 def save(module, config_hash, export_dir):
     """Save a module, with its current weights, to export_dir; return the manifest."""
     spec = module.spec
-    parent = os.path.dirname(os.path.abspath(export_dir))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-    try:
+    with new_folder(export_dir, ".export-") as tmp:
         tf.saved_model.save(
             module,
             tmp,
@@ -88,11 +82,5 @@ def save(module, config_hash, export_dir):
             "tensorflow_version": tf.__version__,
             "keras_version": keras.__version__,
         }
-        with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(manifest, f, indent=2, sort_keys=True)
-            f.write("\n")
-        swap_into_place(tmp, export_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(os.path.join(tmp, MANIFEST), manifest)
     return manifest

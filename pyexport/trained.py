@@ -19,7 +19,6 @@ import os
 import shutil
 import subprocess
 import sys
-import tempfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -91,43 +90,40 @@ def _signature_table(export_dir, names):
 
 def save_savedmodel(module, manifest, step, checkpoint, out):
     """Write the standalone SavedModel with its manifest into out (atomic)."""
+    from .atomic import new_folder
+
+    with new_folder(out, ".encoder-") as tmp:
+        info = _savedmodel(module, manifest, step, checkpoint, tmp)
+    return info
+
+
+def _savedmodel(module, manifest, step, checkpoint, folder):
     import keras
     import tensorflow as tf
 
-    from .atomic import swap_into_place
+    from .atomic import write_json
 
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".encoder-", dir=parent)
-    os.chmod(tmp, 0o755)  # an artifact to hand over: readable as a folder made by mkdir
-    try:
-        root = encoder_module(module)
-        tf.saved_model.save(root, tmp, signatures={"serving_default": root.serve, "encode": root.serve})
-        info = {
-            "format": manifest["format"],
-            "kind": KIND,
-            "config_hash": manifest["config_hash"],
-            "spec": manifest["spec"],
-            "input": manifest["input"],
-            "precision": manifest.get("precision", "float32"),
-            "feature_map": manifest["feature_map"],
-            "feature_dim": manifest["feature_dim"],
-            "loss_terms": [],
-            "parameters": int(sum(v.shape.num_elements() for v in module.encoder.variables)),
-            "step": step,
-            "checkpoint": os.path.basename(checkpoint),
-            "tags": ["serve"],
-            "signatures": _signature_table(tmp, ("serving_default", "encode")),
-            "tensorflow_version": tf.__version__,
-            "keras_version": keras.__version__,
-        }
-        with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(info, f, indent=2, sort_keys=True)
-            f.write("\n")
-        swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    root = encoder_module(module)
+    tf.saved_model.save(root, folder, signatures={"serving_default": root.serve, "encode": root.serve})
+    info = {
+        "format": manifest["format"],
+        "kind": KIND,
+        "config_hash": manifest["config_hash"],
+        "spec": manifest["spec"],
+        "input": manifest["input"],
+        "precision": manifest.get("precision", "float32"),
+        "feature_map": manifest["feature_map"],
+        "feature_dim": manifest["feature_dim"],
+        "loss_terms": [],
+        "parameters": int(sum(v.shape.num_elements() for v in module.encoder.variables)),
+        "step": step,
+        "checkpoint": os.path.basename(checkpoint),
+        "tags": ["serve"],
+        "signatures": _signature_table(folder, ("serving_default", "encode")),
+        "tensorflow_version": tf.__version__,
+        "keras_version": keras.__version__,
+    }
+    write_json(os.path.join(folder, MANIFEST), info)
     return info
 
 
@@ -135,15 +131,12 @@ def save_onnx(module, manifest, step, checkpoint, out):
     """Write OUT/encoder.onnx (input "images" uint8 [N,H,W,C], output
     "z_mean") and OUT/manifest.json (atomic): the SavedModel above,
     converted by tf2onnx."""
-    from .atomic import swap_into_place
+    from .atomic import new_folder, write_json
 
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".encoder-onnx-", dir=parent)
-    os.chmod(tmp, 0o755)
-    try:
+    with new_folder(out, ".encoder-onnx-") as tmp:
         saved = os.path.join(tmp, "savedmodel")
-        info = save_savedmodel(module, manifest, step, checkpoint, saved)
+        os.mkdir(saved)
+        info = _savedmodel(module, manifest, step, checkpoint, saved)
         cmd = [sys.executable, "-m", "tf2onnx.convert", "--saved-model", saved, "--signature_def", "serving_default",
                "--opset", str(ONNX_OPSET), "--output", os.path.join(tmp, ONNX_FILE)]
         done = subprocess.run(cmd, capture_output=True, text=True)
@@ -152,13 +145,7 @@ def save_onnx(module, manifest, step, checkpoint, out):
         shutil.rmtree(saved)
         info = dict(info, format_onnx={"file": ONNX_FILE, "opset": ONNX_OPSET, "input": "images", "output": "z_mean"})
         del info["signatures"], info["tags"]
-        with open(os.path.join(tmp, MANIFEST), "w") as f:
-            json.dump(info, f, indent=2, sort_keys=True)
-            f.write("\n")
-        swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        write_json(os.path.join(tmp, MANIFEST), info)
     return info
 
 
