@@ -32,16 +32,23 @@ class TrainedError(Exception):
     """A run or checkpoint that cannot become an encoder export, and why."""
 
 
-def restore_encoder(model_dir, checkpoint):
+def restore_encoder(model_dir, checkpoint, float32=False):
     """The run's encoder (an InfoMax module rebuilt from model_dir's
-    manifest) with the checkpoint's weights; returns (module, manifest)."""
+    manifest) with the checkpoint's weights; returns (module, manifest).
+    float32 builds a model trained in bfloat16 (its variables are float32
+    either way) to compute in float32: ONNX Runtime has no bfloat16
+    convolution on CPU."""
     import tensorflow as tf
 
     from .module import InfoMax
 
     with open(os.path.join(model_dir, MANIFEST)) as f:
         manifest = json.load(f)
-    module = InfoMax(manifest["spec"])
+    spec = manifest["spec"]
+    if float32 and spec["model"].get("precision", "float32") != "float32":
+        spec = dict(spec, model=dict(spec["model"], precision="float32"))
+        manifest = dict(manifest, precision="float32", trained_precision=manifest.get("precision"))
+    module = InfoMax(spec)
     try:
         reader = tf.train.load_checkpoint(checkpoint)
     except (tf.errors.NotFoundError, tf.errors.DataLossError, ValueError) as e:
@@ -112,6 +119,7 @@ def _savedmodel(module, manifest, step, checkpoint, folder):
         "spec": manifest["spec"],
         "input": manifest["input"],
         "precision": manifest.get("precision", "float32"),
+        **({"trained_precision": manifest["trained_precision"]} if "trained_precision" in manifest else {}),
         "feature_map": manifest["feature_map"],
         "feature_dim": manifest["feature_dim"],
         "loss_terms": [],
@@ -158,7 +166,7 @@ def main(argv=None):
     ap.add_argument("--format", choices=("savedmodel", "onnx"), default="savedmodel")
     a = ap.parse_args(argv)
     try:
-        module, manifest = restore_encoder(a.model, a.checkpoint)
+        module, manifest = restore_encoder(a.model, a.checkpoint, float32=a.format == "onnx")
         save = save_onnx if a.format == "onnx" else save_savedmodel
         info = save(module, manifest, a.step, a.checkpoint, a.out)
     except (OSError, TrainedError) as e:
