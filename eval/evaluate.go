@@ -28,6 +28,17 @@ type Split struct {
 	Images   []byte
 	H, W, C  int
 	Fetch    func(idx []int) (map[int][]byte, error)
+	// release frees Features when they live outside Go's heap (a streamed
+	// evaluation's); nil: nothing to free.
+	release func()
+}
+
+// Release frees what the split holds outside Go's heap; the split must not
+// be used after.
+func (s Split) Release() {
+	if s.release != nil {
+		s.release()
+	}
 }
 
 // images returns the images idx (for the grids).

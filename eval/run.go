@@ -16,6 +16,7 @@ import (
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/offheap"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/pyexport"
 	"github.com/infomax/infomax/run"
@@ -87,6 +88,8 @@ func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int6
 	if err != nil || !ok {
 		return nil, err
 	}
+	defer train.Release()
+	defer test.Release()
 	encodeSec := time.Since(t0).Seconds()
 	cache, err := pixelCache(r, m, d)
 	if err != nil {
@@ -167,6 +170,8 @@ func Monitor(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step,
 	if !ok {
 		return run.CurvePoint{}, fmt.Errorf("eval.every_epochs = %d: the kNN monitor needs labelled training and test images; set eval.every_epochs: 0 for this data set", e.EveryEpochs)
 	}
+	defer train.Release()
+	defer test.Release()
 	res, err := KNN(ctx, train.Features, train.Labels, test.Features, test.Labels, len(d.Classes()), KNNSettings{
 		K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature, Session: r.Session(),
 	})
@@ -190,8 +195,11 @@ func encodeLabelled(ctx context.Context, m *graph.Model, d *run.Data, batch int,
 		if train, err = encodeStream(ctx, m, d.Streams.Train, trIDs, batch); err != nil {
 			return train, test, false, err
 		}
-		test, err = encodeStream(ctx, m, d.Streams.Test, teIDs, batch)
-		return train, test, err == nil, err
+		if test, err = encodeStream(ctx, m, d.Streams.Test, teIDs, batch); err != nil {
+			train.Release()
+			return Split{}, Split{}, false, err
+		}
+		return train, test, true, nil
 	}
 	tr, te := d.Splits.Train.Labelled(), d.Splits.Test.Labelled()
 	if train, err = encodeSet(ctx, m, tr, batch); err != nil {
@@ -213,11 +221,19 @@ func encodeSet(ctx context.Context, m *graph.Model, s *data.Set, batch int) (Spl
 // encodeStream encodes the images ids of a stream in one pass, keeping only
 // their features (a streamed evaluation holds no pixels: no raw-pixel
 // baseline; the grids read their few images again).
+//
+// The features live outside Go's heap (internal/offheap) until Release: the
+// decoders' garbage would otherwise let the heap grow to twice them around
+// the evaluation (GOGC 100), above training's peak.
 func encodeStream(ctx context.Context, m *graph.Model, s *data.Stream, ids []int32, batch int) (Split, error) {
 	dim := m.Manifest.FeatureDim
-	sp := Split{Features: knn.Features{Dim: dim, Data: make([]float32, 0, len(ids)*dim)}, H: s.Shape.H, W: s.Shape.W, C: s.Shape.C}
+	buf, free, err := offheap.Float32s(len(ids) * dim)
+	if err != nil {
+		return Split{}, err
+	}
+	sp := Split{Features: knn.Features{Dim: dim, Data: buf[:0]}, H: s.Shape.H, W: s.Shape.W, C: s.Shape.C, release: free}
 	var kept []int // the stream's id of each encoded image (bad ones are left out)
-	err := s.Each(ctx, ids, batch, func(px []byte, got []int) error {
+	err = s.Each(ctx, ids, batch, func(px []byte, got []int) error {
 		z, err := m.Encode(px)
 		if err != nil {
 			return err
@@ -230,7 +246,8 @@ func encodeStream(ctx context.Context, m *graph.Model, s *data.Stream, ids []int
 		return nil
 	})
 	if err != nil {
-		return sp, fmt.Errorf("encode %s: %w", s.Source, err)
+		sp.Release()
+		return Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
 	}
 	sp.Fetch = func(idx []int) (map[int][]byte, error) {
 		ids := make([]int, len(idx))
