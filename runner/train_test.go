@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/train"
 
 	"github.com/spf13/pflag"
 
@@ -355,4 +356,32 @@ func interruptAndResume(t *testing.T, cfg *config.Config) {
 		}
 	}
 	t.Logf("%d steps compared, largest loss difference %g", len(a), maxDiff)
+}
+
+// train.Options.BeforeEvaluation is called once, after training and before
+// the evaluation after training (the runner hands freed memory back there),
+// and not when there is no evaluation.
+func TestBeforeEvaluationHook(t *testing.T) {
+	for _, after := range []bool{true, false} {
+		cfg, err := config.Load(smallRun(t, ""), flags(t, fmt.Sprintf("--eval.after_training=%v", after)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var out bytes.Buffer
+		calls, reported := 0, false
+		o := train.Options{RunDir: filepath.Join(t.TempDir(), "run"), MaxSteps: 3, BeforeEvaluation: func() {
+			calls++
+			reported = strings.Contains(out.String(), "| kNN weighted")
+		}}
+		if err := train.Run(context.Background(), cfg, o, &out); err != nil {
+			t.Fatalf("%v\n%s", err, out.String())
+		}
+		want := 0
+		if after {
+			want = 1
+		}
+		if calls != want || reported || (after && !strings.Contains(out.String(), "| kNN weighted")) {
+			t.Errorf("after_training %v: hook called %d times (want %d), before the report: %v", after, calls, want, !reported)
+		}
+	}
 }

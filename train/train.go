@@ -32,6 +32,11 @@ type Options struct {
 	RunDir   string // default runs/<config name>
 	MaxSteps int64  // stop after this many steps in all (0: the config's epochs)
 	Resume   bool   // continue the run folder's latest checkpoint
+	// BeforeEvaluation, if set, is called once training's data and batches
+	// are released and before the evaluation after training: where a main
+	// program may hand freed memory back to the system (the runner calls
+	// debug.FreeOSMemory), a process-wide choice this package leaves to it.
+	BeforeEvaluation func()
 }
 
 // trainer is one training run's state.
@@ -161,6 +166,9 @@ func Run(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) er
 	}
 	if r.data.Streams != nil {
 		data.PrintBad(out, r.data.Streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
+	}
+	if o.BeforeEvaluation != nil && r.cfg.Eval.AfterTraining {
+		o.BeforeEvaluation()
 	}
 	return r.finish(ctx, step, log.terms)
 }
