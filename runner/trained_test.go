@@ -13,6 +13,7 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/internal/fixture/testmodel"
 	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/pyexport"
 )
@@ -72,11 +73,7 @@ func TestTrainedEncoderExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	py, err := pyexport.Python(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(py, "-m", "pytest", "-q", "-rs", "pyexport/tests/test_trained.py")
+	cmd := exec.Command(testmodel.Python(t), "-m", "pytest", "-q", "-rs", "pyexport/tests/test_trained.py")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "INFOMAX_TRAINED_SAVEDMODEL="+sm, "INFOMAX_TRAINED_ONNX="+onnx,
 		"INFOMAX_TRAINED_IMAGES="+images, "INFOMAX_TRAINED_FEATURES="+features, "TF_CPP_MIN_LOG_LEVEL=2")
