@@ -9,12 +9,14 @@ package offheap
 
 import (
 	"fmt"
+	"sync"
 	"syscall"
 	"unsafe"
 )
 
 // Float32s returns a slice of n float32 (zero) outside Go's heap and the
-// function that unmaps it; the slice must not be used after that. n = 0
+// function that unmaps it (once, however often it is called); the slice
+// must not be used after that. n = 0
 // gives an empty slice and a no-op.
 func Float32s(n int) ([]float32, func(), error) {
 	if n < 0 {
@@ -28,5 +30,6 @@ func Float32s(n int) ([]float32, func(), error) {
 		return nil, nil, fmt.Errorf("offheap: map %d bytes: %w", n*4, err)
 	}
 	f := unsafe.Slice((*float32)(unsafe.Pointer(&b[0])), n)
-	return f, func() { syscall.Munmap(b) }, nil
+	var once sync.Once // a second call must not unmap what was mapped there since
+	return f, func() { once.Do(func() { syscall.Munmap(b) }) }, nil
 }
