@@ -58,6 +58,18 @@ type options struct {
 	batch     int
 }
 
+// sessionOver is base (the run's threads and device, or none) with
+// WithSession and WithPrecision applied.
+func (o options) sessionOver(base graph.Options) graph.Options {
+	if o.session != nil {
+		base = *o.session
+	}
+	if o.precision != "" {
+		base.Precision = o.precision
+	}
+	return base
+}
+
 // WithLimits bounds what one image may make EncodeFiles, EncodeBytes and
 // EncodeReader allocate (default: the run's data.max_* keys).
 func WithLimits(l data.Limits) Option { return func(o *options) { o.limits = &l } }
@@ -92,13 +104,7 @@ func Load(runDir string, opts ...Option) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
 	}
-	session := r.Session()
-	if o.session != nil {
-		session = *o.session
-	}
-	if o.precision != "" {
-		session.Precision = o.precision
-	}
+	session := o.sessionOver(r.Session())
 	m, err := r.LoadModel(session)
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
@@ -111,13 +117,7 @@ func Load(runDir string, opts ...Option) (*Encoder, error) {
 // loadExport loads a trained encoder exported on its own, with the
 // defaults' limits and batch size.
 func loadExport(dir string, man *graph.Manifest, o options) (*Encoder, error) {
-	var session graph.Options
-	if o.session != nil {
-		session = *o.session
-	}
-	if o.precision != "" {
-		session.Precision = o.precision
-	}
+	session := o.sessionOver(graph.Options{})
 	m, err := graph.Load(dir, session)
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)

@@ -14,15 +14,12 @@ batch norm on its moving statistics, no dropout).
 """
 
 import argparse
-import json
 import os
-import shutil
 import sys
-import tempfile
 
 import tensorflow as tf
 
-from .atomic import swap_into_place
+from .atomic import new_folder, write_json
 
 LEARNING_RATE = 1e-3  # Adam, as the encoder's
 WEIGHT_DECAY = 1e-4  # L2 on the weights, a light regulariser
@@ -100,20 +97,12 @@ class Probe(tf.Module):
 
 def export(dim, classes, out, hidden=0):
     probe = Probe(dim, classes, hidden)
-    parent = os.path.dirname(os.path.abspath(out))
-    os.makedirs(parent, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".probe-", dir=parent)
-    try:
+    with new_folder(out, ".probe-") as tmp:
         tf.saved_model.save(probe, tmp, signatures={"train_step": probe.train_step, "predict": probe.predict})
-        with open(os.path.join(tmp, "probe.json"), "w") as f:
-            settings = {"dim": dim, "classes": classes, "learning_rate": LEARNING_RATE, "weight_decay": WEIGHT_DECAY}
-            if hidden:
-                settings.update(hidden=hidden, dropout=DROPOUT, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON)
-            json.dump(dict(settings, tensorflow_version=tf.__version__), f, indent=2)
-        swap_into_place(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        settings = {"dim": dim, "classes": classes, "learning_rate": LEARNING_RATE, "weight_decay": WEIGHT_DECAY}
+        if hidden:
+            settings.update(hidden=hidden, dropout=DROPOUT, bn_momentum=BN_MOMENTUM, bn_epsilon=BN_EPSILON)
+        write_json(os.path.join(tmp, "probe.json"), dict(settings, tensorflow_version=tf.__version__))
 
 
 def main(argv=None):

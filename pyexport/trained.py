@@ -22,7 +22,6 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-MANIFEST = "manifest.json"
 KIND = "encoder"  # manifest.json's kind: a standalone trained encoder
 ONNX_FILE = "encoder.onnx"
 ONNX_OPSET = 17
@@ -40,6 +39,7 @@ def restore_encoder(model_dir, checkpoint, float32=False):
     convolution on CPU."""
     import tensorflow as tf
 
+    from .export import MANIFEST
     from .module import InfoMax
 
     with open(os.path.join(model_dir, MANIFEST)) as f:
@@ -89,12 +89,6 @@ def encoder_module(module):
     return root
 
 
-def _signature_table(export_dir, names):
-    from .export import _signature_table as table
-
-    return table(export_dir, names)
-
-
 def save_savedmodel(module, manifest, step, checkpoint, out):
     """Write the standalone SavedModel with its manifest into out (atomic)."""
     from .atomic import new_folder
@@ -109,6 +103,7 @@ def _savedmodel(module, manifest, step, checkpoint, folder):
     import tensorflow as tf
 
     from .atomic import write_json
+    from .export import MANIFEST, _signature_table
 
     root = encoder_module(module)
     tf.saved_model.save(root, folder, signatures={"serving_default": root.serve, "encode": root.serve})
@@ -140,6 +135,7 @@ def save_onnx(module, manifest, step, checkpoint, out):
     "z_mean") and OUT/manifest.json (atomic): the SavedModel above,
     converted by tf2onnx."""
     from .atomic import new_folder, write_json
+    from .export import MANIFEST
 
     with new_folder(out, ".encoder-onnx-") as tmp:
         saved = os.path.join(tmp, "savedmodel")
