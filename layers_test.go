@@ -18,6 +18,7 @@ const module = "github.com/infomax/infomax/"
 // import only packages of lower layers. The fixtures are for tests alone.
 var layers = [][]string{
 	{"internal/fsutil", "internal/memstat", "internal/offheap", "internal/tfutil", "tboard", "tflog"},
+	{"internal/store"},
 	{"data", "checkpoint", "graph", "internal/npy"},
 	{"config", "knn"},
 	{"pyexport"},
@@ -28,7 +29,7 @@ var layers = [][]string{
 	{"runner", "embed"},
 }
 
-var fixtures = []string{"internal/fixture/hostile", "internal/fixture/testmodel", "internal/fixture/fullsize", "internal/fixture/brute"}
+var fixtures = []string{"internal/fixture/hostile", "internal/fixture/testmodel", "internal/fixture/fullsize", "internal/fixture/brute", "internal/fixture/emulators"}
 
 func layerOf(pkg string) int {
 	for i, l := range layers {

@@ -1,12 +1,15 @@
 package config
 
 import (
+	"github.com/infomax/infomax/internal/store"
+
 	_ "embed"
 	"encoding/json"
 	"fmt"
-	"github.com/infomax/infomax/data"
 	"os"
 	"slices"
+
+	"github.com/infomax/infomax/data"
 )
 
 // schema.json holds the allowed values of the spec's keys, as the exporter
@@ -68,6 +71,8 @@ func (c *Config) Validate() error {
 		{"loss.objective", c.Loss.Objective, oneOf(c.Loss.Objective, objectives), fmt.Sprintf("unknown objective: known are %v", objectives)},
 		{"model.augment", m.Augment, !m.Augment || !oneOf(c.Loss.Objective, twoView),
 			fmt.Sprintf("loss.objective %s augments its two views itself (model.augment_pad, model.color_jitter): set model.augment: false", c.Loss.Objective)},
+		{"data.path", c.Data.Path, !store.IsURL(c.Data.Path) || c.Data.Format == "shards" && c.Data.Streaming,
+			"an object store is read by streaming the sharded layout: set data.format: shards and data.streaming: true (write the layout with `runner data shards`)"},
 		{"loss.temperature", c.Loss.Temperature, c.Loss.Temperature > 0, "must be > 0"},
 		{"loss.head_dim", c.Loss.HeadDim, c.Loss.HeadDim >= 1, "must be at least 1"},
 		{"loss.alpha", c.Loss.Alpha, c.Loss.Alpha >= 0, "must be >= 0"},
@@ -116,6 +121,9 @@ const MaxProjectorImages = 10000
 // CheckData refuses a data path that does not exist. It is separate from
 // Validate because exporting a model needs no data.
 func (c *Config) CheckData() error {
+	if store.IsURL(c.Data.Path) {
+		return nil // its shards.json is read, and checked, when the data opens
+	}
 	if _, err := os.Stat(c.Data.Path); err != nil {
 		return fmt.Errorf("data.path = %s: %w (for Fashion-MNIST run `make setup`; otherwise point data.path at the data set's folder)", c.Data.Path, err)
 	}

@@ -27,11 +27,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"path"
-	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/infomax/infomax/internal/fsutil"
+	"github.com/infomax/infomax/internal/store"
 )
 
 // ShardsFile is the sharded layout's manifest.
@@ -61,10 +60,15 @@ type ShardEntry struct {
 	Labels []int  `json:"labels"`
 }
 
-// ReadShardsManifest reads and checks DIR/shards.json.
+// ReadShardsManifest reads and checks DIR/shards.json; DIR is a local
+// folder or a folder of an object store (s3://bucket/prefix, gs://…).
 func ReadShardsManifest(dir string, lim Limits) (*ShardsManifest, error) {
-	p := filepath.Join(dir, ShardsFile)
-	raw, err := lim.orDefaults().readFile(p)
+	p := store.Join(dir, ShardsFile)
+	lim = lim.orDefaults()
+	raw, err := store.ReadFile(context.Background(), p, lim.MaxFileBytes)
+	if errors.Is(err, store.ErrTooLarge) {
+		return nil, fmt.Errorf("%w (data.max_file_mib)", err)
+	}
 	if errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("%s: no %s: not the sharded layout (write one with `runner data shards`), or its writing did not finish", dir, ShardsFile)
 	}
@@ -122,7 +126,7 @@ func openShards(o Options) (*Streams, error) {
 			return s
 		}
 		for _, e := range sp.Shards {
-			file := filepath.Join(o.Path, e.File)
+			file := store.Join(o.Path, e.File)
 			s.shards = append(s.shards, shard{first: len(s.Labels), count: e.Images,
 				scan: func(need func(int) bool, fn func(int, []byte, error) error) error {
 					return scanShard(file, e.Images, o.Limits, need, fn)
@@ -136,21 +140,18 @@ func openShards(o Options) (*Streams, error) {
 	return &Streams{Train: split("train"), Test: split("test")}, nil
 }
 
-// scanShard reads one shard's images in order: the k-th image member is
-// image k; other members (key.cls, …) are skipped.
+// scanShard reads one shard's images in order, a local file or an object
+// streamed from its store: the k-th image member is image k; other members
+// (key.cls, …) are skipped.
 func scanShard(file string, count int, lim Limits, need func(int) bool, fn func(int, []byte, error) error) error {
 	lim = lim.orDefaults()
-	f, err := os.Open(file)
+	f, size, err := store.Open(context.Background(), file)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return err
-	}
 	k := 0
-	err = scanTar(bufio.NewReaderSize(f, 1<<20), file, fi.Size(), false, lim, func(h *tar.Header, name string, body io.Reader) error {
+	err = scanTar(bufio.NewReaderSize(f, 1<<20), file, size, false, lim, func(h *tar.Header, name string, body io.Reader) error {
 		if h.Typeflag == tar.TypeDir || !isImage(name) {
 			return nil
 		}
@@ -205,10 +206,14 @@ func WriteShards(ctx context.Context, o Options, so ShardOptions) (*ShardsManife
 	if st.Train.Sequential {
 		return nil, nil, fmt.Errorf("%s: a tar archive can only be read in order, and the shards are written in a shuffled order: extract it (tar xf) or use a zip, and pass the folder", o.Path)
 	}
-	if entries, err := os.ReadDir(so.Out); err == nil && len(entries) > 0 {
+	if store.IsURL(so.Out) {
+		if there, err := store.Exists(ctx, store.Join(so.Out, ShardsFile)); err != nil || there {
+			return nil, nil, errors.Join(err, fmt.Errorf("%s: holds a sharded layout already: write the shards under a new prefix", so.Out))
+		}
+	} else if entries, err := os.ReadDir(so.Out); err == nil && len(entries) > 0 {
 		return nil, nil, fmt.Errorf("%s: not empty: write the shards into a new folder", so.Out)
 	}
-	if err := os.MkdirAll(so.Out, 0o755); err != nil {
+	if err := store.MkdirAll(so.Out); err != nil {
 		return nil, nil, err
 	}
 	m := &ShardsManifest{Format: shardsFormat, Version: 1, Source: o.Path, Classes: st.Train.Classes, Splits: map[string]*ShardSplit{}}
@@ -231,7 +236,7 @@ func WriteShards(ctx context.Context, o Options, so ShardOptions) (*ShardsManife
 			}
 			ids := perm[first:min(first+so.PerShard, len(perm))]
 			file := fmt.Sprintf("%s-%05d.tar", sp.name, len(out.Shards))
-			e, b, err := writeShard(filepath.Join(so.Out, file), sp.s, ids, len(out.Shards)*so.PerShard, lim, o.SkipBad)
+			e, b, err := writeShard(ctx, store.Join(so.Out, file), sp.s, ids, len(out.Shards)*so.PerShard, lim, o.SkipBad)
 			if err != nil {
 				return nil, nil, err
 			}
@@ -256,18 +261,18 @@ func WriteShards(ctx context.Context, o Options, so ShardOptions) (*ShardsManife
 	if err != nil {
 		return nil, nil, err
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(so.Out, ShardsFile), append(raw, '\n')); err != nil {
+	if err := store.WriteFile(ctx, store.Join(so.Out, ShardsFile), append(raw, '\n')); err != nil {
 		return nil, nil, err
 	}
 	return m, bad, nil
 }
 
-// writeShard writes the images ids of s into one tar file, keys numbered
-// from key.
-func writeShard(file string, s *Stream, ids []int, key int, lim Limits, skipBad bool) (*ShardEntry, []BadImage, error) {
+// writeShard writes the images ids of s into one tar file (or object), keys
+// numbered from key.
+func writeShard(ctx context.Context, file string, s *Stream, ids []int, key int, lim Limits, skipBad bool) (*ShardEntry, []BadImage, error) {
 	e := &ShardEntry{Labels: []int{}}
 	var bad []BadImage
-	err := fsutil.WriteAtomic(file, func(w io.Writer) error {
+	err := store.Write(ctx, file, func(w io.Writer) error {
 		tw := tar.NewWriter(w)
 		for j, id := range ids {
 			raw, err := s.read(id)
@@ -301,7 +306,7 @@ func writeShard(file string, s *Stream, ids []int, key int, lim Limits, skipBad 
 		return nil, nil, fmt.Errorf("%s: %w", file, err)
 	}
 	if e.Images == 0 {
-		os.Remove(file)
+		store.Remove(ctx, file)
 	}
 	return e, bad, nil
 }

@@ -17,6 +17,8 @@
 package run
 
 import (
+	"github.com/infomax/infomax/internal/store"
+
 	"errors"
 	"fmt"
 	"io"
@@ -233,7 +235,7 @@ func Create(dir string, cfg *config.Resolved, resume bool, out io.Writer) (*Run,
 // records them.
 func absolutePaths(cfg *config.Resolved) error {
 	for _, p := range []*string{&cfg.Data.Path, &cfg.ExportDir} {
-		if *p == "" || filepath.IsAbs(*p) {
+		if *p == "" || filepath.IsAbs(*p) || store.IsURL(*p) {
 			continue
 		}
 		abs, err := filepath.Abs(*p)

@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/internal/store"
 )
 
 func dataCmd() *cobra.Command {
@@ -76,7 +77,7 @@ limits first. A folder without shards.json is an unfinished copy.`,
 	}
 	cmd.Flags().StringVar(&o.Format, "format", "folder", "the source's layout: folder, tiny_imagenet, cifar10 (as an image folder)")
 	cmd.Flags().StringVar(&o.Path, "path", "", "the source: a folder or a .zip archive")
-	cmd.Flags().StringVar(&o.Out, "out", "", "a new folder for the shards")
+	cmd.Flags().StringVar(&o.Out, "out", "", "a new folder for the shards, local or in an object store (s3://bucket/prefix, gs://bucket/prefix)")
 	cmd.Flags().IntVar(&o.PerShard, "per-shard", 1000, "images per tar file")
 	cmd.Flags().Int64Var(&o.Seed, "seed", 0, "seed of the order the images are written in")
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images whose header cannot be read, and report them")
@@ -103,7 +104,7 @@ func runShards(ctx context.Context, o shardsOptions, out, progress io.Writer) er
 			fmt.Fprintf(out, "shards: %s: %d images in %d shards\n", name, sp.Images, len(sp.Shards))
 		}
 	}
-	fmt.Fprintf(out, "shards: %d classes from %s → %s in %.1fs; %d images left out\n", len(m.Classes), o.Path, filepath.Join(o.Out, data.ShardsFile), time.Since(t).Seconds(), len(bad))
+	fmt.Fprintf(out, "shards: %d classes from %s → %s in %.1fs; %d images left out\n", len(m.Classes), o.Path, store.Join(o.Out, data.ShardsFile), time.Since(t).Seconds(), len(bad))
 	for _, b := range bad[:min(5, len(bad))] {
 		fmt.Fprintf(out, "  left out: %s\n", b.Error())
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infomax/infomax/internal/fixture/emulators"
 	"github.com/infomax/infomax/internal/fixture/testmodel"
 )
 
@@ -103,4 +104,41 @@ func TestStreamingShardsResumeExactly(t *testing.T) {
 		t.Errorf("the resumed run does not say where it resumed:\n%s", res)
 	}
 	sameLosses(t, "uninterrupted vs stopped at step 25 and resumed", readMetrics(t, whole), readMetrics(t, parts))
+}
+
+// Training streams the sharded layout from an object store as from a
+// folder: `runner data shards --out s3://…` writes it into an S3 server
+// started here (gofakes3, reached through the AWS SDK as S3 would be), and
+// 50 steps read from it log the losses of the same shards read locally; a
+// run stopped at step 25 and resumed from the store logs them too.
+func TestStreamingShardsFromObjectStore(t *testing.T) {
+	emulators.Start(t, "corpus")
+	folder := testmodel.FashionMNISTFolder(t, 640, 200)
+	local := filepath.Join(t.TempDir(), "shards")
+	ctx := context.Background()
+	for _, out := range []string{local, "s3://corpus/fashion/shards"} {
+		var log bytes.Buffer
+		if err := runShards(ctx, shardsOptions{Format: "folder", Path: folder, Out: out, PerShard: 50, Seed: 1}, &log, &log); err != nil {
+			t.Fatalf("runner data shards --out %s: %v\n%s", out, err, log.String())
+		}
+	}
+	var log bytes.Buffer
+	if err := runShards(ctx, shardsOptions{Format: "folder", Path: folder, Out: "s3://corpus/fashion/shards", PerShard: 50, Seed: 1}, &log, &log); err == nil || !strings.Contains(err.Error(), "holds a sharded layout already") {
+		t.Errorf("shards written over a sharded layout in the store: %v", err)
+	}
+	const extra = ", streaming: true, shuffle_buffer: 100"
+	fromDisk, fromS3, parts := filepath.Join(t.TempDir(), "disk"), filepath.Join(t.TempDir(), "s3"), filepath.Join(t.TempDir(), "parts")
+	trainFor(t, streamConfig(t, "shards", local, extra), fromDisk, 50, false)
+	s3cfg := streamConfig(t, "shards", "s3://corpus/fashion/shards", extra)
+	out := trainFor(t, s3cfg, fromS3, 50, false)
+	if !strings.Contains(out, "from s3://corpus/fashion/shards") || !strings.Contains(out, "shard by shard (13 shards") {
+		t.Errorf("the run does not say it streams from the store:\n%s", out)
+	}
+	sameLosses(t, "shards on disk vs in S3", readMetrics(t, fromDisk), readMetrics(t, fromS3))
+	trainFor(t, s3cfg, parts, 25, false)
+	trainFor(t, "", parts, 50, true)
+	sameLosses(t, "from S3 uninterrupted vs stopped at step 25 and resumed", readMetrics(t, fromS3), readMetrics(t, parts))
+	if m := readMetrics(t, fromS3); m[len(m)-1].Step != 50 {
+		t.Errorf("the run from S3 stopped at step %d, want 50", m[len(m)-1].Step)
+	}
 }
