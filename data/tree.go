@@ -1,6 +1,10 @@
 package data
 
 import (
+	"context"
+
+	"github.com/infomax/infomax/internal/store"
+
 	"archive/tar"
 	"archive/zip"
 	"bufio"
@@ -437,9 +441,18 @@ func (t *tree) index() {
 	}
 }
 
-// ReadFile reads an image file, or an archive member named archive.tar:member
-// (.tar, .tar.gz, .tgz, .zip), whole, within lim's file size.
+// ReadFile reads an image file, an object (s3://…, gs://…), or an archive
+// member named archive.tar:member (.tar, .tar.gz, .tgz, .zip), whole, within
+// lim's file size.
 func ReadFile(p string, lim Limits) ([]byte, error) {
+	if store.IsURL(p) {
+		lim = lim.orDefaults()
+		b, err := store.ReadFile(context.Background(), p, lim.MaxFileBytes)
+		if errors.Is(err, store.ErrTooLarge) {
+			return nil, fmt.Errorf("%w: %w (data.max_file_mib)", err, ErrTooLarge)
+		}
+		return b, err
+	}
 	if _, err := os.Stat(p); err == nil {
 		return lim.readFile(p)
 	}

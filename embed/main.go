@@ -5,8 +5,9 @@
 //	go run ./embed --run-dir runs/cifar10 --input 'photos/*/*.jpg' --output embeddings/
 //	go run ./runner search --index embeddings/ --query q.jpg
 //
-// It writes, into --output, shard-NNNNN-of-MMMMM.npy (float32 [n, dim]) and
-// .paths.txt for every shard, bad.txt (images left out, with the reason) and
+// It writes, into --output (a folder, or a prefix in an object store),
+// shard-NNNNN-of-MMMMM.npy (float32 [n, dim]), .paths.txt and with --classes
+// .labels.txt for every shard, bad.txt (images left out, with the reason) and
 // manifest.json (the model's spec hash and step, counts, shards). Images go to
 // shards by a hash of their path, and every file appears by rename when whole,
 // so a rerun or a retried bundle rewrites the same shards.
@@ -18,6 +19,8 @@
 package main
 
 import (
+	"github.com/infomax/infomax/internal/store"
+
 	"context"
 	"flag"
 	"fmt"
@@ -39,8 +42,9 @@ import (
 var (
 	verbose = flag.Bool("verbose", false, "show Beam's INFO lines and TensorFlow's log lines")
 	runDir  = flag.String("run-dir", "", "the trained run whose encoder embeds (required)")
-	input   = flag.String("input", "", "images: a folder, or glob patterns separated by commas")
-	output  = flag.String("output", "", "the output folder (required)")
+	input   = flag.String("input", "", "images: a folder, or glob patterns separated by commas (local, s3://bucket/…, gs://bucket/…)")
+	output  = flag.String("output", "", "the output folder, local or s3://bucket/prefix, gs://bucket/prefix (required)")
+	classes = flag.String("classes", "", "record each image's class: folders (the name of the folder holding it), or a CSV file of path,class lines")
 	shards  = flag.Int("shards", 64, "how many shards the images are spread over")
 	strict  = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
 	// precision: the model's own unless given.
@@ -88,15 +92,19 @@ func options() (Options, error) {
 	if p := *precision; p != "" && p != "float32" && p != "bfloat16" {
 		return Options{}, fmt.Errorf("--precision %q: want float32 or bfloat16", p)
 	}
-	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Precision: *precision}, nil
+	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Precision: *precision, Labels: *classes}, nil
 }
 
 // check refuses, before the pipeline starts, a run folder that does not
 // open and inputs that match no image: each a line here rather than a
 // failure inside a Beam step.
 func check(ctx context.Context, o Options) error {
-	if _, err := run.Open(o.RunDir); err != nil {
+	r, err := run.Open(o.RunDir)
+	if err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
+	}
+	if _, err := loadLabels(ctx, o.Labels, r.Config.Data.Limits().MaxFileBytes); err != nil {
+		return err
 	}
 	for _, glob := range o.Inputs {
 		n := 0
@@ -129,7 +137,7 @@ func Globs(in string) ([]string, error) {
 }
 
 func execute(ctx context.Context, o Options) error {
-	if err := os.MkdirAll(o.Output, 0o755); err != nil {
+	if err := store.MkdirAll(o.Output); err != nil {
 		return err
 	}
 	p, s := beam.NewPipelineWithRoot()

@@ -1,12 +1,18 @@
 package main
 
 import (
+	"bytes"
+	"encoding/csv"
+	"io"
+	"slices"
+
+	"github.com/infomax/infomax/internal/store"
+
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
@@ -18,7 +24,6 @@ import (
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/internal/fsutil"
 	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/search"
 )
@@ -40,20 +45,27 @@ type Options struct {
 	// Precision encodes in float32 or bfloat16 ("": the model's own).
 	Precision string
 	Inputs    []string // glob patterns, read through Beam's filesystems (local ones imported)
-	Output    string   // the output folder (local)
-	Shards    int      // images are spread over this many shards by a hash of their path
-	Strict    bool     // a bad image fails the job instead of being counted
+	Output    string   // the output folder: local, or a prefix in an object store (s3://, gs://)
+	// Labels gives each image a class: "folders" (the name of the folder
+	// holding it), a CSV file of path,class lines (local or in a store), or
+	// "" for none.
+	Labels string
+	Shards int  // images are spread over this many shards by a hash of their path
+	Strict bool // a bad image fails the job instead of being counted
 }
 
 // shardResult is what shards wrote; sumResults adds them up for the manifest.
 type shardResult struct {
-	Images int
-	Bad    []string // "path<TAB>reason"
-	Shards []string
+	Images     int
+	Bad        []string // "path<TAB>reason"
+	Shards     []string
+	Classes    []string // the classes of the shard's images, each once
+	Unlabelled int
 }
 
 func sumResults(a, b shardResult) shardResult {
-	return shardResult{Images: a.Images + b.Images, Bad: append(a.Bad, b.Bad...), Shards: append(a.Shards, b.Shards...)}
+	return shardResult{Images: a.Images + b.Images, Bad: append(a.Bad, b.Bad...), Shards: append(a.Shards, b.Shards...),
+		Classes: append(a.Classes, b.Classes...), Unlabelled: a.Unlabelled + b.Unlabelled}
 }
 
 // Build adds the embedding pipeline to s: match the inputs, keep the images,
@@ -64,8 +76,75 @@ func Build(s beam.Scope, o Options) {
 	globs := beam.Reshuffle(s, beam.CreateList(s, o.Inputs))
 	paths := beam.ParDo(s, listImages, globs)
 	grouped := beam.GroupByKey(s, beam.ParDo(s, &shardKeyFn{Shards: o.Shards}, paths))
-	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Shards: o.Shards, Strict: o.Strict}, grouped)
-	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Inputs: o.Inputs}, beam.Combine(s, sumResults, results))
+	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Shards: o.Shards, Strict: o.Strict, Labels: o.Labels}, grouped)
+	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Inputs: o.Inputs, Labels: o.Labels}, beam.Combine(s, sumResults, results))
+}
+
+// labeler gives an image its class.
+type labeler struct {
+	folders bool              // the name of the folder holding it
+	byPath  map[string]string // from a labels file: path (or its last elements) → class
+}
+
+// loadLabels reads the --classes setting: "folders", a CSV file of
+// path,class lines (a header line "path,class" is allowed), or "" (nil).
+// A path in the file names an image by its full path or URL, or by its
+// last elements (cat/0001.jpg, 0001.jpg); the longest match wins.
+func loadLabels(ctx context.Context, spec string, max int64) (*labeler, error) {
+	switch spec {
+	case "":
+		return nil, nil
+	case "folders":
+		return &labeler{folders: true}, nil
+	}
+	raw, err := store.ReadFile(ctx, spec, max)
+	if err != nil {
+		return nil, fmt.Errorf("--classes: %w", err)
+	}
+	r := csv.NewReader(bytes.NewReader(raw))
+	r.FieldsPerRecord = 2
+	l := &labeler{byPath: map[string]string{}}
+	for line := 1; ; line++ {
+		rec, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("--classes %s: %w (want path,class lines)", spec, err)
+		}
+		if line == 1 && rec[0] == "path" && rec[1] == "class" {
+			continue
+		}
+		p, c := strings.TrimPrefix(rec[0], "./"), rec[1]
+		if p == "" || c == "" {
+			return nil, fmt.Errorf("--classes %s: line %d: an empty path or class", spec, line)
+		}
+		if old, ok := l.byPath[p]; ok && old != c {
+			return nil, fmt.Errorf("--classes %s: line %d: %s is %q and %q", spec, line, p, old, c)
+		}
+		l.byPath[p] = c
+	}
+	if len(l.byPath) == 0 {
+		return nil, fmt.Errorf("--classes %s: no path,class line", spec)
+	}
+	return l, nil
+}
+
+// class is p's class, "" when it has none.
+func (l *labeler) class(p string) string {
+	if l.folders {
+		return store.Base(store.Dir(p))
+	}
+	for key := p; ; {
+		if c, ok := l.byPath[key]; ok {
+			return c
+		}
+		i := strings.Index(key, "/")
+		if i < 0 {
+			return ""
+		}
+		key = key[i+1:]
+	}
 }
 
 // listImages emits the images a glob matches, on any Beam filesystem. (Not
@@ -162,14 +241,26 @@ func release(runDir, precision string) {
 }
 
 // encodeShardFn decodes a shard's images on every core (data.DecodeAll,
-// within the run's hostile-input limits), encodes them in batches and writes the shard's
-// features (.npy, float32 [n, dim]) and paths (.paths.txt), each by rename
-// when whole. A bad image is counted and named, or fails the job if Strict.
+// within the run's hostile-input limits), encodes them in batches and
+// writes the shard's features (.npy, float32 [n, dim]), paths (.paths.txt)
+// and, with Labels, classes (.labels.txt), each whole (by rename, or one
+// upload). A bad image is counted and named, or fails the job if Strict.
 type encodeShardFn struct {
 	withEncoder
 	Output string
 	Shards int
 	Strict bool
+	Labels string
+	labels *labeler
+}
+
+func (f *encodeShardFn) Setup(ctx context.Context) error {
+	if err := f.withEncoder.Setup(); err != nil {
+		return err
+	}
+	var err error
+	f.labels, err = loadLabels(ctx, f.Labels, f.enc.enc.Limits().MaxFileBytes)
+	return err
 }
 
 func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func(*string) bool, emit func(shardResult)) error {
@@ -180,7 +271,7 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	}
 	sort.Strings(paths)
 	enc := f.enc.enc
-	read := func(i int) ([]byte, error) { return readFile(ctx, paths[i], enc.Limits()) }
+	read := func(i int) ([]byte, error) { return data.ReadFile(paths[i], enc.Limits()) }
 	kept, idx, badImages, err := data.DecodeAll(len(paths), read, func(i int) string { return paths[i] }, enc.Shape, enc.Limits(), !f.Strict)
 	if b := (data.BadImage{}); errors.As(err, &b) {
 		return fmt.Errorf("%s: %w (without --strict, bad images are counted and left out)", b.Path, b.Err)
@@ -200,30 +291,45 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 		return fmt.Errorf("shard %d: %w", shard, err)
 	}
 	name := ShardName(shard, f.Shards)
-	base := filepath.Join(f.Output, name)
-	if err := npy.Write(base+".npy", feats, len(good), enc.Dim()); err != nil {
-		return err
-	}
-	if err := fsutil.WriteFileAtomic(base+".paths.txt", []byte(strings.Join(good, "\n")+"\n")); err != nil {
+	base := store.Join(f.Output, name)
+	raw, err := npy.Encode(feats, len(good), enc.Dim())
+	if err != nil {
 		return fmt.Errorf("shard %s: %w", name, err)
 	}
-	emit(shardResult{Images: len(good), Bad: bad, Shards: []string{name}})
+	if err := store.WriteFile(ctx, base+".npy", raw); err != nil {
+		return err
+	}
+	if err := store.WriteFile(ctx, base+".paths.txt", lines(good)); err != nil {
+		return fmt.Errorf("shard %s: %w", name, err)
+	}
+	res := shardResult{Images: len(good), Bad: bad, Shards: []string{name}}
+	if f.labels != nil {
+		classes := make([]string, len(good))
+		seen := map[string]bool{}
+		for i, p := range good {
+			c := f.labels.class(p)
+			classes[i] = c
+			if c == "" {
+				res.Unlabelled++
+			} else if !seen[c] {
+				seen[c] = true
+				res.Classes = append(res.Classes, c)
+			}
+		}
+		if err := store.WriteFile(ctx, base+".labels.txt", lines(classes)); err != nil {
+			return fmt.Errorf("shard %s: %w", name, err)
+		}
+	}
+	emit(res)
 	return nil
 }
 
-// readFile reads a file on any Beam filesystem, within lim.MaxFileBytes.
-func readFile(ctx context.Context, path string, lim data.Limits) ([]byte, error) {
-	fs, err := filesystem.New(ctx, path)
-	if err != nil {
-		return nil, err
+// lines is one element a line ("" for none).
+func lines(s []string) []byte {
+	if len(s) == 0 {
+		return nil
 	}
-	defer fs.Close()
-	r, err := fs.OpenRead(ctx, path)
-	if err != nil {
-		return nil, err
-	}
-	defer r.Close()
-	return lim.ReadAll(r, "the file")
+	return []byte(strings.Join(s, "\n") + "\n")
 }
 
 // writeManifestFn writes manifest.json (which model made the features, how
@@ -232,14 +338,22 @@ type writeManifestFn struct {
 	withEncoder
 	Output string
 	Inputs []string
+	Labels string
 }
 
 func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) error {
 	sort.Strings(r.Shards)
 	sort.Strings(r.Bad)
 	enc := f.enc.enc
-	m := search.Manifest{Run: enc.Run, RunRelative: search.RelativeRun(filepath.Join(f.Output, search.ManifestFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Dim: enc.Dim(),
+	m := search.Manifest{Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.ManifestFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Dim: enc.Dim(),
 		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
+	if f.Labels != "" {
+		m.Labels, m.Unlabelled = f.Labels, r.Unlabelled
+		m.Classes = slices.Compact(slices.Sorted(slices.Values(r.Classes)))
+		if m.Classes == nil {
+			m.Classes = []string{}
+		}
+	}
 	raw, err := json.MarshalIndent(m, "", "  ")
 	if err != nil {
 		return err
@@ -248,8 +362,8 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	if bad != "" {
 		bad += "\n"
 	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(f.Output, "bad.txt"), []byte(bad)); err != nil {
+	if err := store.WriteFile(ctx, store.Join(f.Output, "bad.txt"), []byte(bad)); err != nil {
 		return err
 	}
-	return fsutil.WriteFileAtomic(filepath.Join(f.Output, search.ManifestFile), append(raw, '\n'))
+	return store.WriteFile(ctx, store.Join(f.Output, search.ManifestFile), append(raw, '\n'))
 }

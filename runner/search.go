@@ -89,7 +89,7 @@ func searchCmd() *cobra.Command {
 			return runSearch(cmd.Context(), o, cmd.OutOrStdout())
 		},
 	}
-	cmd.Flags().StringVar(&o.Index, "index", "", "an index made by `runner index`")
+	cmd.Flags().StringVar(&o.Index, "index", "", "an index made by `runner index`, or embed's output folder (local, s3://…, gs://…)")
 	cmd.Flags().StringVar(&o.Query, "query", "", "the query image (any size)")
 	cmd.Flags().IntVarP(&o.K, "k", "k", 9, "how many neighbours")
 	cmd.Flags().StringVar(&o.Metric, "metric", "cosine", "cosine or l2")

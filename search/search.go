@@ -4,6 +4,8 @@
 package search
 
 import (
+	"github.com/infomax/infomax/internal/store"
+
 	"bytes"
 	"context"
 	"encoding/binary"
@@ -87,12 +89,21 @@ func (ix *Index) Save(path string) error {
 }
 
 // Load reads an index written by Save, or a sharded index folder written by
-// the batch embedding pipeline (a folder with a manifest.json).
+// the batch embedding pipeline (a folder with a manifest.json). Either may
+// be in an object store (s3://bucket/key, gs://bucket/key; see
+// internal/store for credentials and endpoints).
 func Load(path string) (*Index, error) {
-	if fi, err := os.Stat(path); err == nil && fi.IsDir() {
-		return loadShards(path)
+	ctx := context.Background()
+	if store.IsURL(path) {
+		if there, err := store.Exists(ctx, store.Join(path, ManifestFile)); err != nil {
+			return nil, err
+		} else if there {
+			return loadShards(ctx, path)
+		}
+	} else if fi, err := os.Stat(path); err == nil && fi.IsDir() {
+		return loadShards(ctx, path)
 	}
-	raw, err := os.ReadFile(path)
+	raw, err := store.ReadFile(ctx, path, maxIndexBytes)
 	if err != nil {
 		return nil, err
 	}
@@ -107,7 +118,7 @@ func Load(path string) (*Index, error) {
 // RelativeRun is run relative to the folder of the file at path ("" when
 // either is not absolute-able or they share no root).
 func RelativeRun(path, run string) string {
-	if run == "" {
+	if run == "" || store.IsURL(path) {
 		return ""
 	}
 	absPath, err1 := filepath.Abs(path)
@@ -125,7 +136,7 @@ func RelativeRun(path, run string) string {
 // FindRun is where the run of a file at path is: relative to the file when
 // rel leads to a run folder (one with a config.yaml), else abs as recorded.
 func FindRun(path, abs, rel string) string {
-	if rel != "" {
+	if rel != "" && !store.IsURL(path) {
 		if absPath, err := filepath.Abs(path); err == nil {
 			p := filepath.Join(filepath.Dir(absPath), filepath.FromSlash(rel))
 			if _, err := os.Stat(filepath.Join(p, "config.yaml")); err == nil {
@@ -135,6 +146,10 @@ func FindRun(path, abs, rel string) string {
 	}
 	return abs
 }
+
+// maxIndexBytes bounds an index file read whole (parse checks every size in
+// it against the bytes there).
+const maxIndexBytes = 1 << 40
 
 // Parse reads the bytes of an index file. Every size in them is checked
 // against the bytes actually there before anything is allocated from it.

@@ -1,10 +1,13 @@
 package search
 
 import (
+	"context"
+	"path"
+
+	"github.com/infomax/infomax/internal/store"
+
 	"encoding/json"
 	"fmt"
-	"os"
-	"path/filepath"
 	"strings"
 
 	"github.com/infomax/infomax/internal/npy"
@@ -28,47 +31,116 @@ type Manifest struct {
 	Bad         int      `json:"bad"` // images left out (listed in bad.txt)
 	Shards      []string `json:"shards"`
 	Inputs      []string `json:"inputs"`
+	// Labels says where the images' classes came from ("folders" or the
+	// labels file; "": none); each shard then has NAME.labels.txt, a class
+	// a line ("" for an image without one).
+	Labels     string   `json:"labels,omitempty"`
+	Classes    []string `json:"classes,omitempty"`
+	Unlabelled int      `json:"unlabelled,omitempty"`
 }
 
-// loadShards reads a sharded index folder into one Index, checking every
-// shard against the manifest.
-func loadShards(dir string) (*Index, error) {
-	raw, err := os.ReadFile(filepath.Join(dir, ManifestFile))
+// ReadManifest reads and checks the manifest of a sharded folder (local,
+// or a prefix in an object store).
+func ReadManifest(ctx context.Context, dir string) (*Manifest, error) {
+	mf := store.Join(dir, ManifestFile)
+	raw, err := store.ReadFile(ctx, mf, maxManifestBytes)
 	if err != nil {
 		return nil, err
 	}
 	var m Manifest
 	if err := json.Unmarshal(raw, &m); err != nil {
-		return nil, fmt.Errorf("%s: %w", filepath.Join(dir, ManifestFile), err)
+		return nil, fmt.Errorf("%s: %w", mf, err)
 	}
-	if m.Dim <= 0 {
-		return nil, fmt.Errorf("%s: feature dimension %d", filepath.Join(dir, ManifestFile), m.Dim)
+	if m.Dim <= 0 || m.Dim > maxDim || m.Images < 0 || m.Images > maxImages {
+		return nil, fmt.Errorf("%s: feature dimension %d, %d images: want a dimension from 1 to %d and at most %d images", mf, m.Dim, m.Images, maxDim, maxImages)
 	}
-	ix := &Index{Run: FindRun(filepath.Join(dir, ManifestFile), m.Run, m.RunRelative), ConfigHash: m.ConfigHash, Step: m.Step, Features: knn.Features{Dim: m.Dim}}
 	for _, s := range m.Shards {
-		if s != filepath.Base(s) {
-			return nil, fmt.Errorf("%s: shard %q is not a file of the folder", dir, s)
+		if s != path.Base(s) || strings.ContainsAny(s, `/\`) || s == "" || s == "." || s == ".." {
+			return nil, fmt.Errorf("%s: shard %q is not a file of the folder", mf, s)
 		}
-		feats, n, err := npy.ReadFloat32Rows(filepath.Join(dir, s+".npy"), m.Dim)
+	}
+	return &m, nil
+}
+
+// Shard is one shard's features, paths and (when the manifest has labels)
+// classes.
+type Shard struct {
+	Features knn.Features
+	Paths    []string
+	Labels   []string // nil without labels; "" for an image without a class
+}
+
+// ReadShard reads shard name of the sharded folder dir whose manifest is m.
+// Each file's size is checked against what the manifest's counts allow
+// before it is read, and the three files against each other.
+func ReadShard(ctx context.Context, dir string, m *Manifest, name string) (*Shard, error) {
+	file := store.Join(dir, name+".npy")
+	// No shard holds more rows than the whole folder.
+	raw, err := store.ReadFile(ctx, file, npyHeaderBytes+4*int64(m.Dim)*int64(m.Images))
+	if err != nil {
+		return nil, err
+	}
+	feats, n, err := npy.ParseFloat32Rows(raw, file, m.Dim)
+	if err != nil {
+		return nil, err
+	}
+	sh := &Shard{Features: knn.Features{Data: feats, Dim: m.Dim}}
+	readLines := func(suffix string) ([]string, error) {
+		file := store.Join(dir, name+suffix)
+		raw, err := store.ReadFile(ctx, file, int64(n+1)*maxPathBytes)
 		if err != nil {
 			return nil, err
 		}
-		names, err := os.ReadFile(filepath.Join(dir, s+".paths.txt"))
+		var lines []string
+		if n > 0 {
+			lines = strings.Split(strings.TrimSuffix(string(raw), "\n"), "\n")
+		}
+		if len(lines) != n {
+			return nil, fmt.Errorf("%s: %d lines for %d feature rows", file, len(lines), n)
+		}
+		return lines, nil
+	}
+	if sh.Paths, err = readLines(".paths.txt"); err != nil {
+		return nil, err
+	}
+	if m.Labels != "" {
+		if sh.Labels, err = readLines(".labels.txt"); err != nil {
+			return nil, err
+		}
+		if sh.Labels == nil {
+			sh.Labels = []string{}
+		}
+	}
+	return sh, nil
+}
+
+// loadShards reads a sharded folder into one Index.
+func loadShards(ctx context.Context, dir string) (*Index, error) {
+	m, err := ReadManifest(ctx, dir)
+	if err != nil {
+		return nil, err
+	}
+	mf := store.Join(dir, ManifestFile)
+	ix := &Index{Run: FindRun(mf, m.Run, m.RunRelative), ConfigHash: m.ConfigHash, Step: m.Step, Features: knn.Features{Dim: m.Dim}}
+	for _, s := range m.Shards {
+		sh, err := ReadShard(ctx, dir, m, s)
 		if err != nil {
 			return nil, err
 		}
-		paths := strings.Split(strings.TrimSuffix(string(names), "\n"), "\n")
-		if n == 0 {
-			paths = nil
-		}
-		if len(paths) != n {
-			return nil, fmt.Errorf("%s: %d paths for %d feature rows", filepath.Join(dir, s+".paths.txt"), len(paths), n)
-		}
-		ix.Paths = append(ix.Paths, paths...)
-		ix.Features.Data = append(ix.Features.Data, feats...)
+		ix.Paths = append(ix.Paths, sh.Paths...)
+		ix.Features.Data = append(ix.Features.Data, sh.Features.Data...)
 	}
 	if len(ix.Paths) != m.Images {
 		return nil, fmt.Errorf("%s: the manifest says %d images, the shards hold %d", dir, m.Images, len(ix.Paths))
 	}
 	return ix, nil
 }
+
+// Bounds on what a sharded index's files may hold, checked before reading.
+const (
+	maxManifestBytes = 64 << 20
+	maxDim           = 1 << 16
+	maxImages        = 1 << 31
+	npyHeaderBytes   = 1 << 16
+	maxPathBytes     = 4096
+)

@@ -20,12 +20,21 @@ import (
 // file (format 1.0) that numpy.load reads unchanged. (npyio, the Go library
 // for the format, writes float32 arrays of a run-time shape only as 1-D.)
 func Write[T float32 | int32 | uint8](path string, data []T, shape ...int) error {
+	b, err := Encode(data, shape...)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return fsutil.WriteFileAtomic(path, b)
+}
+
+// Encode is the bytes of the .npy file Write writes.
+func Encode[T float32 | int32 | uint8](data []T, shape ...int) ([]byte, error) {
 	n := 1
 	for _, d := range shape {
 		n *= d
 	}
 	if n != len(data) {
-		return fmt.Errorf("write %s: shape %v holds %d values, got %d", path, shape, n, len(data))
+		return nil, fmt.Errorf("shape %v holds %d values, got %d", shape, n, len(data))
 	}
 	descr := "<f4"
 	switch any(data).(type) {
@@ -51,9 +60,9 @@ func Write[T float32 | int32 | uint8](path string, data []T, shape ...int) error
 	binary.Write(&buf, binary.LittleEndian, uint16(len(header)))
 	buf.WriteString(header)
 	if err := binary.Write(&buf, binary.LittleEndian, data); err != nil {
-		return err
+		return nil, err
 	}
-	return fsutil.WriteFileAtomic(path, buf.Bytes())
+	return buf.Bytes(), nil
 }
 
 var npyShape = regexp.MustCompile(`'shape': \((\d+), (\d+)\)`)
@@ -65,6 +74,12 @@ func ReadFloat32Rows(path string, dim int) ([]float32, int, error) {
 	if err != nil {
 		return nil, 0, err
 	}
+	return ParseFloat32Rows(raw, path, dim)
+}
+
+// ParseFloat32Rows reads the bytes of a float32 [n, dim] .npy file; path
+// names it in errors.
+func ParseFloat32Rows(raw []byte, path string, dim int) ([]float32, int, error) {
 	bad := func(why string) ([]float32, int, error) { return nil, 0, fmt.Errorf("%s: %s", path, why) }
 	if len(raw) < 10 || !bytes.HasPrefix(raw, []byte("\x93NUMPY\x01\x00")) {
 		return bad("not a version-1 .npy file")
