@@ -211,28 +211,37 @@ func scores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Ro
 		return nil, err
 	}
 	sc := &Scores{KNN: knn}
+	if sc.Probe, sc.MLP, err = probeScores(ctx, bank, bankLabels, queries, queryLabels, s); err != nil {
+		return nil, err
+	}
+	return sc, nil
+}
+
+// probeScores trains the probes s asks for (none: nil) on the bank and
+// tests them on the queries.
+func probeScores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, s Settings) (linear, mlp *ProbeResult, err error) {
 	for _, p := range []struct {
 		epochs, hidden int
 		dst            **ProbeResult
-	}{{s.ProbeEpochs, 0, &sc.Probe}, {s.MLPProbeEpochs, MLPHidden, &sc.MLP}} {
+	}{{s.ProbeEpochs, 0, &linear}, {s.MLPProbeEpochs, MLPHidden, &mlp}} {
 		if p.epochs == 0 {
 			continue
 		}
 		if ctx.Err() != nil {
-			return nil, ctx.Err()
+			return nil, nil, ctx.Err()
 		}
 		dir, err := s.ProbeGraph(ctx, bank.Width(), s.Classes, p.hidden)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		*p.dst, err = RunProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
 			Epochs: p.epochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed, Session: s.Session,
 		})
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 	}
-	return sc, nil
+	return linear, mlp, nil
 }
 
 // pixelScores are the raw-pixel figures, from s.PixelCache when it holds them.

@@ -23,9 +23,12 @@ type Scores struct {
 
 // Report is report.json: every figure of an evaluation.
 type Report struct {
-	Run        string  `json:"run"`
-	Data       string  `json:"data"`
-	DataPath   string  `json:"data_path"`
+	Run      string `json:"run"`
+	Data     string `json:"data"`
+	DataPath string `json:"data_path"`
+	// Bank is the sharded features the queries (DataPath) were classified
+	// against, in an evaluation of embedded features (runner eval --features).
+	Bank       string  `json:"bank,omitempty"`
 	TrainSize  int     `json:"train_size"`
 	TestSize   int     `json:"test_size"`
 	Classes    int     `json:"classes"`
@@ -55,8 +58,13 @@ type Report struct {
 func (rep *Report) Markdown() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "## %s: %s, step %d\n\n", rep.Run, rep.Data, rep.Step)
-	fmt.Fprintf(&b, "%d training images (the kNN bank and the probe's training set), %d test images, %d classes; features: %s (%d).\n\n",
-		rep.TrainSize, rep.TestSize, rep.Classes, rep.Feature, rep.FeatureDim)
+	if rep.Bank != "" {
+		fmt.Fprintf(&b, "%d queries (%s) against a bank of %d (%s, the probe's training set), %d classes; features: %s (%d).\n\n",
+			rep.TestSize, rep.DataPath, rep.TrainSize, rep.Bank, rep.Classes, rep.Feature, rep.FeatureDim)
+	} else {
+		fmt.Fprintf(&b, "%d training images (the kNN bank and the probe's training set), %d test images, %d classes; features: %s (%d).\n\n",
+			rep.TrainSize, rep.TestSize, rep.Classes, rep.Feature, rep.FeatureDim)
+	}
 	fmt.Fprintln(&b, "| top-1 accuracy | z_mean | raw pixels |")
 	fmt.Fprintln(&b, "|---|---|---|")
 	row := func(name string, get func(*Scores) (float64, bool)) {

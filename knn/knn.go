@@ -7,6 +7,8 @@
 package knn
 
 import (
+	"iter"
+
 	"context"
 	"fmt"
 	"io"
@@ -214,11 +216,47 @@ func Search(ctx context.Context, bank, queries Rows, k int, o Options) (*Neighbo
 	if k < 1 || k > bank.Len() {
 		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, bank.Len())
 	}
-	metric := o.Metric
-	if metric == "" {
-		metric = Cosine
+	rs, err := rowsFor(o.metric(), bank.Width())
+	if err != nil {
+		return nil, err
 	}
-	rs, err := rowsFor(metric, bank.Width())
+	// The bank a block of rows at a time when it is large: TensorFlow holds
+	// the block, and the matmul a packed copy of it, never the whole bank.
+	per := o.BankRows
+	if per <= 0 {
+		per = max(k, MaxBankBytes/(4*rs.width))
+	}
+	blocks := func(yield func(Rows, error) bool) {
+		for b0 := 0; b0 < bank.Len(); b0 += per {
+			if !yield(Slice(bank, b0, min(b0+per, bank.Len())), nil) {
+				return
+			}
+		}
+	}
+	return SearchBlocks(ctx, blocks, queries, k, o)
+}
+
+func (o Options) metric() Metric {
+	if o.Metric == "" {
+		return Cosine
+	}
+	return o.Metric
+}
+
+// SearchBlocks is Search over a bank that comes a block of rows at a time,
+// in bank order (read from files as the search goes, so that a bank larger
+// than memory is searched holding one block): each block's top k is merged
+// into the queries', bank indices counting from the first block's first
+// row. A block's error stops the search with it.
+func SearchBlocks(ctx context.Context, blocks iter.Seq2[Rows, error], queries Rows, k int, o Options) (*Neighbours, error) {
+	if err := checkRows(queries); err != nil {
+		return nil, fmt.Errorf("knn: queries: %w", err)
+	}
+	if k < 1 {
+		return nil, fmt.Errorf("knn: k = %d: want at least 1", k)
+	}
+	metric := o.metric()
+	rs, err := rowsFor(metric, queries.Width())
 	if err != nil {
 		return nil, err
 	}
@@ -231,30 +269,40 @@ func Search(ctx context.Context, bank, queries Rows, k int, o Options) (*Neighbo
 		return nil, fmt.Errorf("knn: %w", err)
 	}
 	defer sess.Close()
-	// The bank a block of rows at a time when it is large: TensorFlow holds
-	// the block, and the matmul a packed copy of it, never the whole bank.
-	per := o.BankRows
-	if per <= 0 {
-		per = max(k, MaxBankBytes/(4*rs.width))
-	}
 	var top *Neighbours
-	for b0 := 0; b0 < bank.Len(); b0 += per {
-		b1 := min(b0+per, bank.Len())
-		nb, err := searchBlock(ctx, sess, g, Slice(bank, b0, b1), queries, min(k, b1-b0), o.Chunk, rs)
+	seen := 0
+	for blk, err := range blocks {
 		if err != nil {
 			return nil, err
 		}
-		if b0 == 0 {
-			top = nb
+		if err := checkRows(blk); err != nil {
+			return nil, fmt.Errorf("knn: bank: %w", err)
+		}
+		if blk.Len() == 0 {
 			continue
 		}
-		for i := range nb.Index {
-			nb.Index[i] += int32(b0)
+		if blk.Width() != queries.Width() {
+			return nil, fmt.Errorf("knn: bank has dimension %d, queries %d", blk.Width(), queries.Width())
 		}
-		top = merge(top, nb, k)
+		nb, err := searchBlock(ctx, sess, g, blk, queries, min(k, blk.Len()), o.Chunk, rs)
+		if err != nil {
+			return nil, err
+		}
+		if top == nil {
+			top = nb
+		} else {
+			for i := range nb.Index {
+				nb.Index[i] += int32(seen)
+			}
+			top = merge(top, nb, k)
+		}
+		seen += blk.Len()
+	}
+	if seen < k {
+		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, seen)
 	}
 	if metric == L2 {
-		row := make([]float32, bank.Width())
+		row := make([]float32, queries.Width())
 		for r := range top.Sim {
 			if r%k == 0 {
 				queries.Row(r/k, row)

@@ -3,9 +3,11 @@ package knn
 import (
 	"context"
 	"errors"
+	"iter"
 	"math"
 	"math/rand/v2"
 	"sort"
+	"strings"
 	"testing"
 
 	"github.com/infomax/infomax/internal/fixture/brute"
@@ -124,5 +126,52 @@ func TestBankBlocksMatchTheWholeBank(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// A bank streamed in blocks of uneven sizes (shards of a sharded folder)
+// gives what the whole bank gives; a block's error stops the search; a bank
+// that turns out smaller than k is an error.
+func TestSearchBlocksOfUnevenSizes(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	bank, queries := randomFeatures(r, 120, 8), randomFeatures(r, 30, 8)
+	sizes := []int{3, 50, 1, 0, 66}
+	blocks := func(fail bool) iter.Seq2[Rows, error] {
+		return func(yield func(Rows, error) bool) {
+			at := 0
+			for i, n := range sizes {
+				if fail && i == 2 {
+					yield(nil, errors.New("shard 2: unreadable"))
+					return
+				}
+				if !yield(Slice(bank, at, at+n), nil) {
+					return
+				}
+				at += n
+			}
+		}
+	}
+	for _, metric := range []Metric{Cosine, L2} {
+		whole, err := Search(t.Context(), bank, queries, 10, Options{Metric: metric})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := SearchBlocks(t.Context(), blocks(false), queries, 10, Options{Metric: metric})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A block's matmul may round the last bit otherwise than the whole
+		// bank's: similarities to 1e-5, neighbours the same.
+		for i := range whole.Index {
+			if got.Index[i] != whole.Index[i] || math.Abs(float64(got.Sim[i]-whole.Sim[i])) > 1e-5 {
+				t.Fatalf("%s: query %d rank %d: %d (%v), the whole bank: %d (%v)", metric, i/10, i%10, got.Index[i], got.Sim[i], whole.Index[i], whole.Sim[i])
+			}
+		}
+	}
+	if _, err := SearchBlocks(t.Context(), blocks(true), queries, 10, Options{}); err == nil || !strings.Contains(err.Error(), "shard 2") {
+		t.Errorf("a block's error: %v", err)
+	}
+	if _, err := SearchBlocks(t.Context(), blocks(false), queries, 121, Options{}); err == nil || !strings.Contains(err.Error(), "120 rows") {
+		t.Errorf("k past the bank: %v", err)
 	}
 }

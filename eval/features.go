@@ -1,0 +1,252 @@
+package eval
+
+import (
+	"errors"
+
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"iter"
+	"slices"
+	"time"
+
+	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/store"
+	"github.com/infomax/infomax/knn"
+	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/run"
+	"github.com/infomax/infomax/search"
+)
+
+// FeaturesOptions say which sharded features EvaluateFeatures scores and
+// how.
+type FeaturesOptions struct {
+	// Queries and Bank are sharded folders with classes (embed --classes),
+	// local or in an object store: the queries are classified by their
+	// nearest bank rows, and the probes train on the bank.
+	Queries, Bank string
+	Dir           string // report.json and report.md go here (a folder or a store prefix)
+	Eval          config.Eval
+	Seed          int64
+	// BankBlockBytes bounds the bank features the kNN search holds at once
+	// (0: DefaultBankBlockBytes); a shard larger than it is one block. The
+	// probes, when on, hold the whole bank.
+	BankBlockBytes int64
+	Session        graph.Options
+	ProbeGraph     func(ctx context.Context, dim, classes, hidden int) (string, error)
+}
+
+// DefaultBankBlockBytes is the bank a features evaluation holds at once
+// for its kNN search (about 65,000 features of 256 dimensions).
+const DefaultBankBlockBytes = 64 << 20
+
+// OpenFeatures evaluates sharded features (`runner eval --features`) with
+// the evaluation settings of the run that made them (its config.yaml's
+// eval section, threads and device), or the defaults when that run folder
+// is not here; mlpProbeEpochs > 0 sets the MLP probe's epochs.
+func OpenFeatures(ctx context.Context, queries, bank, dir string, probeEpochs, mlpProbeEpochs int, out io.Writer) (*Report, error) {
+	m, err := search.ReadManifest(ctx, bank)
+	if err != nil {
+		return nil, fmt.Errorf("--bank: %w", err)
+	}
+	o := FeaturesOptions{Queries: queries, Bank: bank, Dir: dir, Eval: config.Defaults().Eval, Seed: config.Defaults().Seed,
+		ProbeGraph: func(ctx context.Context, dim, classes, hidden int) (string, error) {
+			return pyexport.ExportProbe(ctx, dim, classes, hidden, out)
+		}}
+	if r, err := run.Open(m.Run); err == nil {
+		o.Eval, o.Seed, o.Session = r.Config.Eval, r.Config.Seed, r.Session()
+		fmt.Fprintf(out, "eval: the evaluation settings of %s (weighted k %d, t %g; majority k %d; probe %d epochs)\n",
+			r.Dir, o.Eval.WeightedK, o.Eval.Temperature, o.Eval.K, o.Eval.ProbeEpochs)
+	} else {
+		fmt.Fprintf(out, "eval: %s does not open here (%v): the default evaluation settings\n", m.Run, err)
+	}
+	if probeEpochs >= 0 {
+		o.Eval.ProbeEpochs = probeEpochs
+	}
+	if mlpProbeEpochs > 0 {
+		o.Eval.MLPProbeEpochs = mlpProbeEpochs
+	}
+	return EvaluateFeatures(ctx, o, out)
+}
+
+// errStop ends a shard walk whose reader stopped.
+var errStop = errors.New("stopped")
+
+// labelledShards reads the shards of a sharded folder in order, keeping
+// the images with a class (as indices into classes); it says how many it
+// left out.
+type labelledShards struct {
+	ctx     context.Context
+	dir     string
+	m       *search.Manifest
+	classes map[string]int
+	skipped int
+}
+
+func (l *labelledShards) each(fn func(f knn.Features, labels []int) error) error {
+	l.skipped = 0
+	for _, name := range l.m.Shards {
+		sh, err := search.ReadShard(l.ctx, l.dir, l.m, name)
+		if err != nil {
+			return err
+		}
+		d := sh.Features.Dim
+		keep := knn.Features{Dim: d, Data: sh.Features.Data[:0]}
+		var labels []int
+		for i, c := range sh.Labels {
+			if c == "" {
+				l.skipped++
+				continue
+			}
+			keep.Data = append(keep.Data, sh.Features.Data[i*d:(i+1)*d]...) // in place: i ≥ rows kept
+			labels = append(labels, l.classes[c])
+		}
+		if err := fn(keep, labels); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// EvaluateFeatures scores sharded features by the kNN classifiers of a run's
+// report (cosine weighted, majority and 1-NN; Euclidean 1-NN) and, when
+// asked, the linear and MLP probes, and writes report.json and report.md
+// into o.Dir. The queries are held in memory; the bank is streamed shard by
+// shard through the search, a block of at most o.BankBlockBytes at a time,
+// once per metric.
+func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*Report, error) {
+	t0 := time.Now()
+	mq, err := search.ReadManifest(ctx, o.Queries)
+	if err != nil {
+		return nil, fmt.Errorf("queries: %w", err)
+	}
+	mb, err := search.ReadManifest(ctx, o.Bank)
+	if err != nil {
+		return nil, fmt.Errorf("bank: %w", err)
+	}
+	for _, c := range []struct {
+		name, dir string
+		m         *search.Manifest
+	}{{"queries", o.Queries, mq}, {"bank", o.Bank, mb}} {
+		if c.m.Labels == "" {
+			return nil, fmt.Errorf("%s %s: its images have no classes: embed them with --classes folders (or a path,class file)", c.name, c.dir)
+		}
+	}
+	if mq.Dim != mb.Dim || mq.ConfigHash != mb.ConfigHash || mq.Step != mb.Step {
+		return nil, fmt.Errorf("the queries (%s: spec %.12s, step %d, dimension %d) and the bank (%s: spec %.12s, step %d, dimension %d) were made by different models: embed both with one run",
+			o.Queries, mq.ConfigHash, mq.Step, mq.Dim, o.Bank, mb.ConfigHash, mb.Step, mb.Dim)
+	}
+	names := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(mb.Classes), mq.Classes...))))
+	classes := map[string]int{}
+	for i, c := range names {
+		classes[c] = i
+	}
+	qs := &labelledShards{ctx: ctx, dir: o.Queries, m: mq, classes: classes}
+	queries := knn.Features{Dim: mq.Dim}
+	var queryLabels []int
+	if err := qs.each(func(f knn.Features, labels []int) error {
+		queries.Data = append(queries.Data, f.Data...)
+		queryLabels = append(queryLabels, labels...)
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	bankRows := mb.Images - mb.Unlabelled
+	if len(queryLabels) == 0 || bankRows < 1 {
+		return nil, fmt.Errorf("%d labelled queries and %d labelled bank images: want some of each", len(queryLabels), bankRows)
+	}
+	e := o.Eval
+	probes := e.ProbeEpochs > 0 || e.MLPProbeEpochs > 0
+	block := o.BankBlockBytes
+	if block <= 0 {
+		block = DefaultBankBlockBytes
+	}
+	bs := &labelledShards{ctx: ctx, dir: o.Bank, m: mb, classes: classes}
+	var bankLabels []int
+	var bankAll knn.Features // for the probes
+	blocks := func(first bool) iter.Seq2[knn.Rows, error] {
+		return func(yield func(knn.Rows, error) bool) {
+			pending := knn.Features{Dim: mb.Dim}
+			stopped := false
+			err := bs.each(func(f knn.Features, labels []int) error {
+				if first {
+					bankLabels = append(bankLabels, labels...)
+					if probes {
+						bankAll.Data = append(bankAll.Data, f.Data...)
+					}
+				}
+				pending.Data = append(pending.Data, f.Data...)
+				if int64(len(pending.Data))*4 >= block {
+					if !yield(pending, nil) {
+						stopped = true
+						return errStop
+					}
+					pending = knn.Features{Dim: mb.Dim}
+				}
+				return nil
+			})
+			if stopped {
+				return
+			}
+			if err != nil {
+				yield(nil, err)
+				return
+			}
+			if pending.Len() > 0 {
+				yield(pending, nil)
+			}
+		}
+	}
+	kmax := min(max(e.K, e.WeightedK, 1), bankRows)
+	t1 := time.Now()
+	nb, err := knn.SearchBlocks(ctx, blocks(true), queries, kmax, knn.Options{Metric: knn.Cosine, Session: o.Session})
+	if err != nil {
+		return nil, err
+	}
+	res := &KNNResult{K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature}
+	for _, c := range []struct {
+		dst  *float64
+		vote Vote
+	}{{&res.Top1NN, Majority(1)}, {&res.Majority, Majority(e.K)}, {&res.Weighted, Weighted(e.WeightedK, e.Temperature)}} {
+		if *c.dst, err = Accuracy(nb, bankLabels, queryLabels, len(names), c.vote); err != nil {
+			return nil, err
+		}
+	}
+	l2, err := knn.SearchBlocks(ctx, blocks(false), queries, 1, knn.Options{Metric: knn.L2, Session: o.Session})
+	if err != nil {
+		return nil, err
+	}
+	if res.L2NN1, err = Accuracy(l2, bankLabels, queryLabels, len(names), Majority(1)); err != nil {
+		return nil, err
+	}
+	rep := Report{Run: mb.Run, Data: "features", DataPath: o.Queries, Bank: o.Bank, Step: mb.Step, ConfigHash: mb.ConfigHash,
+		Feature: "z_mean", FeatureDim: mb.Dim, TrainSize: len(bankLabels), TestSize: len(queryLabels), Classes: len(names),
+		Model: Scores{KNN: res}, KNNSec: time.Since(t1).Seconds(), KNNBlockBytes: block,
+		Time: time.Now().UTC().Format(time.RFC3339)}
+	if probes {
+		bankAll.Dim = mb.Dim
+		rep.Model.Probe, rep.Model.MLP, err = probeScores(ctx, bankAll, bankLabels, queries, queryLabels, Settings{
+			Classes: len(names), ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, MLPProbeEpochs: e.MLPProbeEpochs,
+			Seed: o.Seed, Session: o.Session, ProbeGraph: o.ProbeGraph,
+		})
+		if err != nil {
+			return nil, err
+		}
+	}
+	raw, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	if err := store.WriteFile(ctx, store.Join(o.Dir, "report.json"), append(raw, '\n')); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	if err := store.WriteFile(ctx, store.Join(o.Dir, "report.md"), []byte(rep.Markdown())); err != nil {
+		return nil, fmt.Errorf("report: %w", err)
+	}
+	fmt.Fprint(out, rep.Markdown())
+	fmt.Fprintf(out, "report: %s, report.md (%d queries and %d bank images with classes; %d and %d without, left out; kNN %.1fs, all %.1fs)\n",
+		store.Join(o.Dir, "report.json"), len(queryLabels), len(bankLabels), qs.skipped, bs.skipped, rep.KNNSec, time.Since(t0).Seconds())
+	return &rep, nil
+}
