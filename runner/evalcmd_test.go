@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -92,4 +93,27 @@ func readReport(t *testing.T, dir string) eval.Report {
 		t.Fatal(err)
 	}
 	return rep
+}
+
+// --features goes with --bank and --out, not with a run's flags; each
+// mistake is one error naming the flags.
+func TestEvalFeaturesFlags(t *testing.T) {
+	zero, minus := 0, -1
+	for _, c := range []struct {
+		o    evalOptions
+		want string
+	}{
+		{evalOptions{Features: "q", Out: "o"}, "needs --bank"},
+		{evalOptions{Features: "q", Bank: "b"}, "needs --bank BANK and --out DIR"},
+		{evalOptions{Bank: "b", Out: "o"}, "needs --bank"},
+		{evalOptions{Features: "q", Bank: "b", Out: "o", RunDirs: []string{"r"}}, "leave out --run-dir"},
+		{evalOptions{Features: "q", Bank: "b", Out: "o", Probe: &minus}, "--eval.probe_epochs -1"},
+		{evalOptions{RunDirs: []string{"r"}, Probe: &zero}, "goes with --features"},
+		{evalOptions{Features: "q", Bank: filepath.Join(t.TempDir(), "none"), Out: "o"}, "--bank"},
+	} {
+		err := runEval(context.Background(), c.o, io.Discard)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.o, err, c.want)
+		}
+	}
 }
