@@ -4,10 +4,12 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
+	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/internal/fixture/emulators"
+	"github.com/infomax/infomax/internal/store"
 )
 
 func TestRoundTripThroughEmulators(t *testing.T) {
@@ -28,6 +30,46 @@ func TestRoundTripThroughEmulators(t *testing.T) {
 		}
 		if _, err := store.ReadFile(ctx, store.Join(base, "missing"), 100); !errors.Is(err, store.ErrNotExist) {
 			t.Errorf("read a missing object of %s: %v, want ErrNotExist", base, err)
+		}
+	}
+}
+
+func TestPathsAndURLs(t *testing.T) {
+	for _, c := range []struct{ got, want string }{
+		{store.Join("s3://b", "x", "y.npy"), "s3://b/x/y.npy"},
+		{store.Join("gs://b/pre/", "y.npy"), "gs://b/pre/y.npy"},
+		{store.Join("dir/sub", "y.npy"), "dir/sub/y.npy"},
+		{store.Dir("gs://b/train/cat/1.jpg"), "gs://b/train/cat"},
+		{store.Dir("s3://b/1.jpg"), "s3://b"},
+		{store.Dir("/data/cat/1.jpg"), "/data/cat"},
+		{store.Base(store.Dir("gs://b/train/cat/1.jpg")), "cat"},
+	} {
+		if c.got != c.want {
+			t.Errorf("%q, want %q", c.got, c.want)
+		}
+	}
+	for p, want := range map[string]bool{"s3://b/k": true, "gs://b": true, "S3://b": false, "/s3://x": false, "file.txt": false} {
+		if store.IsURL(p) != want {
+			t.Errorf("IsURL(%q) = %v", p, !want)
+		}
+	}
+}
+
+// A write that fails part way leaves no object (and no file) behind.
+func TestFailedWriteLeavesNothing(t *testing.T) {
+	emulators.Start(t, "bucket")
+	ctx := context.Background()
+	for _, base := range []string{"s3://bucket", "gs://bucket", t.TempDir()} {
+		p := store.Join(base, "half.bin")
+		err := store.Write(ctx, p, func(w io.Writer) error {
+			w.Write(bytes.Repeat([]byte("x"), 1<<20))
+			return errors.New("disk gone")
+		})
+		if err == nil || !strings.Contains(err.Error(), "disk gone") {
+			t.Errorf("%s: %v", p, err)
+		}
+		if there, err := store.Exists(ctx, p); there || err != nil {
+			t.Errorf("%s: a failed write left it there (%v)", p, err)
 		}
 	}
 }
