@@ -115,7 +115,13 @@ func check(ctx context.Context, o Options) error {
 			return nil
 		}
 	}
-	return fmt.Errorf("--input %s: no image (%s) matches", *input, strings.Join(data.ImageExtensions(), ", "))
+	hint := ""
+	for _, glob := range o.Inputs {
+		if store.IsURL(glob) && !strings.ContainsAny(glob, "*?[") {
+			hint = fmt.Sprintf(" (in an object store give a glob: %s/*/*.jpg lists the images in its class folders)", strings.TrimSuffix(glob, "/"))
+		}
+	}
+	return fmt.Errorf("--input %s: no image (%s) matches%s", *input, strings.Join(data.ImageExtensions(), ", "), hint)
 }
 
 // Globs turns --input into glob patterns: a local folder becomes one pattern

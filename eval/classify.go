@@ -98,8 +98,17 @@ type KNNResult struct {
 // KNN classifies every query by its nearest bank rows (one search serves all
 // three classifiers).
 func KNN(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
-	kmax := min(max(s.K, s.WeightedK, 1), bank.Len())
-	nb, err := knn.Search(ctx, bank, queries, kmax, knn.Options{Metric: knn.Cosine, Chunk: s.Chunk, Session: s.Session})
+	return knnVotes(func(m knn.Metric, k int) (*knn.Neighbours, error) {
+		return knn.Search(ctx, bank, queries, k, knn.Options{Metric: m, Chunk: s.Chunk, Session: s.Session})
+	}, bank.Len(), &bankLabels, queryLabels, numClasses, s)
+}
+
+// knnVotes computes a KNNResult from search, which finds every query's k
+// nearest bank rows by a metric: one cosine search for the three votes, one
+// Euclidean for 1-NN. bankLabels is read after each search (a streamed
+// bank's labels are known once it has been read).
+func knnVotes(search func(m knn.Metric, k int) (*knn.Neighbours, error), bankRows int, bankLabels *[]int, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
+	nb, err := search(knn.Cosine, min(max(s.K, s.WeightedK, 1), bankRows))
 	if err != nil {
 		return nil, err
 	}
@@ -108,15 +117,15 @@ func KNN(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows,
 		dst  *float64
 		vote Vote
 	}{{&res.Top1NN, Majority(1)}, {&res.Majority, Majority(s.K)}, {&res.Weighted, Weighted(s.WeightedK, s.Temperature)}} {
-		if *c.dst, err = Accuracy(nb, bankLabels, queryLabels, numClasses, c.vote); err != nil {
+		if *c.dst, err = Accuracy(nb, *bankLabels, queryLabels, numClasses, c.vote); err != nil {
 			return nil, err
 		}
 	}
-	l2, err := knn.Search(ctx, bank, queries, 1, knn.Options{Metric: knn.L2, Chunk: s.Chunk, Session: s.Session})
+	l2, err := search(knn.L2, 1)
 	if err != nil {
 		return nil, err
 	}
-	if res.L2NN1, err = Accuracy(l2, bankLabels, queryLabels, numClasses, Majority(1)); err != nil {
+	if res.L2NN1, err = Accuracy(l2, *bankLabels, queryLabels, numClasses, Majority(1)); err != nil {
 		return nil, err
 	}
 	return res, nil

@@ -199,26 +199,13 @@ func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*R
 			}
 		}
 	}
-	kmax := min(max(e.K, e.WeightedK, 1), bankRows)
 	t1 := time.Now()
-	nb, err := knn.SearchBlocks(ctx, blocks(true), queries, kmax, knn.Options{Metric: knn.Cosine, Session: o.Session})
+	first := true
+	res, err := knnVotes(func(m knn.Metric, k int) (*knn.Neighbours, error) {
+		defer func() { first = false }()
+		return knn.SearchBlocks(ctx, blocks(first), queries, k, knn.Options{Metric: m, Session: o.Session})
+	}, bankRows, &bankLabels, queryLabels, len(names), KNNSettings{K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature})
 	if err != nil {
-		return nil, err
-	}
-	res := &KNNResult{K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature}
-	for _, c := range []struct {
-		dst  *float64
-		vote Vote
-	}{{&res.Top1NN, Majority(1)}, {&res.Majority, Majority(e.K)}, {&res.Weighted, Weighted(e.WeightedK, e.Temperature)}} {
-		if *c.dst, err = Accuracy(nb, bankLabels, queryLabels, len(names), c.vote); err != nil {
-			return nil, err
-		}
-	}
-	l2, err := knn.SearchBlocks(ctx, blocks(false), queries, 1, knn.Options{Metric: knn.L2, Session: o.Session})
-	if err != nil {
-		return nil, err
-	}
-	if res.L2NN1, err = Accuracy(l2, bankLabels, queryLabels, len(names), Majority(1)); err != nil {
 		return nil, err
 	}
 	rep := Report{Run: mb.Run, Data: "features", DataPath: o.Queries, Bank: o.Bank, Step: mb.Step, ConfigHash: mb.ConfigHash,
