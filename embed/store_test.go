@@ -85,6 +85,9 @@ func TestEmbedFromGCSToS3(t *testing.T) {
 		t.Errorf("features from GCS differ from the folder's by up to %g", maxDiff)
 	}
 
+	if err := check(ctx, Options{RunDir: runDir, Inputs: []string{"gs://corpus/images"}}); err == nil || !strings.Contains(err.Error(), "gs://corpus/images/*/*.jpg") {
+		t.Errorf("--input gs://corpus/images (no glob): %v", err)
+	}
 	bad, err := store.ReadFile(ctx, out+"/bad.txt", 1<<20)
 	if err != nil || !strings.Contains(string(bad), "gs://corpus/images/a/huge.png") || strings.Count(string(bad), "\n") != 1 {
 		t.Errorf("bad.txt in S3 (%v):\n%s", err, bad)
