@@ -15,6 +15,9 @@
 package store
 
 import (
+	"cloud.google.com/go/storage"
+	"github.com/aws/smithy-go"
+
 	"context"
 	"errors"
 	"fmt"
@@ -139,11 +142,11 @@ func Open(ctx context.Context, p string) (io.ReadCloser, int64, error) {
 	return readCloser{r, func() error { return errors.Join(r.Close(), f.Close()) }}, size, nil
 }
 
-// notExist marks a store's "no such object" as ErrNotExist (Beam's
-// filesystems wrap the clients' errors in text).
+// notExist marks a store's "no such object" as ErrNotExist: the GCS
+// client's ErrObjectNotExist, an S3 API error NotFound (HEAD) or NoSuchKey.
 func notExist(p string, err error) error {
-	s := err.Error()
-	if strings.Contains(s, "NotFound") || strings.Contains(s, "NoSuchKey") || strings.Contains(s, "object doesn't exist") || strings.Contains(s, "404") {
+	var api smithy.APIError
+	if errors.Is(err, storage.ErrObjectNotExist) || errors.As(err, &api) && (api.ErrorCode() == "NotFound" || api.ErrorCode() == "NoSuchKey") {
 		return fmt.Errorf("%s: %w (%v)", p, ErrNotExist, err)
 	}
 	return fmt.Errorf("%s: %w", p, err)
