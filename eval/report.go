@@ -14,6 +14,10 @@ type Scores struct {
 	// MLP is the Deep InfoMax paper's classifier (MLPHidden hidden units;
 	// eval.mlp_probe_epochs), on the features only.
 	MLP *ProbeResult `json:"mlp_probe,omitempty"`
+	// MLPConv is the same classifier on the encoder's last convolutional
+	// feature map (ConvDim = h·w·c values; the paper's "conv" column).
+	MLPConv *ProbeResult `json:"mlp_probe_conv,omitempty"`
+	ConvDim int          `json:"conv_dim,omitempty"`
 	// BankImages of BankOf training images were the kNN bank and the
 	// probe's training set (the raw-pixel baseline samples large data sets;
 	// 0: all, in reports from before the field).
@@ -97,6 +101,9 @@ func (rep *Report) Markdown() string {
 		}
 		return s.MLP.Accuracy, true
 	})
+	if c := rep.Model.MLPConv; c != nil {
+		fmt.Fprintf(&b, "| MLP probe (%d hidden units) on the last convolutional map (%d values) | %.4f | – |\n", MLPHidden, rep.Model.ConvDim, c.Accuracy)
+	}
 	if p := rep.Pixels; p != nil && p.BankImages > 0 && p.BankImages < p.BankOf {
 		fmt.Fprintf(&b, "\nRaw pixels: a seeded sample of %d of the %d training images as the bank and the probe's training set (eval.raw_pixel_mib).\n",
 			p.BankImages, p.BankOf)

@@ -120,6 +120,7 @@ func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int6
 		ProbeGraph: func(ctx context.Context, dim, classes, hidden int) (string, error) {
 			return pyexport.ExportProbe(ctx, dim, classes, hidden, out)
 		},
+		ConvFeatures: convFeatures(m, d, EncodeBatch(r, m.Manifest), e.MLPProbeEpochs > 0 && e.MLPProbeConv, out),
 	})
 	if err != nil {
 		return nil, err
@@ -182,6 +183,35 @@ func Monitor(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step,
 		Seconds: time.Since(t0).Seconds()}, nil
 }
 
+// encoding is one kind of feature a model computes: its width and the
+// call that encodes a batch of packed images.
+type encoding struct {
+	dim    int
+	encode func(pixels []byte) ([]float32, error)
+}
+
+// convFeatures gives Settings.ConvFeatures: the last convolutional feature
+// maps of the labelled training and test images, encoded when the MLP probe
+// asks for them (nil when want is false or the model has no encode_conv,
+// which a line then says).
+func convFeatures(m *graph.Model, d *run.Data, batch int, want bool, out io.Writer) func(context.Context) (knn.Features, knn.Features, func(), error) {
+	if !want {
+		return nil
+	}
+	if m.ConvDim() == 0 {
+		fmt.Fprintf(out, "MLP probe on the last convolutional map: skipped, %v\n", graph.ErrNoConv)
+		return nil
+	}
+	enc := encoding{m.ConvDim(), m.EncodeConv}
+	return func(ctx context.Context) (knn.Features, knn.Features, func(), error) {
+		train, test, _, err := encodeLabelledAs(ctx, enc, d, batch, io.Discard)
+		if err != nil {
+			return knn.Features{}, knn.Features{}, nil, err
+		}
+		return train.Features, test.Features, func() { train.Release(); test.Release() }, nil
+	}
+}
+
 // encodeLabelled encodes the labelled images of the training split (the kNN
 // bank) and of the test split; ok is false (and a line says why) when a
 // split has none.
@@ -191,22 +221,70 @@ func encodeLabelled(ctx context.Context, m *graph.Model, d *run.Data, batch int,
 		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
 		return train, test, false, nil
 	}
-	if d.Streams != nil {
-		if train, err = encodeStream(ctx, m, d.Streams.Train, trIDs, batch); err != nil {
+	if d.Streams == nil {
+		tr, te := d.Splits.Train.Labelled(), d.Splits.Test.Labelled()
+		if train, err = encodeSet(ctx, m, tr, batch); err != nil {
 			return train, test, false, err
 		}
-		if test, err = encodeStream(ctx, m, d.Streams.Test, teIDs, batch); err != nil {
+		test, err = encodeSet(ctx, m, te, batch)
+		return train, test, err == nil, err
+	}
+	return encodeLabelledAs(ctx, encoding{m.Manifest.FeatureDim, m.Encode}, d, batch, out)
+}
+
+// encodeLabelledAs is encodeLabelled for any encoding, the features
+// outside Go's heap (for the MLP probe's convolutional maps).
+func encodeLabelledAs(ctx context.Context, enc encoding, d *run.Data, batch int, out io.Writer) (train, test Split, ok bool, err error) {
+	trIDs, teIDs := d.Labelled()
+	if len(trIDs) == 0 || len(teIDs) == 0 {
+		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
+		return train, test, false, nil
+	}
+	if d.Streams != nil {
+		if train, err = encodeStream(ctx, enc, d.Streams.Train, trIDs, batch); err != nil {
+			return train, test, false, err
+		}
+		if test, err = encodeStream(ctx, enc, d.Streams.Test, teIDs, batch); err != nil {
 			train.Release()
 			return Split{}, Split{}, false, err
 		}
 		return train, test, true, nil
 	}
-	tr, te := d.Splits.Train.Labelled(), d.Splits.Test.Labelled()
-	if train, err = encodeSet(ctx, m, tr, batch); err != nil {
+	if train, err = encodeOffheap(ctx, enc, d.Splits.Train.Labelled(), batch); err != nil {
 		return train, test, false, err
 	}
-	test, err = encodeSet(ctx, m, te, batch)
-	return train, test, err == nil, err
+	if test, err = encodeOffheap(ctx, enc, d.Splits.Test.Labelled(), batch); err != nil {
+		train.Release()
+		return Split{}, Split{}, false, err
+	}
+	return train, test, true, nil
+}
+
+// encodeOffheap encodes an in-memory set batch at a time into features
+// outside Go's heap (its pixels are not kept in the split).
+func encodeOffheap(ctx context.Context, enc encoding, s *data.Set, batch int) (Split, error) {
+	n, per := s.Len(), s.ImageBytes()
+	buf, free, err := offheap.Float32s(n * enc.dim)
+	if err != nil {
+		return Split{}, err
+	}
+	for i := 0; i < n; i += batch {
+		j := min(i+batch, n)
+		err := ctx.Err()
+		var z []float32
+		if err == nil {
+			z, err = enc.encode(s.Images[i*per : j*per])
+		}
+		if err == nil && len(z) != (j-i)*enc.dim {
+			err = fmt.Errorf("%d values for %d images of %d", len(z), j-i, enc.dim)
+		}
+		if err != nil {
+			free()
+			return Split{}, fmt.Errorf("encode %s, images %d..%d: %w", s.Source, i, j, err)
+		}
+		copy(buf[i*enc.dim:], z)
+	}
+	return Split{Features: knn.Features{Dim: enc.dim, Data: buf}, Labels: s.Labels, H: s.H, W: s.W, C: s.C, release: free}, nil
 }
 
 // encodeSet returns a split of z_mean for every image of an in-memory set.
@@ -225,8 +303,8 @@ func encodeSet(ctx context.Context, m *graph.Model, s *data.Set, batch int) (Spl
 // The features live outside Go's heap (internal/offheap) until Release: the
 // decoders' garbage would otherwise let the heap grow to twice them around
 // the evaluation (GOGC 100), above training's peak.
-func encodeStream(ctx context.Context, m *graph.Model, s *data.Stream, ids []int32, batch int) (Split, error) {
-	dim := m.Manifest.FeatureDim
+func encodeStream(ctx context.Context, enc encoding, s *data.Stream, ids []int32, batch int) (Split, error) {
+	dim := enc.dim
 	buf, free, err := offheap.Float32s(len(ids) * dim)
 	if err != nil {
 		return Split{}, err
@@ -234,7 +312,7 @@ func encodeStream(ctx context.Context, m *graph.Model, s *data.Stream, ids []int
 	sp := Split{Features: knn.Features{Dim: dim, Data: buf[:0]}, H: s.Shape.H, W: s.Shape.W, C: s.Shape.C, release: free}
 	var kept []int // the stream's id of each encoded image (bad ones are left out)
 	err = s.Each(ctx, ids, batch, func(px []byte, got []int) error {
-		z, err := m.Encode(px)
+		z, err := enc.encode(px)
 		if err != nil {
 			return err
 		}

@@ -30,6 +30,7 @@ const (
 	sigTrain      = "train_step"
 	sigTrainNoise = "train_step_with_noise"
 	sigEncode     = "encode"
+	sigEncodeConv = "encode_conv"
 	sigSetLR      = "set_learning_rate"
 )
 
@@ -78,6 +79,10 @@ type Model struct {
 	noiseOut  []tf.Output
 	encodeIn  tf.Output
 	encodeOut tf.Output
+	// convIn and convOut are the encode_conv signature's (zero Outputs in
+	// a model exported before it, or in a trained encoder on its own).
+	convIn, convOut tf.Output
+	convDim         int
 	lrIn      tf.Output
 	lrOut     tf.Output
 
@@ -246,6 +251,21 @@ func (m *Model) resolve(saver *corepb.SaverDef) error {
 	}
 	if saver == nil { // a trained encoder on its own: encode only
 		return nil
+	}
+	if sig, ok := m.Manifest.Signatures[sigEncodeConv]; ok {
+		if m.convIn, err = m.tensor(sigEncodeConv, "images", true); err != nil {
+			return err
+		}
+		if m.convOut, err = m.tensor(sigEncodeConv, "conv", false); err != nil {
+			return err
+		}
+		// The last convolutions keep the local map's size: [-1, h, w, c] as
+		// feature_map says (a check on the manifest before any allocation).
+		shape, fm := sig.Outputs["conv"].Shape, m.Manifest.FeatureMap
+		if len(shape) != 4 || len(fm) != 3 || shape[1] != int64(fm[0]) || shape[2] != int64(fm[1]) || shape[3] != int64(fm[2]) {
+			return fmt.Errorf("manifest: signature %q output \"conv\" has shape %v, feature_map %v: want [-1 h w c] of the feature map: export again", sigEncodeConv, shape, fm)
+		}
+		m.convDim = fm[0] * fm[1] * fm[2]
 	}
 	in, err := m.tensor(sigTrain, "images", true)
 	if err != nil {
@@ -462,23 +482,58 @@ func (m *Model) SetLearningRate(lr float64) error {
 // Encode returns z_mean for a batch of packed uint8 images, row-major
 // [N, FeatureDim], with BatchNorm in inference mode.
 func (m *Model) Encode(pixels []byte) ([]float32, error) {
+	return m.run("encode", m.encodeIn, m.encodeOut, pixels)
+}
+
+// ErrNoConv means the model has no encode_conv signature: a SavedModel
+// exported before it, or a trained encoder exported on its own.
+var ErrNoConv = errors.New("the model has no encode_conv signature (exported before it, or an encoder exported on its own): export the run's spec again into a new run folder to get it")
+
+// ConvDim is the size of the last convolutional feature map (h·w·c) that
+// EncodeConv returns per image; 0 without an encode_conv signature.
+func (m *Model) ConvDim() int { return m.convDim }
+
+// EncodeConv returns the encoder's last convolutional feature map (before
+// the global max pool; the Deep InfoMax paper's "conv" features) for a batch
+// of packed uint8 images, row-major [N, ConvDim] (each row h×w×c), with
+// BatchNorm in inference mode.
+func (m *Model) EncodeConv(pixels []byte) ([]float32, error) {
+	if m.convDim == 0 {
+		return nil, fmt.Errorf("encode_conv: %s: %w", m.Dir, ErrNoConv)
+	}
+	return m.run("encode_conv", m.convIn, m.convOut, pixels)
+}
+
+func (m *Model) run(what string, in, out tf.Output, pixels []byte) ([]float32, error) {
 	x, err := m.images(pixels)
 	if err != nil {
-		return nil, fmt.Errorf("encode: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer tfutil.Free(x)
-	out, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{m.encodeIn: x}, []tf.Output{m.encodeOut}, nil)
+	res, err := m.saved.Session.Run(map[tf.Output]*tf.Tensor{in: x}, []tf.Output{out}, nil)
 	if err != nil {
-		return nil, fmt.Errorf("encode: %w", runError(err))
+		return nil, fmt.Errorf("%s: %w", what, runError(err))
 	}
-	defer tfutil.Free(out...)
-	return tfutil.Float32s(out[0])
+	defer tfutil.Free(res...)
+	return tfutil.Float32s(res[0])
 }
 
 // EncodeAll encodes any number of packed images, batch at a time (the one
 // batched encode loop of the project). A cancelled ctx stops it between
 // batches with ctx's error.
 func (m *Model) EncodeAll(ctx context.Context, pixels []byte, batch int) ([]float32, error) {
+	return m.encodeAll(ctx, pixels, batch, m.Manifest.FeatureDim, m.Encode)
+}
+
+// EncodeConvAll is EncodeAll for EncodeConv.
+func (m *Model) EncodeConvAll(ctx context.Context, pixels []byte, batch int) ([]float32, error) {
+	if m.convDim == 0 {
+		return nil, fmt.Errorf("encode_conv: %s: %w", m.Dir, ErrNoConv)
+	}
+	return m.encodeAll(ctx, pixels, batch, m.convDim, m.EncodeConv)
+}
+
+func (m *Model) encodeAll(ctx context.Context, pixels []byte, batch, dim int, encode func([]byte) ([]float32, error)) ([]float32, error) {
 	per := m.Manifest.ImageBytes()
 	if len(pixels)%per != 0 {
 		return nil, fmt.Errorf("encode: %d bytes is not a whole number of %v images", len(pixels), m.Manifest.Input.Shape)
@@ -486,12 +541,12 @@ func (m *Model) EncodeAll(ctx context.Context, pixels []byte, batch int) ([]floa
 	if batch < 1 {
 		return nil, fmt.Errorf("encode: batch %d: want at least 1", batch)
 	}
-	out := make([]float32, 0, len(pixels)/per*m.Manifest.FeatureDim)
+	out := make([]float32, 0, len(pixels)/per*dim)
 	for i := 0; i < len(pixels); i += batch * per {
 		if err := ctx.Err(); err != nil {
 			return out, err
 		}
-		z, err := m.Encode(pixels[i:min(i+batch*per, len(pixels))])
+		z, err := encode(pixels[i:min(i+batch*per, len(pixels))])
 		if err != nil {
 			return out, fmt.Errorf("images %d..%d: %w", i/per, min(i+batch*per, len(pixels))/per, err)
 		}

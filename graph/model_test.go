@@ -1,15 +1,20 @@
 package graph_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"gonum.org/v1/gonum/mat"
 )
 
 func load(t *testing.T) (*graph.Model, string) {
@@ -149,5 +154,121 @@ func TestSaveRestoreRepeatsSteps(t *testing.T) {
 	}
 	if err := m.Restore(filepath.Join(t.TempDir(), "none")); err == nil || !strings.Contains(err.Error(), "none.index") {
 		t.Errorf("restore of a missing checkpoint: %v", err)
+	}
+}
+
+// encode_conv is the map z_mean reads out: z_mean is an affine function of
+// its global max pool (least squares over 60 images fits it exactly), and
+// not of its mean pool; batches do not change it.
+func TestEncodeConvIsThePooledMap(t *testing.T) {
+	m, _ := load(t)
+	fm := m.Manifest.FeatureMap
+	if m.ConvDim() != fm[0]*fm[1]*fm[2] {
+		t.Fatalf("ConvDim %d, feature map %v", m.ConvDim(), fm)
+	}
+	const n = 60
+	x := batch(m, n, 7)
+	conv, err := m.EncodeConvAll(context.Background(), x, 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(conv) != n*m.ConvDim() {
+		t.Fatalf("encode_conv: %d floats, want %d", len(conv), n*m.ConvDim())
+	}
+	whole, err := m.EncodeConv(x)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range whole {
+		if math.Abs(float64(whole[i]-conv[i])) > 1e-5 {
+			t.Fatalf("value %d: %v in one batch, %v in batches of 7", i, whole[i], conv[i])
+		}
+	}
+	z, err := m.EncodeAll(context.Background(), x, n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, d := fm[2], m.Manifest.FeatureDim
+	fit := func(pool func(vals []float32) float64) float64 {
+		a := mat.NewDense(n, c+1, nil)
+		for i := range n {
+			row := conv[i*m.ConvDim() : (i+1)*m.ConvDim()]
+			for k := range c {
+				var ch []float32
+				for p := k; p < len(row); p += c {
+					ch = append(ch, row[p])
+				}
+				a.Set(i, k, pool(ch))
+			}
+			a.Set(i, c, 1)
+		}
+		b := mat.NewDense(n, d, nil)
+		for i := range n {
+			for j := range d {
+				b.Set(i, j, float64(z[i*d+j]))
+			}
+		}
+		var coef, pred mat.Dense
+		if err := coef.Solve(a, b); err != nil {
+			t.Fatal(err)
+		}
+		pred.Mul(a, &coef)
+		pred.Sub(&pred, b)
+		return mat.Norm(&pred, math.Inf(1)) / mat.Norm(b, math.Inf(1))
+	}
+	maxPool := func(v []float32) float64 { return float64(slices.Max(v)) }
+	meanPool := func(v []float32) float64 {
+		s := 0.0
+		for _, x := range v {
+			s += float64(x)
+		}
+		return s / float64(len(v))
+	}
+	rMax, rMean := fit(maxPool), fit(meanPool)
+	t.Logf("relative residual of z_mean: %.2g from the max-pooled map, %.2g from the mean-pooled", rMax, rMean)
+	if r := rMax; r > 1e-4 {
+		t.Errorf("z_mean from the max-pooled map: relative residual %.2g", r)
+	}
+	if r := rMean; r < 1e-2 {
+		t.Errorf("z_mean from the mean-pooled map fits too (relative residual %.2g): the check cannot tell maps apart", r)
+	}
+}
+
+// A manifest without encode_conv (an export from before it) loads and
+// encodes; EncodeConv says what is missing.
+func TestNoEncodeConv(t *testing.T) {
+	_, dir := load(t)
+	old := t.TempDir()
+	if err := os.CopyFS(old, os.DirFS(dir)); err != nil {
+		t.Fatal(err)
+	}
+	man, err := graph.ReadManifest(old)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(filepath.Join(old, graph.ManifestFile))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc map[string]any
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	delete(doc["signatures"].(map[string]any), "encode_conv")
+	raw, _ = json.Marshal(doc)
+	if err := os.WriteFile(filepath.Join(old, graph.ManifestFile), raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := graph.Load(old, graph.Options{ConfigHash: man.ConfigHash, IntraOpThreads: 2, InterOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	x := batch(m, 2, 3)
+	if _, err := m.Encode(x); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.EncodeConv(x); !errors.Is(err, graph.ErrNoConv) || m.ConvDim() != 0 {
+		t.Errorf("EncodeConv without the signature: %v (ConvDim %d)", err, m.ConvDim())
 	}
 }

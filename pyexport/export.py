@@ -20,7 +20,7 @@ from .spec import SCALINGS
 
 MANIFEST = "manifest.json"
 FORMAT = 2
-SIGNATURES = ("train_step", "train_step_with_noise", "encode", "set_learning_rate")
+SIGNATURES = ("train_step", "train_step_with_noise", "encode", "encode_conv", "set_learning_rate")
 
 
 def _signature_table(export_dir, names=SIGNATURES):

@@ -75,6 +75,18 @@ def encoder_policy(spec):
     return "mixed_bfloat16" if spec["model"].get("precision", "float32") == "bfloat16" else None
 
 
+LAST_CONV = "last_conv"  # the layer whose output is the encoder's last convolutional feature map
+
+
+def conv_features(encoder):
+    """The encoder's last convolutional feature map (h×w×z_dim, before the
+    global max pool), as a model of the same layers: no weights of its own."""
+    x = encoder.get_layer(LAST_CONV).output
+    if x.dtype != "float32":
+        x = layers.Identity(dtype="float32", name="last_conv_float32")(x)
+    return keras.Model(encoder.inputs, x, name="conv_features")
+
+
 def build_encoder(spec):
     """Image → (C, z_mean, z_log_var).
 
@@ -95,10 +107,12 @@ def build_encoder(spec):
     feature_map = x  # C: the local features, h×w×z_dim
     if dt:
         feature_map = layers.Identity(dtype="float32", name="feature_map_float32")(x)
-    for _ in range(2):
+    for i in range(2):
         x = layers.Conv2D(z_dim, 3, padding="same", dtype=dt)(x)
         x = batch_norm(spec, dt)(x)
-        x = layers.LeakyReLU(negative_slope=0.2, dtype=dt)(x)
+        # The last one's output is the "conv" feature of the Deep InfoMax
+        # paper's Table 1 (the encode_conv signature).
+        x = layers.LeakyReLU(negative_slope=0.2, dtype=dt, name=LAST_CONV if i == 1 else None)(x)
     x = layers.GlobalMaxPooling2D(dtype=dt)(x)
     z_mean = layers.Dense(z_dim, name="z_mean")(x)
     z_log_var = layers.Dense(z_dim, name="z_log_var")(x)

@@ -27,6 +27,7 @@ class InfoMax(tf.Module):
         keras.utils.set_random_seed(spec["seed"])  # weight initialisation
         k = self._keras = _Untracked()
         k.encoder = model.build_encoder(spec)
+        k.conv = model.conv_features(k.encoder)
         map_shape = tuple(int(d) for d in k.encoder.outputs[0].shape[1:])
         z_dim = m["z_dim"]
         self.map_shape = map_shape
@@ -63,6 +64,7 @@ class InfoMax(tf.Module):
             ],
         )
         self.encode = tf.function(self._encode, input_signature=[image])
+        self.encode_conv = tf.function(self._encode_conv, input_signature=[image])
         self.set_learning_rate = tf.function(
             self._set_learning_rate, input_signature=[tf.TensorSpec([], tf.float32, name="learning_rate")]
         )
@@ -134,3 +136,9 @@ class InfoMax(tf.Module):
         """z_mean, the feature, with BatchNorm in inference mode."""
         _, z_mean, _ = self.encoder(model.scale_images(images, self.spec), training=False)
         return {"z_mean": z_mean}
+
+    def _encode_conv(self, images):
+        """The last convolutional feature map (h×w×z_dim, before the global
+        max pool; the Deep InfoMax paper's "conv" features), BatchNorm in
+        inference mode: the MLP probe's second input."""
+        return {"conv": self._keras.conv(model.scale_images(images, self.spec), training=False)}

@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/run"
 )
 
 // runner eval re-evaluates runs from their latest checkpoints (the same
@@ -76,6 +78,23 @@ func TestEvalComparesRuns(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "| MLP probe (200 hidden units) | ") {
 		t.Errorf("no MLP probe row in:\n%s", out.String())
+	}
+	// and again on the last convolutional map (eval.mlp_probe_conv, on by
+	// default), h·w·z_dim values per image.
+	r, err := run.Open(dirs[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	man, err := graph.ReadManifest(filepath.Join(dirs[0], run.ModelDir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := man.FeatureMap
+	if c := mlp.Model.MLPConv; c == nil || c.Epochs != 2 || mlp.Model.ConvDim != fm[0]*fm[1]*fm[2] || mlp.Pixels.MLPConv != nil || first.Model.MLPConv != nil || !r.Config.Eval.MLPProbeConv {
+		t.Errorf("MLP probe on the conv map: %+v (%d values, feature map %v); raw pixels %+v; without the flag %+v", c, mlp.Model.ConvDim, fm, mlp.Pixels.MLPConv, first.Model.MLPConv)
+	}
+	if want := fmt.Sprintf("| MLP probe (200 hidden units) on the last convolutional map (%d values) | ", fm[0]*fm[1]*fm[2]); !strings.Contains(out.String(), want) {
+		t.Errorf("no %q row in:\n%s", want, out.String())
 	}
 	if err := runEval(context.Background(), evalOptions{RunDirs: dirs[:1], Out: mlpOut, MLPProbe: -1}, &out); err == nil || !strings.Contains(err.Error(), "--eval.mlp_probe_epochs -1") {
 		t.Errorf("a negative --eval.mlp_probe_epochs: %v", err)

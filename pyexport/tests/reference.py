@@ -43,20 +43,25 @@ def sigmoid(x):
 
 def encoder(weights, spec, images, training):
     """weights: list of (kind, arrays) in layer order. Returns (C, z_mean, z_log_var)."""
+    feature_map, x = conv_maps(weights, spec, images, training)
+    x = x.max(axis=(1, 2))
+    (wm, bm), (wv, bv) = [w for k, w in weights if k == "dense"]
+    return feature_map, x @ wm + bm, x @ wv + bv
+
+
+def conv_maps(weights, spec, images, training):
+    """(C, the last convolutional feature map before the global max pool)."""
     scale, offset = SCALINGS[spec["model"]["scaling"]]
     x = images.astype(np.float64) * scale + offset
     convs = [w for k, w in weights if k == "conv"]
     bns = [w for k, w in weights if k == "bn"]
-    dense = [w for k, w in weights if k == "dense"]
     n = spec["model"]["blocks"]
     for i in range(n):
         x = maxpool2(leaky_relu(batchnorm(conv2d_same(x, *convs[i]), *bns[i], training)))
     feature_map = x
     for i in range(n, n + 2):
         x = leaky_relu(batchnorm(conv2d_same(x, *convs[i]), *bns[i], training))
-    x = x.max(axis=(1, 2))
-    (wm, bm), (wv, bv) = dense
-    return feature_map, x @ wm + bm, x @ wv + bv
+    return feature_map, x
 
 
 def discriminator(weights, x):

@@ -97,6 +97,16 @@ def test_encode_uses_moving_statistics(exported):
     assert np.abs(got - train_mode).max() > 1e-2
 
 
+def test_encode_conv_is_the_last_convolutional_map(exported):
+    spec, module, out = exported
+    x = images(spec, seed=6)
+    _, want = reference.conv_maps(reference.weights_of(module)["encoder"], spec, x, training=False)
+    got = tf.saved_model.load(out).signatures["encode_conv"](images=tf.constant(x))["conv"].numpy()
+    size = spec["model"]["image_size"] >> spec["model"]["blocks"]
+    assert got.shape == (BATCH, size, size, spec["model"]["z_dim"])
+    np.testing.assert_allclose(got, want, rtol=1e-3, atol=1e-4)
+
+
 def test_steps_on_a_fixed_batch_lower_the_loss(exported):
     spec, _, out = exported
     step = tf.saved_model.load(out).signatures["train_step"]
