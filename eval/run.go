@@ -36,6 +36,9 @@ type RunOptions struct {
 	// MLPProbeEpochs > 0 trains the MLP probe that many epochs whatever the
 	// run's eval.mlp_probe_epochs says.
 	MLPProbeEpochs int
+	// ProbeEpochs, when set, trains the linear probe that many epochs (0:
+	// none) whatever the run's eval.probe_epochs says.
+	ProbeEpochs *int
 }
 
 // OpenRun opens dir, its model at the latest checkpoint and its data, and
@@ -51,6 +54,9 @@ func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Wri
 	}
 	if o.MLPProbeEpochs > 0 {
 		r.Config.Eval.MLPProbeEpochs = o.MLPProbeEpochs
+	}
+	if o.ProbeEpochs != nil {
+		r.Config.Eval.ProbeEpochs = *o.ProbeEpochs
 	}
 	m, err := r.LoadModel(r.Session())
 	if err != nil {

@@ -50,7 +50,11 @@ scale instead (embed's output folders, with classes from embed --classes;
 local, s3:// or gs://): the same kNN classifiers and probes, with the
 evaluation settings of the run that made the features. The bank is streamed
 through the search in blocks, so it need not fit in memory; the probes, when
-on, hold it (--eval.probe_epochs 0 turns the linear probe off).`,
+on, hold it (--eval.probe_epochs 0 turns the linear probe off).
+
+--eval.probe_epochs and --eval.mlp_probe_epochs set the probes' training for
+this evaluation only (the run's config is not changed): a probe trained
+longer tells whether its figure is the features' or its optimiser's.`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if cmd.Flags().Changed("eval.probe_epochs") {
@@ -66,7 +70,7 @@ on, hold it (--eval.probe_epochs 0 turns the linear probe off).`,
 	cmd.Flags().IntVar(&o.MLPProbe, "eval.mlp_probe_epochs", 0, "also train the Deep InfoMax paper's MLP probe (200 hidden units) this many epochs (0: as the run's config says)")
 	cmd.Flags().StringVar(&o.Features, "features", "", "score these embedded features (embed's output with classes) instead of a run's data")
 	cmd.Flags().StringVar(&o.Bank, "bank", "", "with --features: the embedded features that are the kNN bank and the probes' training set")
-	cmd.Flags().IntVar(&probe, "eval.probe_epochs", 0, "with --features: the linear probe's epochs (0: none; default: as the run's config says)")
+	cmd.Flags().IntVar(&probe, "eval.probe_epochs", 0, "train the linear probe this many epochs (0: none; default: as the run's config says)")
 	cmd.Flags().StringVar(&o.DataPath, "data.path", "", "the data set's path, when it is no longer where the run's config.yaml says")
 	return cmd
 }
@@ -97,15 +101,15 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 		}
 		return nil
 	}
-	if o.Probe != nil {
-		return errors.New("eval: --eval.probe_epochs goes with --features (a run's evaluation takes its config's)")
+	if o.Probe != nil && *o.Probe < 0 {
+		return fmt.Errorf("eval: --eval.probe_epochs %d: must be >= 0 (0: no linear probe)", *o.Probe)
 	}
 	if len(o.RunDirs) == 0 {
 		return errors.New("eval: pass --run-dir DIR (repeat it to compare runs), or --features with --bank")
 	}
 	var reps []*eval.Report
 	for _, dir := range o.RunDirs {
-		ro := eval.RunOptions{Out: o.Out, Curve: o.Curve, MLPProbeEpochs: o.MLPProbe}
+		ro := eval.RunOptions{Out: o.Out, Curve: o.Curve, MLPProbeEpochs: o.MLPProbe, ProbeEpochs: o.Probe}
 		if o.Out != "" && len(o.RunDirs) > 1 {
 			ro.Out = filepath.Join(o.Out, filepath.Base(filepath.Clean(dir)))
 		}

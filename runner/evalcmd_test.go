@@ -96,6 +96,20 @@ func TestEvalComparesRuns(t *testing.T) {
 	if want := fmt.Sprintf("| MLP probe (200 hidden units) on the last convolutional map (%d values) | ", fm[0]*fm[1]*fm[2]); !strings.Contains(out.String(), want) {
 		t.Errorf("no %q row in:\n%s", want, out.String())
 	}
+	// --eval.probe_epochs trains the linear probe as long as asked, for
+	// this evaluation only; the kNN figures do not move.
+	epochs := first.Model.Probe.Epochs + 1
+	longOut := filepath.Join(t.TempDir(), "long")
+	if err := runEval(context.Background(), evalOptions{RunDirs: dirs[:1], Out: longOut, Probe: &epochs}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	long := readReport(t, longOut)
+	if long.Model.Probe == nil || long.Model.Probe.Epochs != epochs || long.Pixels.Probe == nil || long.Pixels.Probe.Epochs != epochs || *long.Model.KNN != *first.Model.KNN {
+		t.Errorf("--eval.probe_epochs %d: probe %+v, raw pixels' %+v, kNN %+v (without: %+v)", epochs, long.Model.Probe, long.Pixels.Probe, long.Model.KNN, first.Model.KNN)
+	}
+	if r2, err := run.Open(dirs[0]); err != nil || r2.Config.Eval.ProbeEpochs != first.Model.Probe.Epochs {
+		t.Errorf("the run's config changed: %v", err)
+	}
 	if err := runEval(context.Background(), evalOptions{RunDirs: dirs[:1], Out: mlpOut, MLPProbe: -1}, &out); err == nil || !strings.Contains(err.Error(), "--eval.mlp_probe_epochs -1") {
 		t.Errorf("a negative --eval.mlp_probe_epochs: %v", err)
 	}
@@ -117,7 +131,7 @@ func readReport(t *testing.T, dir string) eval.Report {
 // --features goes with --bank and --out, not with a run's flags; each
 // mistake is one error naming the flags.
 func TestEvalFeaturesFlags(t *testing.T) {
-	zero, minus := 0, -1
+	minus := -1
 	for _, c := range []struct {
 		o    evalOptions
 		want string
@@ -127,7 +141,7 @@ func TestEvalFeaturesFlags(t *testing.T) {
 		{evalOptions{Bank: "b", Out: "o"}, "needs --bank"},
 		{evalOptions{Features: "q", Bank: "b", Out: "o", RunDirs: []string{"r"}}, "leave out --run-dir"},
 		{evalOptions{Features: "q", Bank: "b", Out: "o", Probe: &minus}, "--eval.probe_epochs -1"},
-		{evalOptions{RunDirs: []string{"r"}, Probe: &zero}, "goes with --features"},
+		{evalOptions{RunDirs: []string{"r"}, Probe: &minus}, "--eval.probe_epochs -1"},
 		{evalOptions{Features: "q", Bank: filepath.Join(t.TempDir(), "none"), Out: "o"}, "--bank"},
 	} {
 		err := runEval(context.Background(), c.o, io.Discard)
