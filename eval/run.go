@@ -189,12 +189,20 @@ func Monitor(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step,
 		Seconds: time.Since(t0).Seconds()}, nil
 }
 
-// encoding is one kind of feature a model computes: its width and the
-// call that encodes a batch of packed images.
+// encoding is one kind of feature a model computes: its width, the call
+// that encodes a batch of packed images and the one that encodes any number
+// of them into a buffer.
 type encoding struct {
 	dim    int
 	encode func(pixels []byte) ([]float32, error)
+	into   func(ctx context.Context, dst []float32, pixels []byte, batch int) error
 }
+
+func zMean(m *graph.Model) encoding {
+	return encoding{m.Manifest.FeatureDim, m.Encode, m.EncodeInto}
+}
+
+func convMap(m *graph.Model) encoding { return encoding{m.ConvDim(), m.EncodeConv, m.EncodeConvInto} }
 
 // convFeatures gives Settings.ConvFeatures: the last convolutional feature
 // maps of the labelled training and test images, encoded when the MLP probe
@@ -208,7 +216,7 @@ func convFeatures(m *graph.Model, d *run.Data, batch int, want bool, out io.Writ
 		fmt.Fprintf(out, "MLP probe on the last convolutional map: skipped, %v\n", graph.ErrNoConv)
 		return nil
 	}
-	enc := encoding{m.ConvDim(), m.EncodeConv}
+	enc := convMap(m)
 	return func(ctx context.Context) (knn.Features, knn.Features, func(), error) {
 		train, test, _, err := encodeLabelledAs(ctx, enc, d, batch, io.Discard)
 		if err != nil {
@@ -222,28 +230,35 @@ func convFeatures(m *graph.Model, d *run.Data, batch int, want bool, out io.Writ
 // bank) and of the test split; ok is false (and a line says why) when a
 // split has none.
 func encodeLabelled(ctx context.Context, m *graph.Model, d *run.Data, batch int, out io.Writer) (train, test Split, ok bool, err error) {
-	trIDs, teIDs := d.Labelled()
-	if len(trIDs) == 0 || len(teIDs) == 0 {
-		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
+	if d.Streams != nil {
+		return encodeLabelledAs(ctx, zMean(m), d, batch, out)
+	}
+	if _, _, ok := labelled(d, out); !ok {
 		return train, test, false, nil
 	}
-	if d.Streams == nil {
-		tr, te := d.Splits.Train.Labelled(), d.Splits.Test.Labelled()
-		if train, err = encodeSet(ctx, m, tr, batch); err != nil {
-			return train, test, false, err
-		}
-		test, err = encodeSet(ctx, m, te, batch)
-		return train, test, err == nil, err
+	if train, err = encodeSet(ctx, m, d.Splits.Train.Labelled(), batch); err != nil {
+		return train, test, false, err
 	}
-	return encodeLabelledAs(ctx, encoding{m.Manifest.FeatureDim, m.Encode}, d, batch, out)
+	test, err = encodeSet(ctx, m, d.Splits.Test.Labelled(), batch)
+	return train, test, err == nil, err
+}
+
+// labelled returns the ids of the labelled training and test images; ok is
+// false (and a line says why) when a split has none.
+func labelled(d *run.Data, out io.Writer) (trIDs, teIDs []int32, ok bool) {
+	trIDs, teIDs = d.Labelled()
+	if len(trIDs) == 0 || len(teIDs) == 0 {
+		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
+		return nil, nil, false
+	}
+	return trIDs, teIDs, true
 }
 
 // encodeLabelledAs is encodeLabelled for any encoding, the features
 // outside Go's heap (for the MLP probe's convolutional maps).
 func encodeLabelledAs(ctx context.Context, enc encoding, d *run.Data, batch int, out io.Writer) (train, test Split, ok bool, err error) {
-	trIDs, teIDs := d.Labelled()
-	if len(trIDs) == 0 || len(teIDs) == 0 {
-		fmt.Fprintf(out, "evaluation skipped: it needs labelled training and test images (%d and %d here)\n", len(trIDs), len(teIDs))
+	trIDs, teIDs, ok := labelled(d, out)
+	if !ok {
 		return train, test, false, nil
 	}
 	if d.Streams != nil {
@@ -269,26 +284,13 @@ func encodeLabelledAs(ctx context.Context, enc encoding, d *run.Data, batch int,
 // encodeOffheap encodes an in-memory set batch at a time into features
 // outside Go's heap (its pixels are not kept in the split).
 func encodeOffheap(ctx context.Context, enc encoding, s *data.Set, batch int) (Split, error) {
-	n, per := s.Len(), s.ImageBytes()
-	buf, free, err := offheap.Float32s(n * enc.dim)
+	buf, free, err := offheap.Float32s(s.Len() * enc.dim)
 	if err != nil {
 		return Split{}, err
 	}
-	for i := 0; i < n; i += batch {
-		j := min(i+batch, n)
-		err := ctx.Err()
-		var z []float32
-		if err == nil {
-			z, err = enc.encode(s.Images[i*per : j*per])
-		}
-		if err == nil && len(z) != (j-i)*enc.dim {
-			err = fmt.Errorf("%d values for %d images of %d", len(z), j-i, enc.dim)
-		}
-		if err != nil {
-			free()
-			return Split{}, fmt.Errorf("encode %s, images %d..%d: %w", s.Source, i, j, err)
-		}
-		copy(buf[i*enc.dim:], z)
+	if err := enc.into(ctx, buf, s.Images, batch); err != nil {
+		free()
+		return Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
 	}
 	return Split{Features: knn.Features{Dim: enc.dim, Data: buf}, Labels: s.Labels, H: s.H, W: s.W, C: s.C, release: free}, nil
 }

@@ -83,8 +83,8 @@ type Model struct {
 	// a model exported before it, or in a trained encoder on its own).
 	convIn, convOut tf.Output
 	convDim         int
-	lrIn      tf.Output
-	lrOut     tf.Output
+	lrIn            tf.Output
+	lrOut           tf.Output
 
 	saveFilename tf.Output
 	saveTensor   tf.Output
@@ -518,41 +518,69 @@ func (m *Model) run(what string, in, out tf.Output, pixels []byte) ([]float32, e
 	return tfutil.Float32s(res[0])
 }
 
-// EncodeAll encodes any number of packed images, batch at a time (the one
-// batched encode loop of the project). A cancelled ctx stops it between
-// batches with ctx's error.
+// EncodeAll encodes any number of packed images, batch at a time. A
+// cancelled ctx stops it between batches with ctx's error; the features of
+// the batches done are returned with any error.
 func (m *Model) EncodeAll(ctx context.Context, pixels []byte, batch int) ([]float32, error) {
-	return m.encodeAll(ctx, pixels, batch, m.Manifest.FeatureDim, m.Encode)
+	return m.allocEncode(ctx, pixels, batch, m.Manifest.FeatureDim, m.Encode)
 }
 
 // EncodeConvAll is EncodeAll for EncodeConv.
 func (m *Model) EncodeConvAll(ctx context.Context, pixels []byte, batch int) ([]float32, error) {
-	if m.convDim == 0 {
-		return nil, fmt.Errorf("encode_conv: %s: %w", m.Dir, ErrNoConv)
-	}
-	return m.encodeAll(ctx, pixels, batch, m.convDim, m.EncodeConv)
+	return m.allocEncode(ctx, pixels, batch, m.convDim, m.EncodeConv)
 }
 
-func (m *Model) encodeAll(ctx context.Context, pixels []byte, batch, dim int, encode func([]byte) ([]float32, error)) ([]float32, error) {
+// EncodeInto is EncodeAll writing into dst, which holds exactly
+// images × Manifest.FeatureDim values: a buffer the caller owns (one
+// outside Go's heap, say).
+func (m *Model) EncodeInto(ctx context.Context, dst []float32, pixels []byte, batch int) error {
+	_, err := m.encodeInto(ctx, dst, pixels, batch, m.Manifest.FeatureDim, m.Encode)
+	return err
+}
+
+// EncodeConvInto is EncodeInto for EncodeConv (images × ConvDim() values).
+func (m *Model) EncodeConvInto(ctx context.Context, dst []float32, pixels []byte, batch int) error {
+	_, err := m.encodeInto(ctx, dst, pixels, batch, m.convDim, m.EncodeConv)
+	return err
+}
+
+func (m *Model) allocEncode(ctx context.Context, pixels []byte, batch, dim int, encode func([]byte) ([]float32, error)) ([]float32, error) {
+	out := make([]float32, len(pixels)/max(m.Manifest.ImageBytes(), 1)*dim)
+	done, err := m.encodeInto(ctx, out, pixels, batch, dim, encode)
+	return out[:done*dim], err
+}
+
+// encodeInto is the one batched encode loop of the project: every image of
+// pixels through encode, batch at a time, into dst; done counts the images
+// encoded.
+func (m *Model) encodeInto(ctx context.Context, dst []float32, pixels []byte, batch, dim int, encode func([]byte) ([]float32, error)) (done int, err error) {
 	per := m.Manifest.ImageBytes()
-	if len(pixels)%per != 0 {
-		return nil, fmt.Errorf("encode: %d bytes is not a whole number of %v images", len(pixels), m.Manifest.Input.Shape)
+	switch {
+	case dim == 0: // only encode_conv's can be (ConvDim 0: no signature)
+		return 0, fmt.Errorf("encode_conv: %s: %w", m.Dir, ErrNoConv)
+	case len(pixels)%per != 0:
+		return 0, fmt.Errorf("encode: %d bytes is not a whole number of %v images", len(pixels), m.Manifest.Input.Shape)
+	case batch < 1:
+		return 0, fmt.Errorf("encode: batch %d: want at least 1", batch)
+	case len(dst) != len(pixels)/per*dim:
+		return 0, fmt.Errorf("encode: a destination of %d values for %d images of %d", len(dst), len(pixels)/per, dim)
 	}
-	if batch < 1 {
-		return nil, fmt.Errorf("encode: batch %d: want at least 1", batch)
-	}
-	out := make([]float32, 0, len(pixels)/per*dim)
 	for i := 0; i < len(pixels); i += batch * per {
 		if err := ctx.Err(); err != nil {
-			return out, err
+			return done, err
 		}
-		z, err := encode(pixels[i:min(i+batch*per, len(pixels))])
+		j := min(i+batch*per, len(pixels))
+		z, err := encode(pixels[i:j])
+		if err == nil && len(z) != (j-i)/per*dim {
+			err = fmt.Errorf("%d values for %d images of %d", len(z), (j-i)/per, dim)
+		}
 		if err != nil {
-			return out, fmt.Errorf("images %d..%d: %w", i/per, min(i+batch*per, len(pixels))/per, err)
+			return done, fmt.Errorf("images %d..%d: %w", i/per, j/per, err)
 		}
-		out = append(out, z...)
+		copy(dst[i/per*dim:], z)
+		done = j / per
 	}
-	return out, nil
+	return done, nil
 }
 
 // Save writes a checkpoint of every variable under prefix (prefix.index and

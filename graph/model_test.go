@@ -188,6 +188,29 @@ func TestEncodeConvIsThePooledMap(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// EncodeInto and EncodeConvInto fill a caller's buffer with the same
+	// values, batch after batch, and refuse one of the wrong size.
+	into := make([]float32, len(conv))
+	if err := m.EncodeConvInto(context.Background(), into, x, 7); err != nil {
+		t.Fatal(err)
+	}
+	zInto := make([]float32, len(z))
+	if err := m.EncodeInto(context.Background(), zInto, x, 11); err != nil {
+		t.Fatal(err)
+	}
+	for i := range into {
+		if into[i] != conv[i] {
+			t.Fatalf("EncodeConvInto value %d: %v, EncodeConvAll %v", i, into[i], conv[i])
+		}
+	}
+	for i := range zInto {
+		if math.Abs(float64(zInto[i]-z[i])) > 1e-5 {
+			t.Fatalf("EncodeInto value %d: %v in batches of 11, %v in one", i, zInto[i], z[i])
+		}
+	}
+	if err := m.EncodeInto(context.Background(), zInto[1:], x, 11); err == nil || !strings.Contains(err.Error(), "destination") {
+		t.Errorf("a destination one value short: %v", err)
+	}
 	c, d := fm[2], m.Manifest.FeatureDim
 	fit := func(pool func(vals []float32) float64) float64 {
 		a := mat.NewDense(n, c+1, nil)
@@ -270,5 +293,10 @@ func TestNoEncodeConv(t *testing.T) {
 	}
 	if _, err := m.EncodeConv(x); !errors.Is(err, graph.ErrNoConv) || m.ConvDim() != 0 {
 		t.Errorf("EncodeConv without the signature: %v (ConvDim %d)", err, m.ConvDim())
+	}
+	for _, n := range []int{0, 2} { // no images too: the signature is missing all the same
+		if _, err := m.EncodeConvAll(context.Background(), x[:n*m.Manifest.ImageBytes()], 1); !errors.Is(err, graph.ErrNoConv) {
+			t.Errorf("EncodeConvAll of %d images without the signature: %v", n, err)
+		}
 	}
 }
