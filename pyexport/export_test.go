@@ -22,13 +22,14 @@ func TestShippedConfigsExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string][]int{
-		"fashion_mnist.yaml":      {7, 7, 256},
-		"fashion_mnist_seed.yaml": {3, 3, 256},
-		"cifar10.yaml":            {4, 4, 256},
-		"cifar10_local_nce.yaml":  {4, 4, 256},
-		"cifar10_seed.yaml":       {4, 4, 256},
-		"tiny_imagenet.yaml":      {4, 4, 256},
-		"tiny_imagenet_seed.yaml": {4, 4, 256},
+		"fashion_mnist.yaml":           {7, 7, 256},
+		"fashion_mnist_seed.yaml":      {3, 3, 256},
+		"cifar10.yaml":                 {4, 4, 256},
+		"cifar10_local_nce.yaml":       {4, 4, 256},
+		"cifar10_seed.yaml":            {4, 4, 256},
+		"tiny_imagenet.yaml":           {4, 4, 256},
+		"tiny_imagenet_local_nce.yaml": {4, 4, 256},
+		"tiny_imagenet_seed.yaml":      {4, 4, 256},
 	}
 	files, _ := filepath.Glob(filepath.Join(root, "configs", "*.yaml"))
 	if len(files) < len(want) {

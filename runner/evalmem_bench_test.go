@@ -42,7 +42,7 @@ func BenchmarkEvalMemory(b *testing.B) {
 		return out, float64(cmd.ProcessState.SysUsage().(*syscall.Rusage).Maxrss) / 1024 // MiB
 	}
 	for i := 0; i < b.N; i++ {
-		out, whole := run("train", "--config", "configs/tiny_imagenet.yaml", "--data.path", fullsize.Subset, "--data.streaming",
+		out, whole := run("train", "--config", "configs/tiny_imagenet_local_nce.yaml", "--data.path", fullsize.Subset, "--data.streaming",
 			"--max-steps", "200", "--eval.every_epochs", "0", "--run-dir", filepath.Join(tmp, "streamed"), "--data.cache_dir", filepath.Join(tmp, "cache"))
 		m := peak.FindSubmatch(out)
 		if m == nil {
