@@ -82,6 +82,9 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	if o.MLPProbe < 0 {
 		return fmt.Errorf("eval: --eval.mlp_probe_epochs %d: must be >= 0 (0: as the run's config says)", o.MLPProbe)
 	}
+	if o.Probe != nil && *o.Probe < 0 {
+		return fmt.Errorf("eval: --eval.probe_epochs %d: must be >= 0 (0: no linear probe)", *o.Probe)
+	}
 	if o.Features != "" || o.Bank != "" {
 		switch {
 		case o.Features == "" || o.Bank == "" || o.Out == "":
@@ -89,20 +92,15 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 		case len(o.RunDirs) > 0 || o.Curve > 0 || o.DataPath != "":
 			return errors.New("eval: --features evaluates embedded features, not runs: leave out --run-dir, --curve and --data.path")
 		}
-		probe := -1
+		probe := -1 // as the run's config says
 		if o.Probe != nil {
-			if probe = *o.Probe; probe < 0 {
-				return fmt.Errorf("eval: --eval.probe_epochs %d: must be >= 0", probe)
-			}
+			probe = *o.Probe
 		}
 		_, err := eval.OpenFeatures(ctx, o.Features, o.Bank, o.Out, probe, o.MLPProbe, out)
 		if err != nil {
 			return fmt.Errorf("eval --features %s: %w", o.Features, err)
 		}
 		return nil
-	}
-	if o.Probe != nil && *o.Probe < 0 {
-		return fmt.Errorf("eval: --eval.probe_epochs %d: must be >= 0 (0: no linear probe)", *o.Probe)
 	}
 	if len(o.RunDirs) == 0 {
 		return errors.New("eval: pass --run-dir DIR (repeat it to compare runs), or --features with --bank")
