@@ -96,6 +96,12 @@ type Model struct {
 	Augment     bool `mapstructure:"augment" yaml:"augment" json:"augment"`
 	AugmentPad  int  `mapstructure:"augment_pad" yaml:"augment_pad" json:"augment_pad"`
 	ColorJitter bool `mapstructure:"color_jitter" yaml:"color_jitter" json:"color_jitter"`
+	// CropMinArea > 0 makes each view of a two-view objective AMDIM's
+	// ImageNet crop instead of the translation: a random box of that to all
+	// of the image's area (aspect ratio 0.7 to 1.4) resized back to
+	// image_size; model.augment_pad must then be 0. Left out of the spec at
+	// 0 (off), as BatchNorm at its default.
+	CropMinArea float64 `mapstructure:"crop_min_area" yaml:"crop_min_area" json:"crop_min_area,omitempty"`
 	// BatchNorm is keras (the seed's BatchNormalization: a dozen elementwise
 	// ops) or fused (the same normalisation as one FusedBatchNormV3 op,
 	// faster, the last digits of every figure different). The spec leaves

@@ -63,6 +63,9 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"model:\n  scaling: wide\n", "model.scaling = wide: must be one of"},
 		{"loss:\n  objective: mine\n", "loss.objective = mine: unknown objective: known are [seed local_nce local_jsd two_view_nce]"},
 		{"model:\n  augment: true\nloss:\n  objective: two_view_nce\n", "model.augment = true: loss.objective two_view_nce augments its two views itself"},
+		{"model:\n  crop_min_area: 0.3\n  augment_pad: 0\n", "model.crop_min_area = 0.3: crops the views of a two-view objective ([two_view_nce]), and loss.objective is seed: set model.crop_min_area: 0"},
+		{"model:\n  crop_min_area: 0.3\nloss:\n  objective: two_view_nce\n", "model.augment_pad = 4: model.crop_min_area replaces the translation: set model.augment_pad: 0"},
+		{"model:\n  crop_min_area: -0.1\n", "model.crop_min_area = -0.1: must be in [0, 1] (0: no crop)"},
 		{"model: [1, 2\n", "not valid YAML"},
 	}
 	for _, c := range cases {

@@ -45,8 +45,8 @@ const DefaultBankBlockBytes = 64 << 20
 // OpenFeatures evaluates sharded features (`runner eval --features`) with
 // the evaluation settings of the run that made them (its config.yaml's
 // eval section, threads and device), or the defaults when that run folder
-// is not here; mlpProbeEpochs > 0 sets the MLP probe's epochs.
-func OpenFeatures(ctx context.Context, queries, bank, dir string, probeEpochs, mlpProbeEpochs int, out io.Writer) (*Report, error) {
+// is not here, changed by v.
+func OpenFeatures(ctx context.Context, queries, bank, dir string, v Overrides, out io.Writer) (*Report, error) {
 	m, err := search.ReadManifest(ctx, bank)
 	if err != nil {
 		return nil, fmt.Errorf("--bank: %w", err)
@@ -62,12 +62,7 @@ func OpenFeatures(ctx context.Context, queries, bank, dir string, probeEpochs, m
 	} else {
 		fmt.Fprintf(out, "eval: %s does not open here (%v): the default evaluation settings\n", m.Run, err)
 	}
-	if probeEpochs >= 0 {
-		o.Eval.ProbeEpochs = probeEpochs
-	}
-	if mlpProbeEpochs > 0 {
-		o.Eval.MLPProbeEpochs = mlpProbeEpochs
-	}
+	v.apply(&o.Eval)
 	return EvaluateFeatures(ctx, o, out)
 }
 

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/offheap"
@@ -33,12 +34,29 @@ type RunOptions struct {
 	// (a run trained without the monitor), logging them in the run folder as
 	// the monitor does.
 	Curve int
-	// MLPProbeEpochs > 0 trains the MLP probe that many epochs whatever the
-	// run's eval.mlp_probe_epochs says.
-	MLPProbeEpochs int
+	Overrides
+}
+
+// Overrides change the evaluation settings of a run (its config.yaml's eval
+// section) for one evaluation, the run's config untouched: runner eval's
+// --eval.* flags, for runs and for embedded features alike.
+type Overrides struct {
 	// ProbeEpochs, when set, trains the linear probe that many epochs (0:
 	// none) whatever the run's eval.probe_epochs says.
 	ProbeEpochs *int
+	// MLPProbeEpochs > 0 trains the MLP probe that many epochs whatever the
+	// run's eval.mlp_probe_epochs says.
+	MLPProbeEpochs int
+}
+
+// apply sets e's keys that v overrides.
+func (v Overrides) apply(e *config.Eval) {
+	if v.ProbeEpochs != nil {
+		e.ProbeEpochs = *v.ProbeEpochs
+	}
+	if v.MLPProbeEpochs > 0 {
+		e.MLPProbeEpochs = v.MLPProbeEpochs
+	}
 }
 
 // OpenRun opens dir, its model at the latest checkpoint and its data, and
@@ -52,12 +70,7 @@ func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Wri
 	if dataPath != "" {
 		r.Config.Data.Path = dataPath
 	}
-	if o.MLPProbeEpochs > 0 {
-		r.Config.Eval.MLPProbeEpochs = o.MLPProbeEpochs
-	}
-	if o.ProbeEpochs != nil {
-		r.Config.Eval.ProbeEpochs = *o.ProbeEpochs
-	}
+	o.apply(&r.Config.Eval)
 	m, err := r.LoadModel(r.Session())
 	if err != nil {
 		return nil, err

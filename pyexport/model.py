@@ -5,6 +5,8 @@ here is a pure function of the spec and of the random draws passed in (ε and th
 two permutations), so tests can feed fixed draws and compare with NumPy.
 """
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import layers
@@ -235,6 +237,31 @@ def augment(x, spec, seed):
     return x
 
 
+# AMDIM's ImageNet crop: RandomResizedCrop(scale=(0.3, 1.0), ratio=(0.7, 1.4)).
+CROP_RATIO = (0.7, 1.4)
+
+
+def random_crops(x, min_area, seed):
+    """AMDIM's random resized crop of every image of x [B, H, W, C], per image
+    from stateless draws seeded by seed: an area fraction uniform in
+    [min_area, 1], an aspect ratio (width / height) log-uniform in
+    CROP_RATIO, the box's sides clipped to the image's (torchvision retries a
+    draw that does not fit; clipping keeps one draw per image) and its corner
+    uniform among the places where it fits; the box resized back to H × W,
+    bilinearly (AMDIM: bicubic, which crop_and_resize does not offer)."""
+    fold = tf.random.experimental.stateless_fold_in
+    b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
+    area = tf.random.stateless_uniform([b], fold(seed, 0), min_area, 1.0)
+    lo, hi = math.log(CROP_RATIO[0]), math.log(CROP_RATIO[1])
+    ratio = tf.exp(tf.random.stateless_uniform([b], fold(seed, 1), lo, hi))
+    ch = tf.minimum(tf.sqrt(area / ratio), 1.0)  # fractions of the side
+    cw = tf.minimum(tf.sqrt(area * ratio), 1.0)
+    y0 = tf.random.stateless_uniform([b], fold(seed, 2)) * (1.0 - ch)
+    x0 = tf.random.stateless_uniform([b], fold(seed, 3)) * (1.0 - cw)
+    boxes = tf.stack([y0, x0, y0 + ch, x0 + cw], axis=1)  # crop_and_resize: 0 and 1 are the edge pixels' centres
+    return tf.image.crop_and_resize(x, boxes, tf.range(b), tf.stack([h, w]), method="bilinear")
+
+
 def luminance(x):
     """ITU-R 601 luma of an RGB batch in [0, 1], keeping a channel axis."""
     return tf.reduce_sum(x * tf.constant([0.299, 0.587, 0.114]), axis=-1, keepdims=True)
@@ -245,13 +272,16 @@ def two_views(images, spec, seed):
     scaled as the config says: AMDIM's CIFAR augmentation. One horizontal
     flip shared by both views; then per view and per image, from stateless
     draws seeded by seed: a random translation of up to model.augment_pad
-    pixels (reflect padding, p 0.8) and, for RGB input with
+    pixels (reflect padding, p 0.8), or with model.crop_min_area > 0
+    instead AMDIM's ImageNet crop (random_crops); then, for RGB input with
     model.color_jitter, colour jitter (brightness, contrast and saturation
     factors in [0.6, 1.4], hue shift in [-0.1, 0.1], in that order; p 0.8)
-    and greyscale (p 0.25). Grey input gets the flip and the translation."""
+    and greyscale (p 0.25). Grey input gets the flip and the translation or
+    crop."""
     fold = tf.random.experimental.stateless_fold_in
     m = spec["model"]
     pad = m["augment_pad"]
+    crop = m.get("crop_min_area", 0.0)  # optional (spec.OPTIONAL): off
     x = tf.cast(images, tf.float32) / 255.0  # the colour ops work in [0, 1]
     b, h, w = tf.shape(x)[0], tf.shape(x)[1], tf.shape(x)[2]
     flip = tf.random.stateless_uniform([b], fold(seed, 0)) < 0.5
@@ -271,6 +301,8 @@ def two_views(images, spec, seed):
             rows = oy[:, None] + tf.range(h)[None, :]
             cols = ox[:, None] + tf.range(w)[None, :]
             y = tf.gather(tf.gather(yp, rows, axis=1, batch_dims=1), cols, axis=2, batch_dims=1)
+        if crop > 0:
+            y = random_crops(y, crop, fold(vs, 9))
         if colour:
             on = tf.cast(u(3) < 0.8, tf.float32)[:, None, None, None]
             factor = lambda k: 1.0 + on * (u(k, [b, 1, 1, 1], 0.6, 1.4) - 1.0)  # noqa: E731

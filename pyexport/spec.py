@@ -50,6 +50,7 @@ _FIELDS = {
         "augment": (bool, lambda v: True, ""),
         "augment_pad": (int, lambda v: v >= 0, "must be >= 0"),
         "color_jitter": (bool, lambda v: True, ""),
+        "crop_min_area": (float, lambda v: 0 <= v <= 1, "must be in [0, 1] (0: no crop)"),
         "batch_norm": (str, lambda v: v in BATCH_NORMS, "must be one of %s" % list(BATCH_NORMS)),
         "precision": (str, lambda v: v in PRECISIONS, "must be one of %s" % list(PRECISIONS)),
     },
@@ -67,7 +68,7 @@ _FIELDS = {
 }
 
 
-OPTIONAL = {("model", "batch_norm"): "keras", ("model", "precision"): "float32"}
+OPTIONAL = {("model", "batch_norm"): "keras", ("model", "precision"): "float32", ("model", "crop_min_area"): 0.0}
 
 
 def objective_names():
@@ -132,6 +133,14 @@ def validate(spec):
     if spec["loss"]["objective"] in two_view_names() and m["augment"]:
         raise SpecError("spec: model.augment = true with loss.objective %s, which augments its two views "
                         "itself (model.augment_pad, model.color_jitter): set model.augment: false" % spec["loss"]["objective"])
+    if m["crop_min_area"] > 0 and spec["loss"]["objective"] not in two_view_names():
+        raise SpecError("spec: model.crop_min_area = %r crops the views of a two-view objective (%s), and "
+                        "loss.objective is %s: set model.crop_min_area: 0"
+                        % (m["crop_min_area"], ", ".join(two_view_names()), spec["loss"]["objective"]))
+    if m["crop_min_area"] > 0 and m["augment_pad"] > 0:
+        raise SpecError("spec: model.crop_min_area = %r replaces the translation, and model.augment_pad is %d: "
+                        "set model.augment_pad: 0 (or model.crop_min_area: 0 for the translation)"
+                        % (m["crop_min_area"], m["augment_pad"]))
     if m["image_size"] >> m["blocks"] < 1:
         raise SpecError(
             "spec: model.blocks = %d halves a %d-pixel image below 1 pixel; use fewer blocks"
