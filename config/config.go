@@ -132,6 +132,12 @@ type Loss struct {
 	// the local objectives' projection heads.
 	Temperature float64 `mapstructure:"temperature" yaml:"temperature" json:"temperature"`
 	HeadDim     int     `mapstructure:"head_dim" yaml:"head_dim" json:"head_dim"`
+	// LocalScales is how many of the encoder's maps a two-view objective
+	// contrasts with the code: 1 (C, the last block's map) or 2 (C and the
+	// map of the block before it, twice its side, through a head of its
+	// own; AMDIM's several scales). Left out of the spec at 1, as
+	// model.batch_norm at its default.
+	LocalScales int `mapstructure:"local_scales" yaml:"local_scales" json:"local_scales,omitempty"`
 }
 
 // Optimizer is Adam's setting, baked into the exported graph.
@@ -232,6 +238,7 @@ func Defaults() Config {
 			Objective:   "seed",
 			Temperature: 0.1, // local_nce
 			HeadDim:     128, // local_nce, local_jsd
+			LocalScales: 1,
 		},
 		Optimizer: Optimizer{LearningRate: 1e-3}, // the seed's Adam(1e-3)
 		Train: Train{
@@ -583,7 +590,11 @@ func (c *Config) SpecJSON() ([]byte, string) {
 	if m.Precision == "float32" {
 		m.Precision = ""
 	}
-	raw, err := json.Marshal(Spec{Model: m, Loss: c.Loss, Optimizer: c.Optimizer, Seed: c.Seed})
+	l := c.Loss
+	if l.LocalScales == 1 {
+		l.LocalScales = 0
+	}
+	raw, err := json.Marshal(Spec{Model: m, Loss: l, Optimizer: c.Optimizer, Seed: c.Seed})
 	if err != nil {
 		panic(err) // plain structs of numbers and strings always marshal
 	}

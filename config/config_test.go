@@ -66,6 +66,9 @@ func TestLoadRefusesBadValues(t *testing.T) {
 		{"model:\n  crop_min_area: 0.3\n  augment_pad: 0\n", "model.crop_min_area = 0.3: crops the views of a two-view objective ([two_view_nce]), and loss.objective is seed: set model.crop_min_area: 0"},
 		{"model:\n  crop_min_area: 0.3\nloss:\n  objective: two_view_nce\n", "model.augment_pad = 4: model.crop_min_area replaces the translation: set model.augment_pad: 0"},
 		{"model:\n  crop_min_area: -0.1\n", "model.crop_min_area = -0.1: must be in [0, 1] (0: no crop)"},
+		{"loss:\n  local_scales: 3\n", "loss.local_scales = 3: must be 1 (the map C) or 2"},
+		{"loss:\n  local_scales: 2\n", "loss.local_scales = 2: adds a second map to a two-view objective's contrast ([two_view_nce]), and loss.objective is seed: set loss.local_scales: 1"},
+		{"model:\n  blocks: 1\nloss:\n  local_scales: 2\n  objective: two_view_nce\n", "loss.local_scales = 2: needs the map of the block before the last, and model.blocks is 1"},
 		{"model: [1, 2\n", "not valid YAML"},
 	}
 	for _, c := range cases {

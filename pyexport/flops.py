@@ -61,8 +61,8 @@ def training_flops(spec, batch):
     parts = {"encoder": sum(f for _, f in layer_flops(encoder))}
     first_conv = layer_flops(encoder)[0][1]
     name = spec["loss"]["objective"]
-    _, needs, _ = model.objective(spec)
-    applications = {"global_disc": 2, "local_disc": 2, "global_head": 1, "local_head": 1}
+    needs = model.needed_nets(spec)
+    applications = {"global_disc": 2, "local_disc": 2, "global_head": 1, "local_head": 1, "local_head_2": 1}
     for net in needs:
         built = model.NETS[net](spec, map_shape)
         parts[net] = applications[net] * sum(f for _, f in layer_flops(built))

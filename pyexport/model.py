@@ -78,6 +78,7 @@ def encoder_policy(spec):
 
 
 LAST_CONV = "last_conv"  # the layer whose output is the encoder's last convolutional feature map
+PREV_MAP = "prev_map"  # the layer whose output is the map of the block before the last (twice C's side)
 
 
 def conv_features(encoder):
@@ -87,6 +88,24 @@ def conv_features(encoder):
     if x.dtype != "float32":
         x = layers.Identity(dtype="float32", name="last_conv_float32")(x)
     return keras.Model(encoder.inputs, x, name="conv_features")
+
+
+def encoder_scales(encoder):
+    """The encoder with the map of the block before the last in front of its
+    outputs: image → (C', C, z_mean, z_log_var), C' twice C's side and half
+    its depth (the 8×8 map beside the 4×4 on Tiny ImageNet). The same layers:
+    no weights of its own. For loss.local_scales 2."""
+    x = encoder.get_layer(PREV_MAP).output
+    if x.dtype != "float32":
+        x = layers.Identity(dtype="float32", name="prev_map_float32")(x)
+    return keras.Model(encoder.inputs, [x, *encoder.outputs], name="encoder_scales")
+
+
+def prev_map_shape(spec):
+    """(h, w, channels) of the map encoder_scales adds: block n−1's output."""
+    m = spec["model"]
+    side = m["image_size"] >> (m["blocks"] - 1)
+    return (side, side, max(1, m["z_dim"] >> 1))
 
 
 def build_encoder(spec):
@@ -105,7 +124,7 @@ def build_encoder(spec):
         x = layers.Conv2D(max(1, z_dim >> (n - 1 - i)), 3, padding="same", dtype=dt)(x)
         x = batch_norm(spec, dt)(x)
         x = layers.LeakyReLU(negative_slope=0.2, dtype=dt)(x)
-        x = layers.MaxPooling2D(2, dtype=dt)(x)
+        x = layers.MaxPooling2D(2, dtype=dt, name=PREV_MAP if i == n - 2 else None)(x)
     feature_map = x  # C: the local features, h×w×z_dim
     if dt:
         feature_map = layers.Identity(dtype="float32", name="feature_map_float32")(x)
@@ -193,6 +212,14 @@ def build_local_head(spec, map_shape):
     return keras.Sequential([keras.Input(map_shape), layers.Dense(d, activation="relu"), layers.Dense(d)], name="local_head")
 
 
+def build_local_head_2(spec, map_shape):
+    """The second scale's projection head (loss.local_scales 2), on every
+    location of the map before C (prev_map_shape), to head_dim."""
+    d = spec["loss"]["head_dim"]
+    return keras.Sequential([keras.Input(prev_map_shape(spec)), layers.Dense(d, activation="relu"), layers.Dense(d)],
+                            name="local_head_2")
+
+
 def build_global_head(spec, map_shape):
     """The DIM paper's projection head on the code z, to head_dim."""
     d = spec["loss"]["head_dim"]
@@ -209,6 +236,7 @@ NETS = {
     "local_disc": build_local_disc,
     "local_head": build_local_head,
     "global_head": build_global_head,
+    "local_head_2": build_local_head_2,
 }
 
 
@@ -363,17 +391,27 @@ def local_nce_objective(nets, spec, feature_map, z, perm_global, perm_local):
     return {"local": nce(g, l, spec["loss"]["temperature"])}
 
 
-def two_view_nce_objective(nets, spec, feature_map, z, perm_global, perm_local):
+def two_view_nce_objective(nets, spec, feature_map, z, perm_global, perm_local, prev_map=None):
     """AMDIM's cross-view InfoNCE: the batch is [view 1; view 2] of the same
     B images (two_views); the code of each view against every location of
     the other view, the rest of the batch's images as negatives (in the
-    other view), cosine scores / temperature; the mean of both directions."""
-    g, l = local_scores(nets, feature_map, z)
-    g = tf.math.l2_normalize(g, axis=-1)
-    l = tf.math.l2_normalize(l, axis=-1)
+    other view), cosine scores / temperature; the mean of both directions.
+    With prev_map (loss.local_scales 2), the same again between the code
+    and the map before C through its own local head (AMDIM's 1-to-5 and
+    1-to-7 beside each other), and the mean over both scales."""
+    g = tf.math.l2_normalize(nets["global_head"](z), axis=-1)
     b = tf.shape(g)[0] // 2
     t = spec["loss"]["temperature"]
-    return {"local": 0.5 * (nce(g[:b], l[b:], t) + nce(g[b:], l[:b], t))}
+
+    def cross(head, fmap):
+        l = head(fmap)  # [2B, h, w, d]
+        l = tf.math.l2_normalize(tf.reshape(l, [tf.shape(l)[0], -1, tf.shape(l)[-1]]), axis=-1)
+        return 0.5 * (nce(g[:b], l[b:], t) + nce(g[b:], l[:b], t))
+
+    local = cross(nets["local_head"], feature_map)
+    if prev_map is not None:
+        local = 0.5 * (local + cross(nets["local_head_2"], prev_map))
+    return {"local": local}
 
 
 def local_jsd_objective(nets, spec, feature_map, z, perm_global, perm_local):
@@ -415,6 +453,20 @@ def objective(spec):
     return OBJECTIVES[name]
 
 
+def local_scales(spec):
+    """How many of the encoder's maps the local objective contrasts with the
+    code: 1 (C) or 2 (C and the map before it; spec.OPTIONAL leaves it out at 1)."""
+    return spec["loss"].get("local_scales", 1)
+
+
+def needed_nets(spec):
+    """The networks besides the encoder that the spec's objective trains, in
+    the order they are built (the order draws their initial weights): the
+    objective's, then the second scale's head."""
+    needs = objective(spec)[1]
+    return needs + ("local_head_2",) if local_scales(spec) == 2 else needs
+
+
 def term_names(spec):
     """The loss terms the train step returns for this spec, in order."""
     return objective(spec)[2] + ("prior",)
@@ -423,10 +475,12 @@ def term_names(spec):
 def loss_terms(nets, spec, x, eps, perm_global, perm_local, training):
     """Forward pass to every loss term of the spec's objective and the
     weighted total. x is the scaled (and maybe augmented) float batch."""
-    feature_map, z_mean, z_log_var = nets["encoder"](x, training=training)
+    # nets["encoder"] is encoder_scales(encoder) for loss.local_scales 2:
+    # the map before C comes first.
+    *prev, feature_map, z_mean, z_log_var = nets["encoder"](x, training=training)
     z = sample_z(z_mean, z_log_var, eps)
     fn, _, _ = objective(spec)
-    terms = fn(nets, spec, feature_map, z, perm_global, perm_local)
+    terms = fn(nets, spec, feature_map, z, perm_global, perm_local, **({"prev_map": prev[0]} if prev else {}))
     terms["prior"] = prior_kl(z_mean, z_log_var)
     w = spec["loss"]
     alpha = w["alpha"]  # weight of global MI

@@ -32,9 +32,10 @@ class InfoMax(tf.Module):
         z_dim = m["z_dim"]
         self.map_shape = map_shape
         # Only the networks the objective uses: an unused one would get no gradient.
-        k.nets = {"encoder": k.encoder}
-        _, needs, _ = model.objective(spec)
-        for name in needs:
+        # With loss.local_scales 2 the training step's encoder also hands out
+        # the map before C: the same layers and variables, one more output.
+        k.nets = {"encoder": model.encoder_scales(k.encoder) if model.local_scales(spec) == 2 else k.encoder}
+        for name in model.needed_nets(spec):
             k.nets[name] = model.NETS[name](spec, map_shape)
         k.optimizer = keras.optimizers.Adam(spec["optimizer"]["learning_rate"])
         k.optimizer.build(self.trainable)

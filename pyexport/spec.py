@@ -61,6 +61,7 @@ _FIELDS = {
         "objective": (str, lambda v: v in objective_names(), lambda: "unknown objective: known are %s" % ", ".join(objective_names())),
         "temperature": (float, lambda v: v > 0, "must be > 0"),
         "head_dim": (int, lambda v: v >= 1, "must be at least 1"),
+        "local_scales": (int, lambda v: v in (1, 2), "must be 1 (the map C) or 2 (C and the map of the block before it)"),
     },
     "optimizer": {
         "learning_rate": (float, lambda v: v > 0, "must be > 0"),
@@ -68,7 +69,8 @@ _FIELDS = {
 }
 
 
-OPTIONAL = {("model", "batch_norm"): "keras", ("model", "precision"): "float32", ("model", "crop_min_area"): 0.0}
+OPTIONAL = {("model", "batch_norm"): "keras", ("model", "precision"): "float32", ("model", "crop_min_area"): 0.0,
+            ("loss", "local_scales"): 1}
 
 
 def objective_names():
@@ -141,6 +143,13 @@ def validate(spec):
         raise SpecError("spec: model.crop_min_area = %r replaces the translation, and model.augment_pad is %d: "
                         "set model.augment_pad: 0 (or model.crop_min_area: 0 for the translation)"
                         % (m["crop_min_area"], m["augment_pad"]))
+    if spec["loss"]["local_scales"] == 2 and spec["loss"]["objective"] not in two_view_names():
+        raise SpecError("spec: loss.local_scales = 2 adds a second map to a two-view objective's contrast (%s), "
+                        "and loss.objective is %s: set loss.local_scales: 1"
+                        % (", ".join(two_view_names()), spec["loss"]["objective"]))
+    if spec["loss"]["local_scales"] == 2 and m["blocks"] < 2:
+        raise SpecError("spec: loss.local_scales = 2 needs the map of the block before the last, and model.blocks is %d: "
+                        "use at least 2 blocks or loss.local_scales: 1" % m["blocks"])
     if m["image_size"] >> m["blocks"] < 1:
         raise SpecError(
             "spec: model.blocks = %d halves a %d-pixel image below 1 pixel; use fewer blocks"

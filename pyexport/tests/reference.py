@@ -51,17 +51,24 @@ def encoder(weights, spec, images, training):
 
 def conv_maps(weights, spec, images, training):
     """(C, the last convolutional feature map before the global max pool)."""
+    blocks, last = block_maps(weights, spec, images, training)
+    return blocks[-1], last
+
+
+def block_maps(weights, spec, images, training):
+    """(every block's output map, first to last (C), the last convolutional map)."""
     scale, offset = SCALINGS[spec["model"]["scaling"]]
     x = images.astype(np.float64) * scale + offset
     convs = [w for k, w in weights if k == "conv"]
     bns = [w for k, w in weights if k == "bn"]
     n = spec["model"]["blocks"]
+    blocks = []
     for i in range(n):
         x = maxpool2(leaky_relu(batchnorm(conv2d_same(x, *convs[i]), *bns[i], training)))
-    feature_map = x
+        blocks.append(x)
     for i in range(n, n + 2):
         x = leaky_relu(batchnorm(conv2d_same(x, *convs[i]), *bns[i], training))
-    return feature_map, x
+    return blocks, x
 
 
 def discriminator(weights, x):
@@ -104,11 +111,11 @@ def nce(g, l, temperature):
     return total / (n * hw)
 
 
-def local_objective(w, spec, feature_map, z):
+def local_objective(w, spec, feature_map, z, head="local_head"):
     """local_nce, two_view_nce or local_jsd by loops over images and locations."""
     g = mlp(w["global_head"], z)
     n, h, wd, _ = feature_map.shape
-    l = mlp(w["local_head"], feature_map).reshape(n, h * wd, -1)
+    l = mlp(w[head], feature_map).reshape(n, h * wd, -1)
     objective, t = spec["loss"]["objective"], spec["loss"]["temperature"]
     if objective in ("local_nce", "two_view_nce"):
         g = g / np.linalg.norm(g, axis=1, keepdims=True)
@@ -132,7 +139,11 @@ def losses(w, spec, images, eps, perm_global, perm_local, training=True):
     z = z_mean + np.exp(z_log_var / 2) * eps
     lw = spec["loss"]
     if lw["objective"] != "seed":
-        out = {"local": local_objective(w, spec, feature_map, z),
+        local = local_objective(w, spec, feature_map, z)
+        if lw.get("local_scales", 1) == 2:  # and the block before C's map, through its own head
+            prev = block_maps(w["encoder"], spec, images, training)[0][-2]
+            local = 0.5 * (local + local_objective(w, spec, prev, z, head="local_head_2"))
+        out = {"local": local,
                "prior": -0.5 * np.mean(1 + z_log_var - z_mean**2 - np.exp(z_log_var))}
         out["loss"] = lw["beta"] * out["local"] + lw["gamma"] * out["prior"]
         return out, z_mean
@@ -171,7 +182,8 @@ def weights_of(module):
         return [tuple(np.asarray(v, np.float64) for v in layer.get_weights()) for layer in model.layers]
 
     out = {"encoder": enc}
-    for key, name in (("global", "global_disc"), ("local", "local_disc"), ("global_head", "global_head"), ("local_head", "local_head")):
+    for key, name in (("global", "global_disc"), ("local", "local_disc"), ("global_head", "global_head"), ("local_head", "local_head"),
+                      ("local_head_2", "local_head_2")):
         if name in module.nets:
             out[key] = dense(module.nets[name])
     return out

@@ -43,6 +43,10 @@ TWO_VIEW = copy.deepcopy(PAPER)
 TWO_VIEW["model"].update(global_pairing="seed", color_jitter=True, batch_norm="fused")
 TWO_VIEW["loss"].update(objective="two_view_nce", beta=1.0)
 
+# And with the second scale: the code against the 8×8 map too (32 → 16 → 8 → 4).
+TWO_SCALE = copy.deepcopy(TWO_VIEW)
+TWO_SCALE["loss"].update(local_scales=2)
+
 BATCH = 6
 
 
@@ -52,8 +56,9 @@ def images(spec, n=BATCH, seed=0):
     return rng.integers(0, 256, (n, m["image_size"], m["image_size"], m["channels"]), dtype=np.uint8)
 
 
-@pytest.fixture(scope="module", params=[SMALL, PAPER, NCE, JSD, FUSED, TWO_VIEW],
-                ids=["seed-pairing", "paper-pairing", "local-nce", "local-jsd-augmented", "fused-bn", "two-view-nce"])
+@pytest.fixture(scope="module", params=[SMALL, PAPER, NCE, JSD, FUSED, TWO_VIEW, TWO_SCALE],
+                ids=["seed-pairing", "paper-pairing", "local-nce", "local-jsd-augmented", "fused-bn", "two-view-nce",
+                     "two-view-two-scales"])
 def exported(request, tmp_path_factory):
     """A module after one training step (so BatchNorm's moving statistics are not
     their initial 0 and 1), exported; yields (spec, module, export dir)."""
@@ -159,6 +164,11 @@ def test_spec_validation_names_key_and_reason():
         ({"loss": {"objective": "mine"}}, "unknown objective: known are seed, local_nce, local_jsd, two_view_nce"),
         ({"loss": {"objective": "two_view_nce"}, "model": {"augment": True}}, "model.augment = true with loss.objective two_view_nce"),
         ({"model": {"augment": 1}}, "model.augment = 1: want a bool"),
+        ({"loss": {"objective": "two_view_nce", "local_scales": 3}}, "loss.local_scales = 3: must be 1 (the map C) or 2"),
+        ({"loss": {"local_scales": 2}}, "loss.local_scales = 2 adds a second map to a two-view objective's contrast (two_view_nce), "
+                                        "and loss.objective is seed: set loss.local_scales: 1"),
+        ({"loss": {"objective": "two_view_nce", "local_scales": 2}, "model": {"blocks": 1}},
+         "loss.local_scales = 2 needs the map of the block before the last, and model.blocks is 1"),
     ]
     for change, message in cases:
         spec = copy.deepcopy(SMALL)
