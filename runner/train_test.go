@@ -275,10 +275,13 @@ func TestInterruptAndResume(t *testing.T) {
 		t.Skip("builds the runner binary")
 	}
 	// The seed's objective, and the two-view objective, whose views are
-	// drawn in the train step from (seed, step).
+	// drawn in the train step from (seed, step), with one scale and with
+	// two (a second head in the checkpoint).
 	twoView := testmodel.Config()
 	twoView.Loss.Objective, twoView.Loss.Beta = "two_view_nce", 1
-	for name, cfg := range map[string]*config.Config{"seed": testmodel.Config(), "two_view_nce": twoView} {
+	twoScales := *twoView
+	twoScales.Loss.LocalScales = 2
+	for name, cfg := range map[string]*config.Config{"seed": testmodel.Config(), "two_view_nce": twoView, "two_view_nce_two_scales": &twoScales} {
 		t.Run(name, func(t *testing.T) { interruptAndResume(t, cfg) })
 	}
 }
