@@ -364,13 +364,16 @@ def seed_objective(nets, spec, feature_map, z, perm_global, perm_local):
     }
 
 
+def locations(head, feature_map):
+    """A local head on every location of a map [B, h, w, c], flattened: [B, hw, d]."""
+    l = head(feature_map)  # [B, h, w, d]
+    return tf.reshape(l, [tf.shape(l)[0], -1, tf.shape(l)[-1]])
+
+
 def local_scores(nets, feature_map, z):
-    """Dot products of every image's global head output with every location's
-    local head output: [batch (global), batch (local image), h·w]."""
-    g = nets["global_head"](z)  # [B, d]
-    l = nets["local_head"](feature_map)  # [B, h, w, d]
-    l = tf.reshape(l, [tf.shape(l)[0], -1, tf.shape(l)[-1]])  # [B, hw, d]
-    return g, l
+    """The global head's output for every image's code [B, d] and the local
+    head's for every location of its map [B, hw, d]."""
+    return nets["global_head"](z), locations(nets["local_head"], feature_map)
 
 
 def nce(g, l, temperature):
@@ -404,8 +407,7 @@ def two_view_nce_objective(nets, spec, feature_map, z, perm_global, perm_local, 
     t = spec["loss"]["temperature"]
 
     def cross(head, fmap):
-        l = head(fmap)  # [2B, h, w, d]
-        l = tf.math.l2_normalize(tf.reshape(l, [tf.shape(l)[0], -1, tf.shape(l)[-1]]), axis=-1)
+        l = tf.math.l2_normalize(locations(head, fmap), axis=-1)  # [2B, hw, d]
         return 0.5 * (nce(g[:b], l[b:], t) + nce(g[b:], l[:b], t))
 
     local = cross(nets["local_head"], feature_map)
