@@ -249,9 +249,6 @@ func (m *Model) resolve(saver *corepb.SaverDef) error {
 	if m.encodeOut, err = m.tensor(sigEncode, "z_mean", false); err != nil {
 		return err
 	}
-	if saver == nil { // a trained encoder on its own: encode only
-		return nil
-	}
 	if sig, ok := m.Manifest.Signatures[sigEncodeConv]; ok {
 		if m.convIn, err = m.tensor(sigEncodeConv, "images", true); err != nil {
 			return err
@@ -266,6 +263,9 @@ func (m *Model) resolve(saver *corepb.SaverDef) error {
 			return fmt.Errorf("manifest: signature %q output \"conv\" has shape %v, feature_map %v: want [-1 h w c] of the feature map: export again", sigEncodeConv, shape, fm)
 		}
 		m.convDim = fm[0] * fm[1] * fm[2]
+	}
+	if saver == nil { // a trained encoder on its own: encode (and encode_conv) only
+		return nil
 	}
 	in, err := m.tensor(sigTrain, "images", true)
 	if err != nil {
@@ -486,8 +486,9 @@ func (m *Model) Encode(pixels []byte) ([]float32, error) {
 }
 
 // ErrNoConv means the model has no encode_conv signature: a SavedModel
-// exported before it, or a trained encoder exported on its own.
-var ErrNoConv = errors.New("the model has no encode_conv signature (exported before it, or an encoder exported on its own): export the run's spec again into a new run folder to get it")
+// exported before it (the exporter's training models and `runner export
+// --run-dir`'s trained encoders have it now).
+var ErrNoConv = errors.New("the model has no encode_conv signature (exported before it): export the run's spec again into a new run folder, or a trained encoder again with `runner export --run-dir`, to get it")
 
 // ConvDim is the size of the last convolutional feature map (h·w·c) that
 // EncodeConv returns per image; 0 without an encode_conv signature.

@@ -1,7 +1,8 @@
 """pyexport.trained: a run's trained encoder as an artifact other runtimes
-load: a standalone SavedModel (the checkpoint's weights, one serving_default
-signature from uint8 images of the run's shape to z_mean, and a manifest),
-or the same encoder as ONNX (tf2onnx).
+load: a standalone SavedModel (the checkpoint's weights, a serving_default
+signature from uint8 images of the run's shape to z_mean, an encode_conv
+signature to the last convolutional feature map, and a manifest), or the
+z_mean encoder as ONNX (tf2onnx).
 
     python -m pyexport.trained --model RUN/model --checkpoint RUN/checkpoints/ckpt-001874 \\
         --step 1874 --out OUT [--format savedmodel|onnx]
@@ -66,8 +67,11 @@ def restore_encoder(model_dir, checkpoint, float32=False):
 
 
 def encoder_module(module):
-    """The tf.Module saved: the encoder's variables and one function, uint8
-    images → z_mean (batch norm on its moving statistics)."""
+    """The tf.Module saved: the encoder's variables and two functions of
+    uint8 images (batch norm on its moving statistics): serve → z_mean, and
+    conv → the last convolutional feature map (h×w×z_dim, before the global
+    max pool: the Deep InfoMax paper's "conv" features, as the training
+    model's encode_conv)."""
     import tensorflow as tf
 
     from . import model
@@ -85,7 +89,11 @@ def encoder_module(module):
         _, z_mean, _ = enc(model.scale_images(images, spec), training=False)
         return {"z_mean": z_mean}
 
+    def conv(images):
+        return {"conv": module.conv(model.scale_images(images, spec), training=False)}
+
     root.serve = tf.function(serve, input_signature=[image])
+    root.conv = tf.function(conv, input_signature=[image])
     return root
 
 
@@ -106,7 +114,8 @@ def _savedmodel(module, manifest, step, checkpoint, folder):
     from .export import MANIFEST, _signature_table
 
     root = encoder_module(module)
-    tf.saved_model.save(root, folder, signatures={"serving_default": root.serve, "encode": root.serve})
+    sigs = {"serving_default": root.serve, "encode": root.serve, "encode_conv": root.conv}
+    tf.saved_model.save(root, folder, signatures=sigs)
     info = {
         "format": manifest["format"],
         "kind": KIND,
@@ -122,7 +131,7 @@ def _savedmodel(module, manifest, step, checkpoint, folder):
         "step": step,
         "checkpoint": os.path.basename(checkpoint),
         "tags": ["serve"],
-        "signatures": _signature_table(folder, ("serving_default", "encode")),
+        "signatures": _signature_table(folder, tuple(sigs)),
         "tensorflow_version": tf.__version__,
         "keras_version": keras.__version__,
     }

@@ -13,9 +13,11 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fixture/testmodel"
 	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/run"
 )
 
 // A run's trained encoder exported on its own (`runner export --run-dir`)
@@ -62,6 +64,38 @@ func TestTrainedEncoderExport(t *testing.T) {
 	if d := maxAbsDiff(want, exported); d > 1e-5 {
 		t.Errorf("Go's encoder on the export: features differ from the run's by up to %g", d)
 	}
+	// The export's encode_conv is the run's last convolutional map (the
+	// training model with the checkpoint restored, as eval's MLP probe reads it).
+	r, err := run.Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := graph.Options{IntraOpThreads: 2, InterOpThreads: 1}
+	rm, err := r.LoadModel(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rm.Close()
+	em, err := graph.Load(sm, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer em.Close()
+	if em.ConvDim() == 0 || em.ConvDim() != rm.ConvDim() {
+		t.Fatalf("the export's ConvDim %d, the run's %d", em.ConvDim(), rm.ConvDim())
+	}
+	some := px[:100*full.Test.ImageBytes()]
+	wantConv, err := rm.EncodeConv(some)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gotConv, err := em.EncodeConv(some)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d := maxAbsDiff(wantConv, gotConv); d > 1e-5 {
+		t.Errorf("the export's encode_conv differs from the run's by up to %g", d)
+	}
 	images, features := filepath.Join(out, "images.npy"), filepath.Join(out, "features.npy")
 	if err := npy.Write(images, px, n, 28, 28, 1); err != nil {
 		t.Fatal(err)
@@ -78,7 +112,7 @@ func TestTrainedEncoderExport(t *testing.T) {
 	cmd.Env = append(os.Environ(), "INFOMAX_TRAINED_SAVEDMODEL="+sm, "INFOMAX_TRAINED_ONNX="+onnx,
 		"INFOMAX_TRAINED_IMAGES="+images, "INFOMAX_TRAINED_FEATURES="+features, "TF_CPP_MIN_LOG_LEVEL=2")
 	res, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(res), "2 passed") {
+	if err != nil || !strings.Contains(string(res), "3 passed") {
 		t.Fatalf("pytest of the exports: %v\n%s", err, res)
 	}
 

@@ -45,6 +45,25 @@ def test_savedmodel_in_plain_tensorflow():
     check_close(got, want)
 
 
+def test_conv_map_pools_to_the_runs_features():
+    """encode_conv gives the last convolutional map before the global max
+    pool: max-pooled over h×w and through the export's z_mean layer, it is
+    the run's z_mean as Go's encoder computed it from the checkpoint."""
+    import tensorflow as tf
+
+    images, want = inputs()
+    folder = os.environ["INFOMAX_TRAINED_SAVEDMODEL"]
+    with open(os.path.join(folder, "manifest.json")) as f:
+        manifest = json.load(f)
+    h, w, c = manifest["feature_map"]
+    assert manifest["signatures"]["encode_conv"]["outputs"]["conv"]["shape"] == [-1, h, w, c]
+    loaded = tf.saved_model.load(folder)
+    conv = loaded.signatures["encode_conv"](images=tf.constant(images[:250]))["conv"].numpy()
+    assert conv.shape == (250, h, w, c) and conv.dtype == np.float32
+    kernel, bias = loaded.weights["z_mean.kernel"].numpy(), loaded.weights["z_mean.bias"].numpy()
+    check_close(conv.max(axis=(1, 2)) @ kernel + bias, want[:250])
+
+
 def test_onnx_in_onnxruntime():
     import onnxruntime as ort
 
