@@ -78,7 +78,6 @@ class InfoMax(tf.Module):
     # The Keras objects, kept out of tf.Module's tracking (see __init__).
     encoder = property(lambda self: self._keras.encoder)
     optimizer = property(lambda self: self._keras.optimizer)
-    conv = property(lambda self: self._keras.conv)  # images → the last convolutional map
     nets = property(lambda self: self._keras.nets)  # name → Keras model
 
     @property

@@ -67,33 +67,21 @@ def restore_encoder(model_dir, checkpoint, float32=False):
 
 
 def encoder_module(module):
-    """The tf.Module saved: the encoder's variables and two functions of
-    uint8 images (batch norm on its moving statistics): serve → z_mean, and
-    conv → the last convolutional feature map (h×w×z_dim, before the global
-    max pool: the Deep InfoMax paper's "conv" features, as the training
-    model's encode_conv)."""
+    """The tf.Module saved: the encoder's variables and the training module's
+    own two functions of uint8 images (batch norm on its moving statistics):
+    serve is its encode (→ z_mean), conv its encode_conv (→ the last
+    convolutional feature map, before the global max pool: the Deep InfoMax
+    paper's "conv" features)."""
     import tensorflow as tf
 
-    from . import model
-
-    spec = module.spec
-    m = spec["model"]
-    enc = module.encoder
     root = tf.Module(name="encoder")
     # As module.py: the underlying tf.Variables, so the graph-mode loader
     # (Go's C API) connects them to the function that reads them.
-    root.weights = {v.path.replace("/", "."): v.value for v in enc.variables}
-    image = tf.TensorSpec([None, m["image_size"], m["image_size"], m["channels"]], tf.uint8, name="images")
-
-    def serve(images):
-        _, z_mean, _ = enc(model.scale_images(images, spec), training=False)
-        return {"z_mean": z_mean}
-
-    def conv(images):
-        return {"conv": module.conv(model.scale_images(images, spec), training=False)}
-
-    root.serve = tf.function(serve, input_signature=[image])
-    root.conv = tf.function(conv, input_signature=[image])
+    root.weights = {v.path.replace("/", "."): v.value for v in module.encoder.variables}
+    # The same Python functions and input signatures, traced again under root
+    # (which tracks only the encoder's variables, not the training module's).
+    for name, fn in (("serve", module.encode), ("conv", module.encode_conv)):
+        setattr(root, name, tf.function(fn.python_function, input_signature=fn.input_signature))
     return root
 
 
