@@ -57,7 +57,11 @@ func BenchmarkTrainCIFAR10(b *testing.B) {
 }
 
 // BenchmarkEncode prints how many images/s the CIFAR-10 model encodes
-// (z_mean, batches of 500, BatchNorm in inference mode).
+// (z_mean, batches of 500, BatchNorm in inference mode): in float32 as
+// exported, in bfloat16 through oneDNN's rewrite (graph.Options.Precision, the
+// route of `runner index --precision bfloat16`) and exported with
+// model.precision: bfloat16, in alternating rounds, with the medians and their
+// ratios.
 func BenchmarkEncode(b *testing.B) {
 	root, err := pyexport.Root()
 	if err != nil {
@@ -68,24 +72,64 @@ func BenchmarkEncode(b *testing.B) {
 		b.Fatal(err)
 	}
 	dir := testmodel.Export(b, &cfg.Config)
-	m, err := graph.Load(dir, graph.Options{})
-	if err != nil {
-		b.Fatal(err)
+	bfCfg := cfg.Config
+	bfCfg.Model.Precision = "bfloat16"
+	bfDir := testmodel.Export(b, &bfCfg)
+	arms := []struct {
+		name string
+		dir  string
+		opts graph.Options
+	}{
+		{"float32", dir, graph.Options{}},
+		{"bfloat16 (oneDNN's rewrite)", dir, graph.Options{Precision: "bfloat16"}},
+		{"bfloat16 (exported so)", bfDir, graph.Options{}},
 	}
-	defer m.Close()
-	pixels := make([]byte, 10000*m.Manifest.ImageBytes())
+	models := make([]*graph.Model, len(arms))
+	for i, a := range arms {
+		m, err := graph.Load(a.dir, a.opts)
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer m.Close()
+		models[i] = m
+	}
+	size := models[0].Manifest.ImageBytes()
+	pixels := make([]byte, 10000*size)
 	for i := range pixels {
 		pixels[i] = byte(i * 31)
 	}
-	for i := 0; i < b.N; i++ {
+	encode := func(m *graph.Model) float64 {
 		t := time.Now()
-		for j := 0; j < len(pixels); j += 500 * m.Manifest.ImageBytes() {
-			if _, err := m.Encode(pixels[j : j+500*m.Manifest.ImageBytes()]); err != nil {
+		for j := 0; j < len(pixels); j += 500 * size {
+			if _, err := m.Encode(pixels[j : j+500*size]); err != nil {
 				b.Fatal(err)
 			}
 		}
-		ips := 10000 / time.Since(t).Seconds()
-		b.ReportMetric(ips, "images/s")
-		fmt.Printf("encode, CIFAR-10 model (32×32×3 → 256): %.0f images/s\n", ips)
+		return 10000 / time.Since(t).Seconds()
+	}
+	for _, m := range models {
+		encode(m) // the first call builds the kernels
+	}
+	for i := 0; i < b.N; i++ {
+		rates := make([][]float64, len(arms))
+		for r := 1; r <= speedRounds; r++ {
+			line := fmt.Sprintf("encode, round %d:", r)
+			for k, m := range models {
+				v := encode(m)
+				rates[k] = append(rates[k], v)
+				line += fmt.Sprintf(" %s %.0f images/s;", arms[k].name, v)
+			}
+			fmt.Println(line)
+		}
+		f32 := median(rates[0])
+		fmt.Printf("encode, CIFAR-10 model (32×32×3 → 256), medians of %d rounds: float32 %.0f images/s", speedRounds, f32)
+		for k := 1; k < len(arms); k++ {
+			v := median(rates[k])
+			fmt.Printf("; %s %.0f (%.2f× float32)", arms[k].name, v, v/f32)
+		}
+		fmt.Println()
+		b.ReportMetric(f32, "images/s")
+		b.ReportMetric(median(rates[1]), "bf16-rewrite-images/s")
+		b.ReportMetric(median(rates[2]), "bf16-export-images/s")
 	}
 }

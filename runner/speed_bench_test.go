@@ -20,8 +20,8 @@ const speedRounds = 3
 
 // BenchmarkKerasFitVsRunner trains the seed's CIFAR-10 recipe
 // (configs/cifar10_seed.yaml, batch 64, the JPEG archive in ../shared/data)
-// with the Go runner (Keras's batch norm, as the seed; and
-// model.batch_norm: fused) and with Keras `model.fit`
+// with the Go runner (Keras's batch norm, as the seed; model.batch_norm:
+// fused; and fused with model.precision: bfloat16) and with Keras `model.fit`
 // (scripts/keras_fit_baseline.py: the same networks and losses, the seed's way
 // of training them; float32, and under Keras's mixed_bfloat16 policy), in
 // alternating rounds, each for 300 steps, and prints the images/s of steps
@@ -42,6 +42,9 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 	fusedCfg := cfg.Config
 	fusedCfg.Model.BatchNorm = "fused"
 	fusedExport := testmodel.Export(b, &fusedCfg)
+	bf16Cfg := fusedCfg
+	bf16Cfg.Model.Precision = "bfloat16"
+	bf16Export := testmodel.Export(b, &bf16Cfg)
 	archive := filepath.Join(root, "..", "shared", "data", "cifar10-jpeg.tar.gz")
 	set := testmodel.CIFAR10Train(b, 50000)
 	tmp := b.TempDir()
@@ -64,12 +67,12 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 	fmt.Printf("speed: the seed's CIFAR-10 recipe costs %.0f MFLOP per training image (forward %.0f); TensorFlow's matmul here: %.0f GFLOP/s float32, %.0f GFLOP/s bfloat16\n",
 		fl.Training/1e6, fl.Forward/1e6, fl.Peak["float32"]/1e9, fl.Peak["bfloat16"]/1e9)
 
-	runner := func(name, bn, export string) float64 {
+	runner := func(name, bn, precision, export string) float64 {
 		dir := filepath.Join(tmp, name)
 		os.RemoveAll(dir)
 		c := exec.Command(bin, "train", "--config", cfgFile, "--data.path", archive, "--data.cache_dir", filepath.Join(tmp, "cache"),
-			"--export_dir", export, "--model.batch_norm", bn, "--max-steps", "300", "--train.log_every", "100", "--eval.after_training=false",
-			"--run-dir", dir)
+			"--export_dir", export, "--model.batch_norm", bn, "--model.precision", precision, "--max-steps", "300", "--train.log_every", "100",
+			"--eval.after_training=false", "--run-dir", dir)
 		c.Dir = root
 		if out, err := c.CombinedOutput(); err != nil {
 			b.Fatalf("%s: %v\n%s", name, err, out)
@@ -91,23 +94,27 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		return r.IPS
 	}
 	for i := 0; i < b.N; i++ {
-		var goKeras, goFused, kf, kbf []float64
+		var goKeras, goFused, goBF, kf, kbf []float64
 		for r := 1; r <= speedRounds; r++ {
-			a := runner("go", "keras", export)
-			f := runner("go-fused", "fused", fusedExport)
+			a := runner("go", "keras", "float32", export)
+			f := runner("go-fused", "fused", "float32", fusedExport)
+			bf := runner("go-fused-bf16", "fused", "bfloat16", bf16Export)
 			k := keras("float32")
 			kb := keras("mixed_bfloat16")
-			fmt.Printf("speed, round %d: Go runner %.0f images/s, fused batch norm %.0f; Keras fit %.0f, mixed_bfloat16 %.0f\n", r, a, f, k, kb)
-			goKeras, goFused, kf, kbf = append(goKeras, a), append(goFused, f), append(kf, k), append(kbf, kb)
+			fmt.Printf("speed, round %d: Go runner %.0f images/s, fused batch norm %.0f, fused in bfloat16 %.0f; Keras fit %.0f, mixed_bfloat16 %.0f\n", r, a, f, bf, k, kb)
+			goKeras, goFused, goBF, kf, kbf = append(goKeras, a), append(goFused, f), append(goBF, bf), append(kf, k), append(kbf, kb)
 		}
-		ma, mf, mk, mb := median(goKeras), median(goFused), median(kf), median(kbf)
+		ma, mf, mbf, mk, mb := median(goKeras), median(goFused), median(goBF), median(kf), median(kbf)
 		mfu := func(ips float64, dtype string) float64 { return 100 * ips * fl.Training / fl.Peak[dtype] }
-		fmt.Printf("speed, medians of %d rounds: Go runner %.0f images/s (MFU %.0f%%), fused batch norm %.0f (MFU %.0f%%); Keras fit %.0f (MFU %.0f%%), mixed_bfloat16 %.0f (MFU %.0f%% of the bfloat16 peak)\n",
-			speedRounds, ma, mfu(ma, "float32"), mf, mfu(mf, "float32"), mk, mfu(mk, "float32"), mb, mfu(mb, "bfloat16"))
-		fmt.Printf("speed: the fused runner at %.2f× Keras fit float32 and %.2f× Keras fit mixed_bfloat16; the runner with Keras's batch norm at %.2f× Keras fit\n",
-			mf/mk, mf/mb, ma/mk)
+		fmt.Printf("speed, medians of %d rounds: Go runner %.0f images/s (MFU %.0f%%), fused batch norm %.0f (MFU %.0f%%), fused in bfloat16 %.0f (MFU %.0f%% of the bfloat16 peak); Keras fit %.0f (MFU %.0f%%), mixed_bfloat16 %.0f (MFU %.0f%% of the bfloat16 peak)\n",
+			speedRounds, ma, mfu(ma, "float32"), mf, mfu(mf, "float32"), mbf, mfu(mbf, "bfloat16"), mk, mfu(mk, "float32"), mb, mfu(mb, "bfloat16"))
+		fmt.Printf("speed: the fused runner at %.2f× Keras fit float32 and %.2f× Keras fit mixed_bfloat16; in bfloat16 at %.2f× and %.2f×, and %.2f× itself in float32; the runner with Keras's batch norm at %.2f× Keras fit\n",
+			mf/mk, mf/mb, mbf/mk, mbf/mb, mbf/mf, ma/mk)
 		b.ReportMetric(mf/mk, "x-keras-fit")
 		b.ReportMetric(mf/mb, "x-keras-fit-bf16")
+		b.ReportMetric(mbf/mk, "bf16-x-keras-fit")
+		b.ReportMetric(mbf/mb, "bf16-x-keras-fit-bf16")
+		b.ReportMetric(mbf/mf, "bf16-x-f32")
 	}
 }
 
