@@ -89,7 +89,14 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 		}
 		lines := strings.Split(strings.TrimSpace(string(out)), "\n")
 		if err != nil || json.Unmarshal([]byte(lines[len(lines)-1]), &r) != nil {
-			b.Fatalf("keras fit: %v\n%s", err, out)
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+				if len(stderr) > 4000 {
+					stderr = stderr[len(stderr)-4000:]
+				}
+			}
+			b.Fatalf("keras fit (%s): %v\n%s\n%s", policy, err, out, stderr)
 		}
 		return r.IPS
 	}

@@ -47,7 +47,8 @@ class SeedModel(keras.Model):
 
     def train_step(self, images):
         b = tf.shape(images)[0]
-        eps = tf.random.normal([b, self.spec["model"]["z_dim"]])
+        # the noise in the dtype z_log_var comes in (bfloat16 under mixed_bfloat16)
+        eps = tf.random.normal([b, self.spec["model"]["z_dim"]], dtype=keras.mixed_precision.global_policy().compute_dtype)
         perm_global = tf.random.shuffle(tf.range(b))
         perm_local = tf.random.shuffle(tf.range(b))
         with tf.GradientTape() as tape:
