@@ -57,14 +57,14 @@ def layer_flops(net):
 def training_flops(spec, batch):
     """Forward and training FLOPs of one image at this batch size, with the breakdown."""
     encoder = model.build_encoder(spec)
-    map_shape = tuple(int(d) for d in encoder.outputs[0].shape[1:])
+    map_shape = model.map_shape(encoder)
     parts = {"encoder": sum(f for _, f in layer_flops(encoder))}
     first_conv = layer_flops(encoder)[0][1]
     name = spec["loss"]["objective"]
     needs = model.needed_nets(spec)
     applications = {"global_disc": 2, "local_disc": 2, "global_head": 1, "local_head": 1, "local_head_2": 1}
     for net in needs:
-        built = model.NETS[net](spec, map_shape)
+        built = model.NETS[net](spec, encoder)
         parts[net] = applications[net] * sum(f for _, f in layer_flops(built))
     if name in ("local_nce", "local_jsd"):
         h, w, _ = map_shape

@@ -101,11 +101,15 @@ def encoder_scales(encoder):
     return keras.Model(encoder.inputs, [x, *encoder.outputs], name="encoder_scales")
 
 
-def prev_map_shape(spec):
-    """(h, w, channels) of the map encoder_scales adds: block n−1's output."""
-    m = spec["model"]
-    side = m["image_size"] >> (m["blocks"] - 1)
-    return (side, side, max(1, m["z_dim"] >> 1))
+def map_shape(encoder):
+    """(h, w, channels) of the local feature map C, read off the built encoder."""
+    return tuple(int(d) for d in encoder.outputs[0].shape[1:])
+
+
+def prev_map_shape(encoder):
+    """(h, w, channels) of the map encoder_scales adds (block n−1's output),
+    read off the built encoder."""
+    return tuple(int(d) for d in encoder.get_layer(PREV_MAP).output.shape[1:])
 
 
 def build_encoder(spec):
@@ -195,32 +199,35 @@ def local_pairs(z, feature_map, perm):
     return tf.concat([z_map, feature_map], -1), tf.concat([z_map, shuffle(feature_map, perm)], -1)
 
 
-def build_global_disc(spec, map_shape):
+def build_global_disc(spec, encoder):
     """The seed's global discriminator, on the pairs global_pairs makes."""
-    return build_discriminator((global_input_dim(spec, map_shape),), spec["model"]["z_dim"], "global_discriminator")
+    return build_discriminator((global_input_dim(spec, map_shape(encoder)),), spec["model"]["z_dim"],
+                               "global_discriminator")
 
 
-def build_local_disc(spec, map_shape):
+def build_local_disc(spec, encoder):
     """The seed's local discriminator, on [z at every location, C]."""
     z_dim = spec["model"]["z_dim"]
-    return build_discriminator(map_shape[:2] + (z_dim + map_shape[2],), z_dim, "local_discriminator")
+    h, w, c = map_shape(encoder)
+    return build_discriminator((h, w, z_dim + c), z_dim, "local_discriminator")
 
 
-def build_local_head(spec, map_shape):
+def build_local_head(spec, encoder):
     """The DIM paper's projection head on every location of C, to head_dim."""
     d = spec["loss"]["head_dim"]
-    return keras.Sequential([keras.Input(map_shape), layers.Dense(d, activation="relu"), layers.Dense(d)], name="local_head")
+    return keras.Sequential([keras.Input(map_shape(encoder)), layers.Dense(d, activation="relu"), layers.Dense(d)],
+                            name="local_head")
 
 
-def build_local_head_2(spec, map_shape):
+def build_local_head_2(spec, encoder):
     """The second scale's projection head (loss.local_scales 2), on every
     location of the map before C (prev_map_shape), to head_dim."""
     d = spec["loss"]["head_dim"]
-    return keras.Sequential([keras.Input(prev_map_shape(spec)), layers.Dense(d, activation="relu"), layers.Dense(d)],
+    return keras.Sequential([keras.Input(prev_map_shape(encoder)), layers.Dense(d, activation="relu"), layers.Dense(d)],
                             name="local_head_2")
 
 
-def build_global_head(spec, map_shape):
+def build_global_head(spec, encoder):
     """The DIM paper's projection head on the code z, to head_dim."""
     d = spec["loss"]["head_dim"]
     return keras.Sequential(
@@ -228,7 +235,7 @@ def build_global_head(spec, map_shape):
     )
 
 
-# name → builder(spec, map_shape) of every network besides the encoder that an
+# name → builder(spec, encoder) of every network besides the encoder that an
 # objective may name in OBJECTIVES; they are built in the order it names them
 # (the order draws their initial weights from the seeded generator).
 NETS = {

@@ -28,15 +28,14 @@ class InfoMax(tf.Module):
         k = self._keras = _Untracked()
         k.encoder = model.build_encoder(spec)
         k.conv = model.conv_features(k.encoder)
-        map_shape = tuple(int(d) for d in k.encoder.outputs[0].shape[1:])
         z_dim = m["z_dim"]
-        self.map_shape = map_shape
+        self.map_shape = model.map_shape(k.encoder)
         # Only the networks the objective uses: an unused one would get no gradient.
         # With loss.local_scales 2 the training step's encoder also hands out
         # the map before C: the same layers and variables, one more output.
         k.nets = {"encoder": model.encoder_scales(k.encoder) if model.local_scales(spec) == 2 else k.encoder}
         for name in model.needed_nets(spec):
-            k.nets[name] = model.NETS[name](spec, map_shape)
+            k.nets[name] = model.NETS[name](spec, k.encoder)
         k.optimizer = keras.optimizers.Adam(spec["optimizer"]["learning_rate"])
         k.optimizer.build(self.trainable)
         self.step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")

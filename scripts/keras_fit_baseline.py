@@ -37,9 +37,8 @@ class SeedModel(keras.Model):
         super().__init__()
         self.spec = spec
         self.encoder = model.build_encoder(spec)
-        map_shape = tuple(int(d) for d in self.encoder.outputs[0].shape[1:])
         _, needs, _ = model.objective(spec)
-        self.heads = [model.NETS[n](spec, map_shape) for n in needs]
+        self.heads = [model.NETS[n](spec, self.encoder) for n in needs]
         self.nets = {"encoder": self.encoder, **dict(zip(needs, self.heads))}
 
     def call(self, images):

@@ -36,10 +36,9 @@ def test_encoder_and_discriminator_flops_match_tensorflows_profiler():
         ours = sum(f for _, f in flops.layer_flops(encoder))
         theirs = profiled_flops(lambda x: encoder(x, training=False), [1, m["image_size"], m["image_size"], m["channels"]])
         assert ours == theirs, (spec["loss"]["objective"], ours, theirs)
-        map_shape = tuple(int(d) for d in encoder.outputs[0].shape[1:])
         _, needs, _ = model.objective(spec)
         for name in needs:
-            net = model.NETS[name](spec, map_shape)
+            net = model.NETS[name](spec, encoder)
             shape = [1, *net.inputs[0].shape[1:]]
             assert sum(f for _, f in flops.layer_flops(net)) == profiled_flops(lambda x: net(x), shape), name
 
