@@ -13,10 +13,12 @@ cent at most. A multiply-add is 2 FLOPs.
   the global and the local discriminator twice each (positive and shuffled
   pairs); local_nce/local_jsd run both heads once plus the score product
   g·l of every image's code with every location of every image (hw·B·d
-  multiply-adds per image, B the batch).
+  multiply-adds per image, B the batch); two_view_nce counts both views of
+  an image: the encoder and both heads twice, and the scores of each view's
+  code against the other view's locations, both ways (2·hw·B·d), per scale.
 - Backward: 2× forward (the gradient with respect to the layer's input and to
   its weights, each a product of the forward's size), less the first
-  convolution's input gradient, which nothing needs.
+  convolution's input gradient (of each view), which nothing needs.
 
 python -m pyexport.flops --export DIR [--batch B] prints the breakdown of an
 exported model (its manifest's spec) as JSON; with --peak, also TensorFlow's
@@ -55,24 +57,30 @@ def layer_flops(net):
 
 
 def training_flops(spec, batch):
-    """Forward and training FLOPs of one image at this batch size, with the breakdown."""
+    """Forward and training FLOPs of one image at this batch size, with the breakdown.
+
+    A two-view objective (model.TWO_VIEW) counts per image, so both of its
+    views: the encoder and the heads run on each, and the scores go both ways."""
     encoder = model.build_encoder(spec)
-    map_shape = model.map_shape(encoder)
-    parts = {"encoder": sum(f for _, f in layer_flops(encoder))}
-    first_conv = layer_flops(encoder)[0][1]
+    views = model.views(spec)
+    encoder_flops = layer_flops(encoder)
+    parts = {"encoder": views * sum(f for _, f in encoder_flops)}
+    first_conv = views * encoder_flops[0][1]
     name = spec["loss"]["objective"]
-    needs = model.needed_nets(spec)
-    applications = {"global_disc": 2, "local_disc": 2, "global_head": 1, "local_head": 1, "local_head_2": 1}
-    for net in needs:
+    applications = {"global_disc": 2, "local_disc": 2, "global_head": views, "local_head": views, "local_head_2": views}
+    for net in model.needed_nets(spec):
         built = model.NETS[net](spec, encoder)
         parts[net] = applications[net] * sum(f for _, f in layer_flops(built))
-    if name in ("local_nce", "local_jsd"):
-        h, w, _ = map_shape
-        parts["scores"] = 2 * h * w * batch * spec["loss"]["head_dim"]
+    if name in ("local_nce", "local_jsd", "two_view_nce"):
+        maps = [model.map_shape(encoder)] + ([model.prev_map_shape(encoder)] if model.local_scales(spec) == 2 else [])
+        # g·l of this image's code with every location of the batch's B maps
+        # (local_nce), or of each view's code with the other view's (both ways).
+        parts["scores"] = sum(views * 2 * h * w * batch * spec["loss"]["head_dim"] for h, w, _ in maps)
     forward = sum(parts.values())
     return {
         "objective": name,
         "batch": batch,
+        "views": views,
         "forward": forward,
         "forward_parts": parts,
         "training": 3 * forward - first_conv,

@@ -6,7 +6,7 @@ import tensorflow as tf
 
 from pyexport import flops, model
 
-from .test_export import NCE, SMALL
+from .test_export import NCE, SMALL, TWO_SCALE, TWO_VIEW
 
 CIFAR_SEED = copy.deepcopy(SMALL)
 CIFAR_SEED["model"].update(image_size=32, channels=3, z_dim=256)
@@ -51,3 +51,29 @@ def test_training_flops_of_the_seeds_cifar10_recipe():
     assert f["forward_parts"]["encoder"] > f["forward_parts"]["local_disc"] > f["forward_parts"]["global_disc"]
     assert f["training"] == 3 * f["forward"] - f["first_conv"]
     assert 100e6 < f["forward"] < 200e6, f
+
+
+def test_a_two_view_image_costs_two_local_nce_images():
+    # two_view_nce encodes both views of each image and scores each view's
+    # code against the other view's B maps, both ways: per image, twice
+    # local_nce's work on the same model (docs/results.md measured a
+    # two-view step at 0.49 of local_nce's images/s).
+    nce = copy.deepcopy(TWO_VIEW)
+    nce["loss"].update(objective="local_nce")
+    one, two = flops.training_flops(nce, 64), flops.training_flops(TWO_VIEW, 64)
+    assert (one["views"], two["views"]) == (1, 2)
+    assert two["forward_parts"] == {k: 2 * v for k, v in one["forward_parts"].items()}
+    assert (two["training"], two["first_conv"]) == (2 * one["training"], 2 * one["first_conv"])
+    # The scores of one view's code against the other view's 4×4 maps, both ways.
+    assert two["forward_parts"]["scores"] == 2 * (2 * 4 * 4 * 64 * TWO_VIEW["loss"]["head_dim"])
+
+
+def test_the_second_scale_adds_its_head_and_its_scores():
+    one, two = flops.training_flops(TWO_VIEW, 64), flops.training_flops(TWO_SCALE, 64)
+    encoder = model.build_encoder(TWO_SCALE)
+    head_2 = sum(f for _, f in flops.layer_flops(model.NETS["local_head_2"](TWO_SCALE, encoder)))
+    assert two["forward_parts"]["local_head_2"] == 2 * head_2
+    # The 8×8 map's scores next to the 4×4 map's.
+    d = TWO_SCALE["loss"]["head_dim"]
+    assert two["forward_parts"]["scores"] == 2 * 2 * (4 * 4 + 8 * 8) * 64 * d
+    assert two["forward"] == one["forward"] + 2 * head_2 + 2 * 2 * 8 * 8 * 64 * d
