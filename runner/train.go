@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime/debug"
+	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -70,7 +71,7 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 	// Training's freed Go heap (its read-ahead window: up to 117 MiB for
 	// Tiny ImageNet) goes back to the system before the evaluation, which
 	// would otherwise peak above training (docs/data.md).
-	return train.Run(ctx, cfg, train.Options{RunDir: o.RunDir, MaxSteps: o.MaxSteps, Resume: o.Resume, BeforeEvaluation: debug.FreeOSMemory}, out)
+	return train.Run(ctx, cfg, train.Options{RunDir: o.RunDir, MaxSteps: o.MaxSteps, Resume: o.Resume, BeforeEvaluation: debug.FreeOSMemory, Command: selfCommand()}, out)
 }
 
 // configFile is the config to train with: --config, else the run folder's
@@ -92,4 +93,23 @@ func configFile(o trainOptions, out io.Writer) (string, error) {
 	}
 	fmt.Fprintf(out, "train: no --config given: training the default, %s\n", DefaultConfig)
 	return filepath.Join(root, DefaultConfig), nil
+}
+
+// selfCommand is how this process was started, for the hints training
+// prints: go run ./runner under go run (or go test), else the path it was
+// run by.
+func selfCommand() []string {
+	exe, _ := os.Executable()
+	return runnerCommand(exe, os.Args[0])
+}
+
+// runnerCommand is selfCommand's rule: a binary that go run (or go test)
+// built lives in a go-build folder under the temporary directory (nil: the
+// go run default); anything else is named as it was started (a bare name
+// was found on PATH, a relative path works from where it was started).
+func runnerCommand(exe, arg0 string) []string {
+	if exe == "" || arg0 == "" || strings.Contains(filepath.ToSlash(exe), "/go-build") {
+		return nil
+	}
+	return []string{arg0}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -376,6 +377,9 @@ func TestBeforeEvaluationHook(t *testing.T) {
 			calls++
 			reported = strings.Contains(out.String(), "| kNN weighted")
 		}}
+		if !after { // the hint names the runner as Options.Command says
+			o.Command = []string{"/opt/my tools/runner"}
+		}
 		if err := train.Run(context.Background(), cfg, o, &out); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
@@ -385,6 +389,29 @@ func TestBeforeEvaluationHook(t *testing.T) {
 		}
 		if calls != want || reported || (after && !strings.Contains(out.String(), "| kNN weighted")) {
 			t.Errorf("after_training %v: hook called %d times (want %d), before the report: %v", after, calls, want, !reported)
+		}
+		if hint := "evaluate with: '/opt/my tools/runner' eval --run-dir "; !after && !strings.Contains(out.String(), hint) {
+			t.Errorf("after_training false: no %q in\n%s", hint, out.String())
+		}
+	}
+}
+
+// The hints name the runner as it was started: go run's default for a binary
+// that go run or go test built, else the path or name it was run by.
+func TestRunnerCommand(t *testing.T) {
+	for _, c := range []struct {
+		exe, arg0 string
+		want      []string
+	}{
+		{"/tmp/go-build1234/b001/exe/runner", "/tmp/go-build1234/b001/exe/runner", nil},
+		{"/root/.cache/go-build/ab/runner.test", "./runner.test", nil},
+		{"/work/bin/runner", "/work/bin/runner", []string{"/work/bin/runner"}},
+		{"/usr/local/bin/runner", "runner", []string{"runner"}},
+		{"/home/me/bin/runner", "../bin/runner", []string{"../bin/runner"}},
+		{"", "runner", nil},
+	} {
+		if got := runnerCommand(c.exe, c.arg0); !slices.Equal(got, c.want) {
+			t.Errorf("runnerCommand(%q, %q) = %q, want %q", c.exe, c.arg0, got, c.want)
 		}
 	}
 }

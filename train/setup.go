@@ -35,14 +35,14 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 		if why != "" {
 			fmt.Fprintf(out, "train: exporting the SavedModel for %s to %s: %s\n", cfg.File, export, why)
 			if err := pyexport.Export(ctx, &cfg.Config, export, out, out); err != nil {
-				return nil, 0, fmt.Errorf("%w (export alone: go run ./runner export --config %s)", err, cfg.File)
+				return nil, 0, fmt.Errorf("%w (export alone: %s export --config %s)", err, o.command(), shellQuote(cfg.File))
 			}
 		}
 		if err := r.InstallModel(export); err != nil {
 			return nil, 0, err
 		}
 	}
-	t := &trainer{run: r, cfg: cfg, out: out, lrScale: 1}
+	t := &trainer{run: r, cfg: cfg, out: out, command: o.command(), lrScale: 1}
 	if t.model, err = r.LoadModel(r.Session()); err != nil {
 		return nil, 0, err
 	}

@@ -37,6 +37,23 @@ type Options struct {
 	// program may hand freed memory back to the system (the runner calls
 	// debug.FreeOSMemory), a process-wide choice this package leaves to it.
 	BeforeEvaluation func()
+	// Command is how the hints this package prints (resume, evaluate,
+	// export) start the runner, word by word (each quoted for the shell):
+	// go run ./runner when empty; the runner sets its own path when it is a
+	// built binary.
+	Command []string
+}
+
+// command is o.Command as a shell would take it, or "go run ./runner".
+func (o Options) command() string {
+	if len(o.Command) == 0 {
+		return "go run ./runner"
+	}
+	words := make([]string, len(o.Command))
+	for i, w := range o.Command {
+		words[i] = shellQuote(w)
+	}
+	return strings.Join(words, " ")
 }
 
 // trainer is one training run's state.
@@ -47,6 +64,7 @@ type trainer struct {
 	data    *run.Data
 	log     *run.Log
 	out     io.Writer
+	command string  // Options.command(), for the hints
 	lrScale float64 // a scheduled learning rate's multiplier after rollbacks (1: none)
 }
 
@@ -228,7 +246,7 @@ func (r *trainer) interrupted(step, perEpoch int64, prog *progress) error {
 		return err
 	}
 	prog.finish()
-	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  go run ./runner train --run-dir %s --resume\n", step, shellQuote(r.run.Dir))
+	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  %s train --run-dir %s --resume\n", step, r.command, shellQuote(r.run.Dir))
 	return fmt.Errorf("training stopped at step %d: %w", step, ErrInterrupted)
 }
 
@@ -249,7 +267,7 @@ func (r *trainer) finish(ctx context.Context, step int64, terms []string) error 
 		} else if p != "" {
 			fmt.Fprintf(r.out, "train: kNN curve in %s\n", p)
 		}
-		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: go run ./runner eval --run-dir %s\n", shellQuote(dir))
+		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: %s eval --run-dir %s\n", r.command, shellQuote(dir))
 		return nil
 	}
 	rep, err := eval.Run(ctx, r.run, r.model, r.data, step, eval.RunOptions{}, r.out)
