@@ -9,7 +9,7 @@ TF_BUILD ?= cpu
 ENV := source third_party/tfenv.sh &&
 PYTEST := .venv/bin/python -m pytest -q -p no:cacheprovider
 
-.PHONY: setup uninstall export train test vet gotest race pytest bench fuzz embed-worker clean
+.PHONY: setup uninstall export train test vet gotest race pytest bench profile fuzz embed-worker clean
 
 ## setup: .venv with the pinned TensorFlow (TF_BUILD=gpu: the GPU wheel), its C library under /usr/local, Fashion-MNIST
 setup:
@@ -48,6 +48,10 @@ clean:
 ## bench: speed and memory figures (prints them; asserts none)
 bench: setup
 	@$(ENV) go test -run '^$$' -bench . -benchtime 1x -timeout 120m ./data ./eval ./graph ./train ./runner
+
+## profile: where a training step of $(CONFIG) spends its time on this CPU, op by op (ARGS: e.g. --steps 40 --model.precision bfloat16)
+profile: setup
+	@$(ENV) go run ./runner profile --config $(CONFIG) $(ARGS)
 
 ## fuzz: Go's fuzzing of every reader of user files, FUZZTIME (30s) per target (not in CI)
 fuzz: setup

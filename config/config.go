@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/internal/cpuinfo"
 	"io"
 	"os"
 	"path/filepath"
@@ -108,11 +109,15 @@ type Model struct {
 	// out its default, keras, so that specs from before the key existed
 	// keep their hashes.
 	BatchNorm string `mapstructure:"batch_norm" yaml:"batch_norm" json:"batch_norm,omitempty"`
-	// Precision is float32, or bfloat16: the exporter builds the encoder's
-	// convolution blocks under Keras's mixed_bfloat16 policy; variables,
-	// optimizer state, batch-norm statistics, the code's Dense layers, the
-	// heads, scores and losses stay float32. Left out of the spec at its
-	// default, as BatchNorm.
+	// Precision is float32, bfloat16, or auto (the default): bfloat16 where
+	// the CPU computes bfloat16 dot products natively (AMX or AVX512_BF16,
+	// package internal/cpuinfo), float32 elsewhere. Load resolves auto, so a
+	// Resolved config and the run folder's config.yaml hold float32 or
+	// bfloat16. bfloat16: the exporter builds the encoder's convolution
+	// blocks and the heads' Dense layers under Keras's mixed_bfloat16 policy
+	// (bfloat16 products, float32 accumulation); variables, optimizer state,
+	// batch-norm statistics, the code's Dense layers, scores and losses stay
+	// float32. float32 is left out of the spec, as BatchNorm's default.
 	Precision string `mapstructure:"precision" yaml:"precision" json:"precision,omitempty"`
 }
 
@@ -212,6 +217,9 @@ type Eval struct {
 
 // Defaults are the seed's settings where it has one; each override file lists
 // only what differs.
+//
+// Its model.precision is auto: resolve it (ResolvePrecision) or set it
+// before the config is hashed or exported.
 func Defaults() Config {
 	return Config{
 		ExportDir: "",
@@ -229,7 +237,7 @@ func Defaults() Config {
 			GlobalPairing: "seed", // [z, z] vs [z, shuffled z], as in the seed's script
 			AugmentPad:    4,      // used only with augment: true
 			BatchNorm:     "keras",
-			Precision:     "float32",
+			Precision:     PrecisionAuto,
 		},
 		Loss: Loss{
 			Alpha:       0.5,  // weight of global MI
@@ -331,6 +339,55 @@ type Resolved struct {
 	Config
 	File    string
 	Sources map[string]Source
+	// PrecisionAuto says why model.precision auto became what
+	// Model.Precision holds ("auto: AMX", "auto: neither AMX nor
+	// AVX512_BF16"); "" when the precision was given.
+	PrecisionAuto string
+}
+
+// PrecisionAuto is model.precision's default: bfloat16 where the CPU
+// computes it natively, float32 elsewhere (ResolvePrecision).
+const PrecisionAuto = "auto"
+
+// ResolvePrecision replaces model.precision auto by bfloat16 where this CPU
+// computes bfloat16 dot products natively (AMX or AVX512_BF16; or where
+// INFOMAX_CPU_BF16 says so) and float32 elsewhere, and says why ("auto:
+// AMX"); a given precision stays, and why is "". Load calls it; a Config
+// made by hand (Defaults) calls it before it is exported or hashed.
+func (c *Config) ResolvePrecision() (why string, err error) {
+	if c.Model.Precision != PrecisionAuto {
+		return "", nil
+	}
+	p, why, err := AutoPrecision()
+	if err != nil {
+		return "", fmt.Errorf("model.precision auto: %w", err)
+	}
+	c.Model.Precision = p
+	return why, nil
+}
+
+// AutoPrecision is what model.precision auto means on this CPU, and why:
+// ("bfloat16", "auto: AMX") or ("float32", "auto: neither AMX nor
+// AVX512_BF16").
+func AutoPrecision() (precision, why string, err error) {
+	bf, err := cpuinfo.NativeBF16()
+	if err != nil {
+		return "", "", err
+	}
+	if bf.Native() {
+		return "bfloat16", "auto: " + bf.String(), nil
+	}
+	return "float32", "auto: " + bf.String(), nil
+}
+
+// YAML renders the resolved config, for the run folder, with a comment
+// that says how auto chose model.precision.
+func (r *Resolved) YAML() []byte {
+	out := r.Config.YAML()
+	if r.PrecisionAuto != "" {
+		out = append([]byte(fmt.Sprintf("# model.precision: %s, chosen by %s on a %s\n", r.Model.Precision, r.PrecisionAuto, cpuinfo.Model())), out...)
+	}
+	return out
 }
 
 // MaxFileBytes bounds a config file; the shipped ones are under 2 KB.
@@ -353,8 +410,20 @@ func readConfigFile(file string) ([]byte, error) {
 }
 
 // Load resolves defaults, the YAML file (may be empty for defaults only), the
-// environment and the flags that were set, then validates the result.
+// environment and the flags that were set, then validates the result and
+// resolves model.precision auto (ResolvePrecision).
 func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
+	return load(file, flags, false)
+}
+
+// LoadRun is Load for a run folder's config.yaml: one without
+// model.precision was written before the key existed, when every run
+// trained in float32, so its precision is float32, not auto.
+func LoadRun(file string, flags *pflag.FlagSet) (*Resolved, error) {
+	return load(file, flags, true)
+}
+
+func load(file string, flags *pflag.FlagSet, runFile bool) (*Resolved, error) {
 	v := viper.New()
 	for _, key := range Keys() {
 		v.SetDefault(key, defaultValue(key))
@@ -427,7 +496,14 @@ func Load(file string, flags *pflag.FlagSet) (*Resolved, error) {
 		}
 		return nil, err
 	}
-	return &Resolved{Config: c, File: file, Sources: sources}, nil
+	if runFile && sources["model.precision"] == FromDefault {
+		c.Model.Precision = "float32"
+	}
+	why, err := c.ResolvePrecision()
+	if err != nil {
+		return nil, err
+	}
+	return &Resolved{Config: c, File: file, Sources: sources, PrecisionAuto: why}, nil
 }
 
 var decodedKey = regexp.MustCompile(`^'([a-z_.]+)' `)
@@ -587,8 +663,13 @@ func (c *Config) SpecJSON() ([]byte, string) {
 	if m.BatchNorm == "keras" {
 		m.BatchNorm = "" // left out: the default, as before the key existed
 	}
-	if m.Precision == "float32" {
+	switch m.Precision {
+	case "float32":
 		m.Precision = ""
+	case PrecisionAuto:
+		// A hash must not depend on the machine: auto is resolved first
+		// (Load, ResolvePrecision).
+		panic("config: SpecJSON of model.precision auto: call ResolvePrecision first")
 	}
 	l := c.Loss
 	if l.LocalScales == 1 {
@@ -600,6 +681,21 @@ func (c *Config) SpecJSON() ([]byte, string) {
 	}
 	sum := sha256.Sum256(raw)
 	return raw, hex.EncodeToString(sum[:])
+}
+
+// SameWeights says whether a checkpoint or model of spec hash holds the
+// weights of c's spec: it is c's spec hash under one of the precisions
+// (float32 and bfloat16 keep the same float32 variables, so a run may change
+// its precision between a checkpoint and the next).
+func (c *Config) SameWeights(hash string) bool {
+	for _, p := range precisions {
+		o := *c
+		o.Model.Precision = p
+		if _, h := o.SpecJSON(); h == hash {
+			return true
+		}
+	}
+	return false
 }
 
 // YAML renders the resolved config, for the run folder.

@@ -106,7 +106,8 @@ func TestCheckDataNamesPath(t *testing.T) {
 
 func TestSpecHashFollowsGraphKeysOnly(t *testing.T) {
 	a := Defaults()
-	b := Defaults()
+	a.Model.Precision = "float32"
+	b := a
 	b.Train.Epochs = 99
 	b.Data.Path = "/elsewhere"
 	_, ha := a.SpecJSON()

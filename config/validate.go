@@ -72,7 +72,7 @@ func (c *Config) Validate() error {
 		{"model.augment_pad", m.AugmentPad, m.CropMinArea == 0 || m.AugmentPad == 0,
 			"model.crop_min_area replaces the translation: set model.augment_pad: 0 (or model.crop_min_area: 0 for the translation)"},
 		{"model.batch_norm", m.BatchNorm, oneOf(m.BatchNorm, batchNorms), fmt.Sprintf("must be one of %v", batchNorms)},
-		{"model.precision", m.Precision, oneOf(m.Precision, precisions), fmt.Sprintf("must be one of %v", precisions)},
+		{"model.precision", m.Precision, m.Precision == PrecisionAuto || oneOf(m.Precision, precisions), fmt.Sprintf("must be one of %v or %s", precisions, PrecisionAuto)},
 		{"loss.objective", c.Loss.Objective, oneOf(c.Loss.Objective, objectives), fmt.Sprintf("unknown objective: known are %v", objectives)},
 		{"model.augment", m.Augment, !m.Augment || !oneOf(c.Loss.Objective, twoView),
 			fmt.Sprintf("loss.objective %s augments its two views itself (model.augment_pad, model.color_jitter): set model.augment: false", c.Loss.Objective)},

@@ -19,6 +19,7 @@
 package main
 
 import (
+	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/internal/store"
 
 	"context"
@@ -47,8 +48,9 @@ var (
 	classes = flag.String("classes", "", "record each image's class: folders (the name of the folder holding it), or a CSV file of path,class lines")
 	shards  = flag.Int("shards", 64, "how many shards the images are spread over")
 	strict  = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
-	// precision: the model's own unless given.
-	precision = flag.String("precision", "", "encode in float32 or bfloat16 (default: the model's model.precision)")
+	// precision: auto is decided once, on the machine that launches the
+	// pipeline, so that every worker encodes in the same precision.
+	precision = flag.String("precision", config.PrecisionAuto, "encode in auto (bfloat16 where the launching machine's CPU computes it natively, AMX or AVX512_BF16, else float32; every worker the same), float32 or bfloat16; a model trained in bfloat16 encodes in bfloat16")
 )
 
 func main() {
@@ -89,10 +91,20 @@ func options() (Options, error) {
 	}
 	// --run-dir as given: remote workers resolve a relative one from their
 	// own working folder (the worker image's WORKDIR).
-	if p := *precision; p != "" && p != "float32" && p != "bfloat16" {
-		return Options{}, fmt.Errorf("--precision %q: want float32 or bfloat16", p)
+	p := *precision
+	switch p {
+	case "", config.PrecisionAuto:
+		auto, why, err := config.AutoPrecision()
+		if err != nil {
+			return Options{}, fmt.Errorf("--precision auto: %w", err)
+		}
+		fmt.Printf("embed: precision %s (%s, on this machine, for every worker)\n", auto, why)
+		p = auto
+	case "float32", "bfloat16":
+	default:
+		return Options{}, fmt.Errorf("--precision %q: want auto, float32 or bfloat16", p)
 	}
-	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Precision: *precision, Labels: *classes}, nil
+	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Precision: p, Labels: *classes}, nil
 }
 
 // check refuses, before the pipeline starts, a run folder that does not

@@ -42,7 +42,9 @@ func init() {
 // Options of one embedding job.
 type Options struct {
 	RunDir string // the trained run whose encoder embeds
-	// Precision encodes in float32 or bfloat16 ("": the model's own).
+	// Precision encodes in float32 or bfloat16 (auto or "": as
+	// encoder.WithPrecision decides on each worker; the embed binary
+	// resolves auto once, before the pipeline starts).
 	Precision string
 	Inputs    []string // glob patterns, read through Beam's filesystems (local ones imported)
 	Output    string   // the output folder: local, or a prefix in an object store (s3://, gs://)
@@ -345,7 +347,7 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	sort.Strings(r.Shards)
 	sort.Strings(r.Bad)
 	enc := f.enc.enc
-	m := search.Manifest{Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.ManifestFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Dim: enc.Dim(),
+	m := search.Manifest{Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.ManifestFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Precision, Dim: enc.Dim(),
 		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
 	if f.Labels != "" {
 		m.Labels, m.Unlabelled = f.Labels, r.Unlabelled

@@ -35,6 +35,12 @@ type Encoder struct {
 	Step       int64      // the checkpoint's training step
 	ConfigHash string     // the manifest's spec hash: which model made the features
 	Shape      data.Shape // the input every image is converted to
+	// Precision is what the features are computed in, float32 or bfloat16
+	// (graph.Model.Precision), and PrecisionWhy why: "auto: AMX", "auto:
+	// neither AMX nor AVX512_BF16", "WithPrecision", and "the model's own"
+	// for a model exported in bfloat16, which computes in bfloat16 whatever
+	// is asked.
+	Precision, PrecisionWhy string
 
 	limits  data.Limits
 	batch   int
@@ -59,15 +65,30 @@ type options struct {
 }
 
 // sessionOver is base (the run's threads and device, or none) with
-// WithSession and WithPrecision applied.
-func (o options) sessionOver(base graph.Options) graph.Options {
+// WithSession and WithPrecision applied, WithPrecision's auto (the default)
+// resolved for this CPU; and why the precision is what it is.
+func (o options) sessionOver(base graph.Options) (graph.Options, string, error) {
 	if o.session != nil {
 		base = *o.session
 	}
-	if o.precision != "" {
-		base.Precision = o.precision
+	p, why := o.precision, "WithPrecision"
+	switch {
+	case p == "" && o.session != nil && base.Precision != "":
+		p, why = base.Precision, "WithSession"
+	case p == "" || p == config.PrecisionAuto:
+		auto, reason, err := config.AutoPrecision()
+		if err != nil {
+			return base, "", fmt.Errorf("load encoder: precision auto: %w", err)
+		}
+		p, why = auto, reason
 	}
-	return base
+	switch p {
+	case "float32", "bfloat16":
+	default:
+		return base, "", fmt.Errorf("load encoder: precision %q: want auto, float32 or bfloat16", p)
+	}
+	base.Precision = p
+	return base, why, nil
 }
 
 // WithLimits bounds what one image may make EncodeFiles, EncodeBytes and
@@ -75,13 +96,18 @@ func (o options) sessionOver(base graph.Options) graph.Options {
 func WithLimits(l data.Limits) Option { return func(o *options) { o.limits = &l } }
 
 // WithSession sets up the TensorFlow session (default: the run's threads and
-// device; a Precision of "bfloat16" encodes in bfloat16 where oneDNN can).
+// device; a Precision of "bfloat16" encodes in bfloat16 where oneDNN can,
+// unless WithPrecision says otherwise).
 func WithSession(s graph.Options) Option { return func(o *options) { o.session = &s } }
 
-// WithPrecision "bfloat16" encodes a float32 model in bfloat16 through
-// oneDNN's rewrite (default: as exported); its features are float32's to
+// WithPrecision sets what the encoder computes in: auto (the default:
+// bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else
+// float32), float32 (as exported), or bfloat16 (a float32 model through
+// oneDNN's rewrite, variables float32). bfloat16 features are float32's to
 // bfloat16's rounding (graph's TestBfloat16IsFloat32ToItsAccuracy: cosine
-// above 0.999).
+// above 0.999). A model trained with model.precision bfloat16 computes its
+// convolutions in bfloat16 whatever is asked. Encoder.Precision says what
+// the features were computed in.
 func WithPrecision(p string) Option { return func(o *options) { o.precision = p } }
 
 // WithBatchSize sets how many images go through the network at once
@@ -104,20 +130,26 @@ func Load(runDir string, opts ...Option) (*Encoder, error) {
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
 	}
-	session := o.sessionOver(r.Session())
+	session, why, err := o.sessionOver(r.Session())
+	if err != nil {
+		return nil, err
+	}
 	m, err := r.LoadModel(session)
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
 	}
 	e := &Encoder{Run: r.Dir, Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, limits: r.Config.Data.Limits(), batch: r.Config.Eval.BatchSize,
 		session: session, model: m}
-	return e.finish(o)
+	return e.finish(o, why)
 }
 
 // loadExport loads a trained encoder exported on its own, with the
 // defaults' limits and batch size.
 func loadExport(dir string, man *graph.Manifest, o options) (*Encoder, error) {
-	session := o.sessionOver(graph.Options{})
+	session, why, err := o.sessionOver(graph.Options{})
+	if err != nil {
+		return nil, err
+	}
 	m, err := graph.Load(dir, session)
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
@@ -129,11 +161,15 @@ func loadExport(dir string, man *graph.Manifest, o options) (*Encoder, error) {
 	}
 	d := config.Defaults()
 	e := &Encoder{Run: abs, Step: man.Step, ConfigHash: man.ConfigHash, limits: d.Data.Limits(), batch: d.Eval.BatchSize, session: session, model: m}
-	return e.finish(o)
+	return e.finish(o, why)
 }
 
-func (e *Encoder) finish(o options) (*Encoder, error) {
+func (e *Encoder) finish(o options, why string) (*Encoder, error) {
 	m := e.model
+	e.Precision, e.PrecisionWhy = m.Precision, why
+	if m.Manifest.Precision == "bfloat16" {
+		e.PrecisionWhy = "the model's own: trained in bfloat16"
+	}
 	in := m.Manifest.Input.Shape
 	e.Shape = data.Shape{H: in[0], W: in[1], C: in[2]}
 	if o.limits != nil {
@@ -154,8 +190,13 @@ func (e *Encoder) Dim() int { return e.model.Manifest.FeatureDim }
 
 // Session is the options of the encoder's TensorFlow session (the run's
 // threads and device, or WithSession's), for other sessions working beside
-// it (search.Index.SearchWith).
-func (e *Encoder) Session() graph.Options { return e.session }
+// it (search.Index.SearchWith); without its precision, so that they compute
+// in float32 (a search's scores exact).
+func (e *Encoder) Session() graph.Options {
+	s := e.session
+	s.Precision = ""
+	return s
+}
 
 // Limits are the bounds each image file is held to.
 func (e *Encoder) Limits() data.Limits { return e.limits }

@@ -203,7 +203,7 @@ func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*R
 	if err != nil {
 		return nil, err
 	}
-	rep := Report{Run: mb.Run, Data: "features", DataPath: o.Queries, Bank: o.Bank, Step: mb.Step, ConfigHash: mb.ConfigHash,
+	rep := Report{Run: mb.Run, Data: "features", DataPath: o.Queries, Bank: o.Bank, Step: mb.Step, ConfigHash: mb.ConfigHash, Precision: precisions(mq.Precision, mb.Precision),
 		Feature: "z_mean", FeatureDim: mb.Dim, TrainSize: len(bankLabels), TestSize: len(queryLabels), Classes: len(names),
 		Model: Scores{KNN: res}, KNNSec: time.Since(t1).Seconds(), KNNBlockBytes: block,
 		Time: time.Now().UTC().Format(time.RFC3339)}
@@ -231,4 +231,20 @@ func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*R
 	fmt.Fprintf(out, "report: %s, report.md (%d queries and %d bank images with classes; %d and %d without, left out; kNN %.1fs, all %.1fs)\n",
 		store.Join(o.Dir, "report.json"), len(queryLabels), len(bankLabels), qs.skipped, bs.skipped, rep.KNNSec, time.Since(t0).Seconds())
 	return &rep, nil
+}
+
+// precisions is what a report of queries and bank embedded in precisions q
+// and b says: one precision, or both ("queries bfloat16, bank float32").
+func precisions(q, b string) string {
+	if q == b {
+		return b
+	}
+	return fmt.Sprintf("queries %s, bank %s", or(q, "unrecorded"), or(b, "unrecorded"))
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

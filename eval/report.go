@@ -42,9 +42,13 @@ type Report struct {
 	Feature    string  `json:"feature"`
 	FeatureDim int     `json:"feature_dim"`
 	ConfigHash string  `json:"config_hash"`
-	Model      Scores  `json:"model"`
-	Pixels     *Scores `json:"raw_pixels"`
-	Files      struct {
+	// Precision is what the features were computed in (float32 or
+	// bfloat16; "": a report from before the key, or features whose
+	// manifest did not say).
+	Precision string  `json:"precision,omitempty"`
+	Model     Scores  `json:"model"`
+	Pixels    *Scores `json:"raw_pixels"`
+	Files     struct {
 		Grids     []string `json:"grids"`
 		Features  []string `json:"features"`
 		Projector []string `json:"projector,omitempty"`
@@ -68,6 +72,9 @@ func (rep *Report) Markdown() string {
 	} else {
 		fmt.Fprintf(&b, "%d training images (the kNN bank and the probe's training set), %d test images, %d classes; features: %s (%d).\n\n",
 			rep.TrainSize, rep.TestSize, rep.Classes, rep.Feature, rep.FeatureDim)
+	}
+	if rep.Precision != "" {
+		fmt.Fprintf(&b, "Computed in %s.\n\n", rep.Precision)
 	}
 	fmt.Fprintln(&b, "| top-1 accuracy | z_mean | raw pixels |")
 	fmt.Fprintln(&b, "|---|---|---|")

@@ -128,7 +128,7 @@ func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int6
 	rep, err := Evaluate(ctx, Report{
 		Run: r.Dir, Data: cfg.Data.Format, DataPath: cfg.Data.Path, Step: step,
 		Epoch: float64(step) / float64(perEpoch), KNNCurve: curve,
-		Feature: "z_mean", ConfigHash: r.Hash,
+		Feature: "z_mean", ConfigHash: r.Hash, Precision: m.Precision,
 		EncodeSec: encodeSec, ImagesPerSec: float64(len(train.Labels)+len(test.Labels)) / encodeSec,
 	}, train, test, Settings{
 		Classes: len(classes), ClassNames: classes, ProjectorImages: e.ProjectorImages, K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,

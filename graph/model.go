@@ -72,6 +72,11 @@ type Model struct {
 	// Devices are the devices the session sees; Using is "GPU" or "CPU".
 	Devices []tf.Device
 	Using   string
+	// Precision is what the model computes in: bfloat16 when it was
+	// exported so (the manifest's precision) or when Options.Precision
+	// rewrote it, else float32. What a report, an index or an embedding
+	// records.
+	Precision string
 
 	trainIn   tf.Output
 	trainOut  []tf.Output // outputKeys(), the same for train_step_with_noise
@@ -147,7 +152,10 @@ func load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod := &Model{Dir: dir, Manifest: man, saved: saved, Using: "CPU"}
+	mod := &Model{Dir: dir, Manifest: man, saved: saved, Using: "CPU", Precision: "float32"}
+	if man.Precision == "bfloat16" || opts.Precision == "bfloat16" {
+		mod.Precision = "bfloat16"
+	}
 	if err := mod.resolve(saverDef); err != nil {
 		saved.Session.Close()
 		return nil, err

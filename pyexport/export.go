@@ -112,6 +112,9 @@ func rootAndPython() (root, py string, err error) {
 // Export (re)writes the SavedModel for cfg into dir. Output of the exporter
 // goes to the given writers.
 func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr io.Writer) error {
+	if cfg.Model.Precision == config.PrecisionAuto {
+		return fmt.Errorf("export %s: model.precision is auto, which config.Load resolves for this CPU: resolve it first (Config.ResolvePrecision)", dir)
+	}
 	root, py, err := rootAndPython()
 	if err != nil {
 		return err
@@ -236,6 +239,26 @@ func replaceable(out string) error {
 	if err != nil || json.Unmarshal(raw, &man) != nil || man.Kind != graph.KindEncoder {
 		return fmt.Errorf("export --out %s: the folder exists and is not a trained encoder's export (no %s of kind %q): "+
 			"it would be replaced whole, so give a new or empty folder", out, graph.ManifestFile, graph.KindEncoder)
+	}
+	return nil
+}
+
+// Profile runs the exported train_step of dir for steps traced steps of
+// batch images (after a warm-up) with the given thread pools and prints
+// where the time goes, by kind of op and by node, with the CPU named
+// (pyexport/profile.py).
+func Profile(ctx context.Context, dir string, batch, steps, intra, inter int, stdout, stderr io.Writer) error {
+	root, py, err := rootAndPython()
+	if err != nil {
+		return err
+	}
+	cmd := exec.CommandContext(ctx, py, "-m", "pyexport.profile", "--export", dir, "--batch", fmt.Sprint(batch),
+		"--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(max(10, steps/2)), "--intra", fmt.Sprint(intra), "--inter", fmt.Sprint(inter))
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2", "PYTHONWARNINGS=ignore")
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("profile %s: %w", dir, err)
 	}
 	return nil
 }

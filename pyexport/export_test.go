@@ -78,6 +78,7 @@ func equal(a, b []int) bool {
 
 func TestExportRefusesBadSpec(t *testing.T) {
 	cfg := config.Defaults()
+	cfg.Model.Precision = "float32"
 	cfg.Model.Scaling = "wide" // Go's Validate would refuse this; the exporter checks again
 	err := pyexport.Export(context.Background(), &cfg, filepath.Join(t.TempDir(), "x"), io.Discard, io.Discard)
 	if err == nil {

@@ -68,13 +68,22 @@ def batch_norm(spec, dtype=None):
 
 
 def encoder_policy(spec):
-    """The dtype policy of the encoder's convolution blocks: None (float32),
-    or for model.precision bfloat16 Keras's mixed_bfloat16 (bfloat16
-    compute, float32 variables). The batch norm keeps its statistics,
-    scale and offset in float32 either way; the code's Dense layers, the
-    feature map handed on, the heads, the scores and the losses stay
-    float32."""
+    """The dtype policy of the encoder's convolution blocks and of the
+    heads' and discriminators' hidden Dense layers: None (float32), or for
+    model.precision bfloat16 Keras's mixed_bfloat16 (bfloat16 products with
+    float32 accumulation, float32 variables). The batch norm keeps its
+    statistics, scale and offset in float32 either way; the code's Dense
+    layers, the feature map handed on, every head's output (cast back,
+    head_output), the discriminators' sigmoid layer, the scores and the
+    losses stay float32."""
     return "mixed_bfloat16" if spec["model"].get("precision", "float32") == "bfloat16" else None
+
+
+def head_output(dt):
+    """The layers that end a head: none in float32; under mixed_bfloat16 a
+    cast back to float32 (no weights, so the checkpoint's keys stay
+    float32's), so that normalisation, scores and losses see float32."""
+    return [layers.Identity(dtype="float32")] if dt else []
 
 
 LAST_CONV = "last_conv"  # the layer whose output is the encoder's last convolutional feature map
@@ -144,13 +153,14 @@ def build_encoder(spec):
     return keras.Model(x_in, [feature_map, z_mean, z_log_var], name="encoder")
 
 
-def build_discriminator(input_shape, z_dim, name):
+def build_discriminator(input_shape, z_dim, name, dt=None):
     """3 × Dense(z_dim, relu) → Dense(1, sigmoid). Dense acts on the last axis, so
-    with input_shape (h, w, d) it scores every position of a map: the per-location MLP."""
+    with input_shape (h, w, d) it scores every position of a map: the per-location MLP.
+    dt: the hidden layers' policy (encoder_policy); the sigmoid layer is float32."""
     return keras.Sequential(
         [keras.Input(input_shape)]
-        + [layers.Dense(z_dim, activation="relu") for _ in range(3)]
-        + [layers.Dense(1, activation="sigmoid")],
+        + [layers.Dense(z_dim, activation="relu", dtype=dt) for _ in range(3)]
+        + [layers.Dense(1, activation="sigmoid", dtype="float32" if dt else None)],
         name=name,
     )
 
@@ -202,37 +212,39 @@ def local_pairs(z, feature_map, perm):
 def build_global_disc(spec, encoder):
     """The seed's global discriminator, on the pairs global_pairs makes."""
     return build_discriminator((global_input_dim(spec, map_shape(encoder)),), spec["model"]["z_dim"],
-                               "global_discriminator")
+                               "global_discriminator", encoder_policy(spec))
 
 
 def build_local_disc(spec, encoder):
     """The seed's local discriminator, on [z at every location, C]."""
     z_dim = spec["model"]["z_dim"]
     h, w, c = map_shape(encoder)
-    return build_discriminator((h, w, z_dim + c), z_dim, "local_discriminator")
+    return build_discriminator((h, w, z_dim + c), z_dim, "local_discriminator", encoder_policy(spec))
 
 
 def build_local_head(spec, encoder):
     """The DIM paper's projection head on every location of C, to head_dim."""
-    d = spec["loss"]["head_dim"]
-    return keras.Sequential([keras.Input(map_shape(encoder)), layers.Dense(d, activation="relu"), layers.Dense(d)],
-                            name="local_head")
+    return projection_head(spec, map_shape(encoder), "local_head")
 
 
 def build_local_head_2(spec, encoder):
     """The second scale's projection head (loss.local_scales 2), on every
     location of the map before C (prev_map_shape), to head_dim."""
-    d = spec["loss"]["head_dim"]
-    return keras.Sequential([keras.Input(prev_map_shape(encoder)), layers.Dense(d, activation="relu"), layers.Dense(d)],
-                            name="local_head_2")
+    return projection_head(spec, prev_map_shape(encoder), "local_head_2")
 
 
 def build_global_head(spec, encoder):
     """The DIM paper's projection head on the code z, to head_dim."""
-    d = spec["loss"]["head_dim"]
-    return keras.Sequential(
-        [keras.Input((spec["model"]["z_dim"],)), layers.Dense(d, activation="relu"), layers.Dense(d)], name="global_head"
-    )
+    return projection_head(spec, (spec["model"]["z_dim"],), "global_head")
+
+
+def projection_head(spec, input_shape, name):
+    """Dense(head_dim, relu) → Dense(head_dim) on the last axis, in the
+    encoder's policy (bfloat16 products for model.precision bfloat16), its
+    output float32."""
+    d, dt = spec["loss"]["head_dim"], encoder_policy(spec)
+    return keras.Sequential([keras.Input(input_shape), layers.Dense(d, activation="relu", dtype=dt), layers.Dense(d, dtype=dt)]
+                            + head_output(dt), name=name)
 
 
 # name → builder(spec, encoder) of every network besides the encoder that an

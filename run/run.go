@@ -55,6 +55,9 @@ type Run struct {
 	// State is the latest complete checkpoint when the run was opened (nil:
 	// none yet).
 	State *checkpoint.State
+	// Precision says what the run computes in and why, for a person:
+	// "bfloat16 (auto: AMX)". Set by Create.
+	Precision string
 	// model is the folder of the run's SavedModel: Dir/model, or for a run
 	// folder of the older layout, the export_dir its config names.
 	model string
@@ -82,7 +85,7 @@ func Open(dir string) (*Run, error) {
 	if _, err := os.Stat(file); err != nil {
 		return nil, fmt.Errorf("%s is not a run folder: it has no %s (`runner train --run-dir DIR` makes one)", dir, ConfigFile)
 	}
-	cfg, err := config.Load(file, nil)
+	cfg, err := config.LoadRun(file, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -93,7 +96,7 @@ func Open(dir string) (*Run, error) {
 		}
 		return nil, err
 	}
-	if r.State.ConfigHash != r.Hash {
+	if !cfg.SameWeights(r.State.ConfigHash) {
 		return nil, fmt.Errorf("%s: the checkpoint was trained from spec %.12s, the run's %s says %.12s (was %s edited?)",
 			dir, r.State.ConfigHash, ConfigFile, r.Hash, ConfigFile)
 	}
@@ -200,12 +203,17 @@ func Create(dir string, cfg *config.Resolved, resume bool, out io.Writer) (*Run,
 	if err := absolutePaths(cfg); err != nil {
 		return nil, err
 	}
+	precision, err := precisionOf(abs, cfg, resume)
+	if err != nil {
+		return nil, err
+	}
 	r := newRun(abs, cfg)
+	r.Precision = precision
 	state, err := r.Checkpoints.Latest()
 	switch {
 	case err == nil && !resume:
 		return nil, fmt.Errorf("%s already has a checkpoint at step %d: pass --resume to continue it, or choose another --run-dir", dir, state.Step)
-	case err == nil && state.ConfigHash != r.Hash:
+	case err == nil && !cfg.SameWeights(state.ConfigHash):
 		return nil, fmt.Errorf("%s was trained from another config (spec hash %.12s, now %.12s): resume with its own %s", dir, state.ConfigHash, r.Hash, filepath.Join(dir, ConfigFile))
 	case err == nil:
 		r.State = state
@@ -229,6 +237,55 @@ func Create(dir string, cfg *config.Resolved, resume bool, out io.Writer) (*Run,
 		r.model = own
 	}
 	return r, nil
+}
+
+// precisionOf settles cfg's model.precision against the run folder's (on
+// resume) and says what it is and why. A run keeps the precision it was
+// trained in when auto would choose another on this CPU (a run moved to a
+// CPU of another kind); a precision given in the config or by
+// --model.precision changes it: float32 and bfloat16 train the same float32
+// variables, so the checkpoint's weights carry over (a new model/ is
+// installed).
+func precisionOf(abs string, cfg *config.Resolved, resume bool) (string, error) {
+	p := cfg.Model.Precision
+	var was string
+	if resume {
+		if old, err := config.LoadRun(filepath.Join(abs, ConfigFile), nil); err == nil {
+			was = old.Model.Precision
+		}
+	}
+	switch {
+	case was == "" && cfg.PrecisionAuto != "":
+		return fmt.Sprintf("%s (%s)", p, cfg.PrecisionAuto), nil
+	case was == "":
+		return fmt.Sprintf("%s (%s)", p, givenBy(cfg)), nil
+	case was != p && cfg.PrecisionAuto != "":
+		cfg.Model.Precision, cfg.PrecisionAuto = was, ""
+		return fmt.Sprintf("%s (the run's, kept: %s would choose %s on this CPU; --model.precision %s changes it)", was, cfg.PrecisionAuto, p, p), nil
+	case was != p:
+		return fmt.Sprintf("%s (changed from the run's %s by %s; the checkpoint's weights carry over)", p, was, givenBy(cfg)), nil
+	}
+	auto, why, err := config.AutoPrecision()
+	if err != nil {
+		return "", err
+	}
+	if auto != p {
+		return fmt.Sprintf("%s (the run's; %s would choose %s on this CPU; --model.precision %s changes it)", p, why, auto, auto), nil
+	}
+	return fmt.Sprintf("%s (the run's; %s)", p, why), nil
+}
+
+// givenBy says who gave model.precision.
+func givenBy(cfg *config.Resolved) string {
+	switch cfg.Sources["model.precision"] {
+	case config.FromFlag:
+		return "--model.precision"
+	case config.FromEnv:
+		return "INFOMAX_MODEL_PRECISION"
+	case config.FromFile:
+		return "model.precision in " + filepath.Base(cfg.File)
+	}
+	return "model.precision"
 }
 
 // absolutePaths makes the config's local paths absolute, as the run folder
@@ -267,8 +324,8 @@ func (r *Run) InstallModel(export string) error {
 	if man.ConfigHash != r.Hash {
 		return fmt.Errorf("install %s into %s: it was exported from spec %.12s, the run's is %.12s", export, r.Dir, man.ConfigHash, r.Hash)
 	}
-	if r.State != nil {
-		return fmt.Errorf("install %s into %s: the run has checkpoints already; its model stays", export, r.Dir)
+	if r.State != nil && !r.Config.SameWeights(r.State.ConfigHash) {
+		return fmt.Errorf("install %s into %s: the run has checkpoints of another spec already; its model stays", export, r.Dir)
 	}
 	own := filepath.Join(r.Dir, ModelDir)
 	tmp, err := os.MkdirTemp(r.Dir, ".model-*")
@@ -301,7 +358,7 @@ func Upgrade(dir, export string) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
-	cfg, err := config.Load(filepath.Join(abs, ConfigFile), nil)
+	cfg, err := config.LoadRun(filepath.Join(abs, ConfigFile), nil)
 	if err != nil {
 		return nil, err
 	}

@@ -57,7 +57,7 @@ func newRoot() *cobra.Command {
 	// Read by package tflog before TensorFlow loads (see there); declared
 	// here so that cobra accepts it on every command.
 	root.PersistentFlags().Bool("verbose", false, "show TensorFlow's own log lines (same as INFOMAX_VERBOSE=1)")
-	root.AddCommand(exportCmd(), trainCmd(), evalCmd(), indexCmd(), searchCmd(), configCmd(), dataCmd(), upgradeCmd())
+	root.AddCommand(exportCmd(), trainCmd(), evalCmd(), indexCmd(), searchCmd(), configCmd(), dataCmd(), upgradeCmd(), profileCmd())
 	return root
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/infomax/infomax/config"
 	"io"
 	"time"
 
@@ -36,7 +37,7 @@ func indexCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Images, "images", "", "a folder or .tar/.tar.gz/.zip of images (any layout, any size)")
 	cmd.Flags().StringVar(&o.Out, "out", "", "the index file to write")
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them")
-	cmd.Flags().StringVar(&o.Precision, "precision", "", "encode in float32 or bfloat16 (default: the model's model.precision)")
+	cmd.Flags().StringVar(&o.Precision, "precision", config.PrecisionAuto, "encode in auto (bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else float32), float32 or bfloat16; a model trained in bfloat16 encodes in bfloat16")
 	for _, f := range []string{"run-dir", "images", "out"} {
 		cmd.MarkFlagRequired(f)
 	}
@@ -62,11 +63,12 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
+	ix.Precision = enc.Precision
 	if err := ix.Save(o.Out); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "index: %d images from %s (%d resized to %dx%d, %d left out) encoded by %s at step %d → %s in %.1fs\n",
-		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, o.Out, time.Since(t).Seconds())
+	fmt.Fprintf(out, "index: %d images from %s (%d resized to %dx%d, %d left out) encoded by %s at step %d in %s (%s) → %s in %.1fs\n",
+		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, enc.Precision, enc.PrecisionWhy, o.Out, time.Since(t).Seconds())
 	for _, b := range imgs.Bad[:min(5, len(imgs.Bad))] {
 		fmt.Fprintf(out, "  left out: %s\n", b.Error())
 	}

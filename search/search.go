@@ -28,6 +28,9 @@ type Index struct {
 	Run        string       `json:"run"`         // the run whose encoder made the features
 	ConfigHash string       `json:"config_hash"` // its manifest's spec hash
 	Step       int64        `json:"step"`
+	// Precision is what the encoder computed the features in (float32 or
+	// bfloat16; "": an index from before the key). Set it after New.
+	Precision string `json:"precision,omitempty"`
 }
 
 // Hit is one search result.

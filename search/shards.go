@@ -22,15 +22,18 @@ const ManifestFile = "manifest.json"
 // Manifest says which model made a sharded index's features and lists its
 // shards.
 type Manifest struct {
-	Run         string   `json:"run"`          // the run folder, absolute
-	RunRelative string   `json:"run_relative"` // and relative to the sharded folder (see Index.Run)
-	ConfigHash  string   `json:"config_hash"`
-	Step        int64    `json:"step"`
-	Dim         int      `json:"dim"`
-	Images      int      `json:"images"`
-	Bad         int      `json:"bad"` // images left out (listed in bad.txt)
-	Shards      []string `json:"shards"`
-	Inputs      []string `json:"inputs"`
+	Run         string `json:"run"`          // the run folder, absolute
+	RunRelative string `json:"run_relative"` // and relative to the sharded folder (see Index.Run)
+	ConfigHash  string `json:"config_hash"`
+	Step        int64  `json:"step"`
+	// Precision is what the encoder computed the features in (float32 or
+	// bfloat16; "": written before the key).
+	Precision string   `json:"precision,omitempty"`
+	Dim       int      `json:"dim"`
+	Images    int      `json:"images"`
+	Bad       int      `json:"bad"` // images left out (listed in bad.txt)
+	Shards    []string `json:"shards"`
+	Inputs    []string `json:"inputs"`
 	// Labels says where the images' classes came from ("folders" or the
 	// labels file; "": none); each shard then has NAME.labels.txt, a class
 	// a line ("" for an image without one).
@@ -121,7 +124,7 @@ func loadShards(ctx context.Context, dir string) (*Index, error) {
 		return nil, err
 	}
 	mf := store.Join(dir, ManifestFile)
-	ix := &Index{Run: FindRun(mf, m.Run, m.RunRelative), ConfigHash: m.ConfigHash, Step: m.Step, Features: knn.Features{Dim: m.Dim}}
+	ix := &Index{Run: FindRun(mf, m.Run, m.RunRelative), ConfigHash: m.ConfigHash, Step: m.Step, Precision: m.Precision, Features: knn.Features{Dim: m.Dim}}
 	for _, s := range m.Shards {
 		sh, err := ReadShard(ctx, dir, m, s)
 		if err != nil {

@@ -51,6 +51,7 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 		return nil, 0, err
 	}
 	fmt.Fprintln(out, devicesLine(t.model, cfg.Device))
+	fmt.Fprintf(out, "precision: %s\n", r.Precision)
 	if t.data, err = r.LoadData(t.model.Manifest, out); err != nil {
 		return fail(err)
 	}

@@ -251,3 +251,45 @@ def test_bfloat16_computes_the_encoder_in_bfloat16_and_the_losses_in_float32():
     for key in ("loss", "local", "prior"):
         va, vb = float(la[key]), float(lb[key])
         assert np.isfinite(vb) and abs(va - vb) <= 0.02 * abs(va), (key, va, vb)
+
+
+@pytest.mark.parametrize("base", [FUSED, SMALL, TWO_VIEW], ids=["local_nce", "seed", "two_view_nce"])
+def test_bfloat16_runs_the_heads_in_bfloat16_with_float32_outputs(base):
+    """model.precision bfloat16 also runs the heads' and discriminators'
+    hidden Dense layers in bfloat16 (Keras's mixed policy: bfloat16
+    products, float32 accumulation and variables): their outputs, the
+    discriminators' sigmoid layer, scores and losses stay float32. The
+    variables and their checkpoint keys are float32's, so a checkpoint moves
+    between the precisions; every loss term is within 3% of float32's from
+    the same seed."""
+    f32, bf = copy.deepcopy(base), copy.deepcopy(base)
+    bf["model"]["precision"] = "bfloat16"
+    # Each export runs in a process of its own: Keras's layer names start
+    # from the same counters for both.
+    tf.keras.backend.clear_session()
+    a = InfoMax(f32)
+    tf.keras.backend.clear_session()
+    b = InfoMax(bf)
+    assert list(a.weights) == list(b.weights)  # the checkpoint's keys
+    for va, vb in zip(a.weights.values(), b.weights.values()):
+        assert vb.dtype == va.dtype and vb.shape == va.shape
+        np.testing.assert_array_equal(va.numpy(), vb.numpy())
+    heads = [n for n in b.nets if n != "encoder"]
+    assert heads
+    for name in heads:
+        dense = [l for l in b.nets[name].layers if isinstance(l, tf.keras.layers.Dense)]
+        assert all(l.compute_dtype == "bfloat16" for l in dense if l.activation.__name__ != "sigmoid"), name
+        assert all(l.compute_dtype == "float32" for l in dense if l.activation.__name__ == "sigmoid"), name
+        x = tf.zeros([2, *b.nets[name].inputs[0].shape[1:]])
+        assert b.nets[name](x).dtype == tf.float32, name
+    rng = np.random.default_rng(5)
+    n = BATCH
+    eps = rng.normal(size=(n, base["model"]["z_dim"])).astype(np.float32)
+    perm = np.roll(np.arange(n, dtype=np.int32), 1)
+    la = a.train_step_with_noise(tf.constant(images(f32)), eps, perm, perm)
+    lb = b.train_step_with_noise(tf.constant(images(bf)), eps, perm, perm)
+    for key in la:
+        if key in ("step", "learning_rate"):
+            continue
+        va, vb = float(la[key]), float(lb[key])
+        assert np.isfinite(vb) and abs(va - vb) <= 0.03 * abs(va) + 1e-4, (key, va, vb)
