@@ -260,8 +260,9 @@ func precisionOf(abs string, cfg *config.Resolved, resume bool) (string, error) 
 	case was == "":
 		return fmt.Sprintf("%s (%s)", p, givenBy(cfg)), nil
 	case was != p && cfg.PrecisionAuto != "":
+		why := cfg.PrecisionAuto
 		cfg.Model.Precision, cfg.PrecisionAuto = was, ""
-		return fmt.Sprintf("%s (the run's, kept: %s would choose %s on this CPU; --model.precision %s changes it)", was, cfg.PrecisionAuto, p, p), nil
+		return fmt.Sprintf("%s (the run's, kept: %s would choose %s on this CPU; --model.precision %s changes it)", was, why, p, p), nil
 	case was != p:
 		return fmt.Sprintf("%s (changed from the run's %s by %s; the checkpoint's weights carry over)", p, was, givenBy(cfg)), nil
 	}

@@ -45,11 +45,11 @@ func smallRunOf(t *testing.T, cfg *config.Config, extra string) string {
 export_dir: %s
 seed: %d
 data: {format: fashion_mnist, path: %s, cache_dir: %s}
-model: {z_dim: %d}
+model: {z_dim: %d, precision: %s}
 loss: {objective: %s}
 train: {batch_size: 32, epochs: 3, log_every: 1, checkpoint_every: 10, keep_checkpoints: 2, intra_op_threads: 2, inter_op_threads: 1}
 eval: {weighted_k: 50}
-%s`, exportDir, cfg.Seed, dataDir, filepath.Join(t.TempDir(), "cache"), cfg.Model.ZDim, cfg.Loss.Objective, extra)
+%s`, exportDir, cfg.Seed, dataDir, filepath.Join(t.TempDir(), "cache"), cfg.Model.ZDim, cfg.Model.Precision, cfg.Loss.Objective, extra)
 	if err := os.WriteFile(path, []byte(yaml), 0o644); err != nil {
 		t.Fatal(err)
 	}
