@@ -8,12 +8,15 @@
 package config
 
 import (
+	"sync"
+
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/cpuinfo"
 	"io"
 	"os"
@@ -367,17 +370,49 @@ func (c *Config) ResolvePrecision() (why string, err error) {
 }
 
 // AutoPrecision is what model.precision auto means on this CPU, and why:
-// ("bfloat16", "auto: AMX") or ("float32", "auto: neither AMX nor
-// AVX512_BF16").
+// ("bfloat16", "auto: AMX; …") or ("float32", "auto: neither AMX nor
+// AVX512_BF16"). A CPU whose flags say it computes bfloat16 natively is
+// taken at its word only when TensorFlow's bfloat16 matrix product is
+// measured at least as fast as its float32 one (graph.MatMulRate, once per
+// process): a Xeon with avx512_bf16 in a virtual machine measured bfloat16
+// at half float32's rate (docs/speed.md). An answer injected through
+// INFOMAX_CPU_BF16 is final: nothing is measured.
 func AutoPrecision() (precision, why string, err error) {
 	bf, err := cpuinfo.NativeBF16()
 	if err != nil {
 		return "", "", err
 	}
-	if bf.Native() {
+	if !bf.Native() {
+		return "float32", "auto: " + bf.String(), nil
+	}
+	if bf.Injected {
 		return "bfloat16", "auto: " + bf.String(), nil
 	}
-	return "float32", "auto: " + bf.String(), nil
+	probe.Do(func() {
+		probe.f32, probe.err = graph.MatMulRate(graph.Options{}, "float32", probeSide, 3)
+		if probe.err == nil {
+			probe.bf16, probe.err = graph.MatMulRate(graph.Options{}, "bfloat16", probeSide, 3)
+		}
+	})
+	if probe.err != nil {
+		return "", "", fmt.Errorf("measuring bfloat16 against float32: %w", probe.err)
+	}
+	rates := fmt.Sprintf("%d² products at %.0f GFLOP/s in bfloat16, %.0f in float32", probeSide, probe.bf16, probe.f32)
+	if probe.bf16 < probe.f32 {
+		return "float32", fmt.Sprintf("auto: %s, but %s", bf, rates), nil
+	}
+	return "bfloat16", fmt.Sprintf("auto: %s, %s", bf, rates), nil
+}
+
+// probeSide is the side of the matrices AutoPrecision multiplies (2 GFLOP a
+// product: tens of milliseconds on 2 cores).
+const probeSide = 1024
+
+// probe holds AutoPrecision's measurement, made once per process.
+var probe struct {
+	sync.Once
+	f32, bf16 float64
+	err       error
 }
 
 // YAML renders the resolved config, for the run folder, with a comment
