@@ -70,6 +70,9 @@ func main() {
 		fmt.Fprintln(os.Stderr, "embed:", err)
 		os.Exit(2)
 	}
+	if precisionNote != "" {
+		fmt.Println(precisionNote)
+	}
 	t := time.Now()
 	if err := execute(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "embed:", err)
@@ -77,6 +80,10 @@ func main() {
 	}
 	fmt.Printf("embed: %s in %.1fs\n", o.Output, time.Since(t).Seconds())
 }
+
+// precisionNote says how options resolved --precision auto, printed once
+// the checks pass.
+var precisionNote string
 
 func options() (Options, error) {
 	if *runDir == "" || *input == "" || *output == "" {
@@ -98,7 +105,7 @@ func options() (Options, error) {
 		if err != nil {
 			return Options{}, fmt.Errorf("--precision auto: %w", err)
 		}
-		fmt.Printf("embed: precision %s (%s, on this machine, for every worker)\n", auto, why)
+		precisionNote = fmt.Sprintf("embed: precision %s (%s, on this machine, for every worker)", auto, why)
 		p = auto
 	case "float32", "bfloat16":
 	default:

@@ -81,7 +81,10 @@ func TestEmbedFromGCSToS3(t *testing.T) {
 			maxDiff = math.Max(maxDiff, math.Abs(float64(got.Features.Data[i*d+k]-want.Features.Data[j*d+k])))
 		}
 	}
-	if maxDiff != 0 {
+	// The same images, met in other batches: where TensorFlow runs Eigen's
+	// kernels (oneDNN off, CPUs without AVX-512) a row's sums round by the
+	// batch it is in, so the features agree to float32's rounding.
+	if maxDiff > 1e-6 {
 		t.Errorf("features from GCS differ from the folder's by up to %g", maxDiff)
 	}
 
