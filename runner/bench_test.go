@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"github.com/infomax/infomax/internal/cpuinfo"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -122,7 +123,7 @@ func BenchmarkEncode(b *testing.B) {
 			fmt.Println(line)
 		}
 		f32 := median(rates[0])
-		fmt.Printf("encode, CIFAR-10 model (32×32×3 → 256), medians of %d rounds: float32 %.0f images/s", speedRounds, f32)
+		fmt.Printf("encode, CIFAR-10 model (32×32×3 → 256), CPU %s, medians of %d rounds: float32 %.0f images/s", cpuinfo.Describe(), speedRounds, f32)
 		for k := 1; k < len(arms); k++ {
 			v := median(rates[k])
 			fmt.Printf("; %s %.0f (%.2f× float32)", arms[k].name, v, v/f32)

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/infomax/infomax/internal/cpuinfo"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -64,6 +65,7 @@ func BenchmarkKerasFitVsRunner(b *testing.B) {
 	if err != nil || json.Unmarshal(out, &fl) != nil {
 		b.Fatalf("pyexport.flops: %v\n%s", err, out)
 	}
+	fmt.Printf("speed: CPU %s; model.precision auto picks %s here\n", cpuinfo.Describe(), autoPrecision())
 	fmt.Printf("speed: the seed's CIFAR-10 recipe costs %.0f MFLOP per training image (forward %.0f); TensorFlow's matmul here: %.0f GFLOP/s float32, %.0f GFLOP/s bfloat16\n",
 		fl.Training/1e6, fl.Forward/1e6, fl.Peak["float32"]/1e9, fl.Peak["bfloat16"]/1e9)
 
@@ -144,4 +146,14 @@ func median(v []float64) float64 {
 	s := slices.Clone(v)
 	slices.Sort(s)
 	return s[len(s)/2]
+}
+
+// autoPrecision is what model.precision auto resolves to on this machine,
+// and why, for the benchmarks' first line.
+func autoPrecision() string {
+	p, why, err := config.AutoPrecision()
+	if err != nil {
+		return err.Error()
+	}
+	return p + " (" + why + ")"
 }
