@@ -420,7 +420,7 @@ var probe struct {
 func (r *Resolved) YAML() []byte {
 	out := r.Config.YAML()
 	if r.PrecisionAuto != "" {
-		out = append([]byte(fmt.Sprintf("# model.precision: %s, chosen by %s on a %s\n", r.Model.Precision, r.PrecisionAuto, cpuinfo.Model())), out...)
+		out = append([]byte(fmt.Sprintf("# model.precision: %s, chosen by %s (CPU: %s)\n", r.Model.Precision, r.PrecisionAuto, cpuinfo.Model())), out...)
 	}
 	return out
 }
