@@ -256,7 +256,10 @@ func Profile(ctx context.Context, dir string, batch, steps, intra, inter int, st
 		"--steps", fmt.Sprint(steps), "--warmup", fmt.Sprint(max(10, steps/2)), "--intra", fmt.Sprint(intra), "--inter", fmt.Sprint(inter))
 	cmd.Dir = root
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2", "PYTHONWARNINGS=ignore")
+	cmd.Env = append(os.Environ(), "PYTHONWARNINGS=ignore")
+	if _, ok := os.LookupEnv("TF_CPP_MIN_LOG_LEVEL"); !ok {
+		cmd.Env = append(cmd.Env, "TF_CPP_MIN_LOG_LEVEL=3") // TensorFlow's start-up lines: the runner's own are off too
+	}
 	if err := cmd.Run(); err != nil {
 		return fmt.Errorf("profile %s: %w", dir, err)
 	}
