@@ -17,7 +17,7 @@ const module = "github.com/infomax/infomax/"
 // layers is the structure docs/design.md draws, bottom up: a package may
 // import only packages of lower layers. The fixtures are for tests alone.
 var layers = [][]string{
-	{"internal/cpuinfo", "internal/fsutil", "internal/memstat", "internal/offheap", "internal/tfutil", "tboard", "tflog"},
+	{"internal/cpuinfo", "internal/fsutil", "internal/memstat", "internal/offheap", "internal/tfutil", "tboard", "tflog", "tfonednn"},
 	{"internal/store"},
 	{"data", "checkpoint", "graph", "internal/npy"},
 	{"config", "knn"},
@@ -107,8 +107,9 @@ func TestLayering(t *testing.T) {
 }
 
 // No library package changes the process it is imported into: no forced
-// garbage collection or memory policy, no re-execution; package tflog, which
-// re-executes to quiet TensorFlow, is imported by main packages only. Every
+// garbage collection or memory policy, no re-execution; packages tflog and
+// tfonednn, which re-execute to quiet TensorFlow and to turn its oneDNN
+// kernels on, are imported by main packages only. Every
 // TensorFlow session is made in package graph, from graph.Options (threads,
 // device), and the CLI does not touch TensorFlow itself.
 func TestNoProcessSideEffectsAndOneSessionFactory(t *testing.T) {
@@ -121,15 +122,17 @@ func TestNoProcessSideEffectsAndOneSessionFactory(t *testing.T) {
 			}
 			src := string(raw)
 			name, imps := imports(t, p)
-			if pkg != "tflog" {
+			if pkg != "tflog" && pkg != "tfonednn" {
 				for _, f := range forbidden {
 					if strings.Contains(src, f) {
 						t.Errorf("%s: %s in a library package", p, f)
 					}
 				}
 			}
-			if slices.Contains(imps, module+"tflog") && name != "main" {
-				t.Errorf("%s: package %s imports tflog, which only main packages may", p, name)
+			for _, opt := range []string{"tflog", "tfonednn"} {
+				if slices.Contains(imps, module+opt) && name != "main" {
+					t.Errorf("%s: package %s imports %s, which only main packages may", p, name, opt)
+				}
 			}
 			if pkg != "graph" && (strings.Contains(src, "tf.NewSession(") || strings.Contains(src, "tf.LoadSavedModel(")) {
 				t.Errorf("%s: a TensorFlow session made outside package graph (use graph.NewSession or graph.LoadSaved with the run's options)", p)

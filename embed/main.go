@@ -37,7 +37,8 @@ import (
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/run"
-	_ "github.com/infomax/infomax/tflog" // TensorFlow's log lines off unless --verbose
+	_ "github.com/infomax/infomax/tflog"    // TensorFlow's log lines off unless --verbose
+	_ "github.com/infomax/infomax/tfonednn" // TensorFlow's oneDNN kernels on every CPU
 )
 
 var (

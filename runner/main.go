@@ -31,7 +31,8 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/run"
-	_ "github.com/infomax/infomax/tflog" // TensorFlow's log lines off unless --verbose
+	_ "github.com/infomax/infomax/tflog"    // TensorFlow's log lines off unless --verbose
+	_ "github.com/infomax/infomax/tfonednn" // TensorFlow's oneDNN kernels on every CPU
 	"github.com/infomax/infomax/train"
 )
 

@@ -110,6 +110,15 @@ func TestPrecisionAutoAndResume(t *testing.T) {
 	}
 	ix, err := search.Load(idx)
 	if err != nil || ix.Precision != "bfloat16" || !strings.Contains(iout.String(), "in bfloat16 (the model's own: trained in bfloat16)") {
-		t.Errorf("index precision %v (%v); printed %s", ix, err, iout.String())
+		t.Fatalf("index precision %v (%v); printed %s", ix, err, iout.String())
+	}
+	// A query encoded as the index was finds its own image at cosine 1.
+	var sout bytes.Buffer
+	if err := runSearch(context.Background(), searchOptions{Index: idx, Query: ix.Paths[3], K: 1, Metric: "cosine", JSON: true}, &sout); err != nil {
+		t.Fatal(err)
+	}
+	var hits []search.Hit
+	if err := json.Unmarshal(sout.Bytes(), &hits); err != nil || len(hits) != 1 || hits[0].Index != 3 || hits[0].Score < 0.99999 {
+		t.Errorf("search for an indexed image: %s (%v)", sout.String(), err)
 	}
 }

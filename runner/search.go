@@ -117,7 +117,13 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	if len(ix.Paths) == 0 {
 		return fmt.Errorf("%s: %w: index a folder with images first (`runner index`)", o.Index, search.ErrEmpty)
 	}
-	enc, err := encoder.Load(ix.Run)
+	// The query in the precision the index was encoded in (an index from
+	// before the key: as exported, what encoding did then).
+	precision := ix.Precision
+	if precision == "" {
+		precision = "float32"
+	}
+	enc, err := encoder.Load(ix.Run, encoder.WithPrecision(precision))
 	if err != nil {
 		return fmt.Errorf("the encoder of index %s: %w", o.Index, err)
 	}

@@ -27,7 +27,8 @@ import (
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/search"
-	_ "github.com/infomax/infomax/tflog" // opt in, from main: TensorFlow's start-up lines off
+	_ "github.com/infomax/infomax/tflog"    // opt in, from main: TensorFlow's start-up lines off
+	_ "github.com/infomax/infomax/tfonednn" // opt in, from main: TensorFlow's oneDNN kernels on every x86 CPU
 )
 
 func main() {
@@ -110,8 +111,9 @@ func run(ctx context.Context, runDir, images string, workers, k, queries int) er
 	if err != nil {
 		return err
 	}
-	fmt.Printf("batchjob: %d images encoded (%d left out) by %d goroutines sharing one encoder (run %s, step %d, %d features) in %.1fs\n",
-		len(kept), bad, workers, enc.Run, enc.Step, enc.Dim(), time.Since(t0).Seconds())
+	ix.Precision = enc.Precision
+	fmt.Printf("batchjob: %d images encoded (%d left out) by %d goroutines sharing one encoder (run %s, step %d, %d features, %s: %s) in %.1fs\n",
+		len(kept), bad, workers, enc.Run, enc.Step, enc.Dim(), enc.Precision, enc.PrecisionWhy, time.Since(t0).Seconds())
 
 	for q := 0; q < min(queries, len(kept)); q++ {
 		i := q * len(kept) / max(1, queries)
