@@ -8,8 +8,6 @@
 package config
 
 import (
-	"sync"
-
 	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
@@ -26,6 +24,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-viper/mapstructure/v2"
 	"github.com/spf13/pflag"

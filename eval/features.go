@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"cmp"
 	"errors"
 
 	"context"
@@ -239,12 +240,5 @@ func precisions(q, b string) string {
 	if q == b {
 		return b
 	}
-	return fmt.Sprintf("queries %s, bank %s", or(q, "unrecorded"), or(b, "unrecorded"))
-}
-
-func or(s, def string) string {
-	if s == "" {
-		return def
-	}
-	return s
+	return fmt.Sprintf("queries %s, bank %s", cmp.Or(q, "unrecorded"), cmp.Or(b, "unrecorded"))
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -35,11 +36,7 @@ does; --model.precision float32 or bfloat16 profiles the other.`,
 				return err
 			}
 			out := cmd.OutOrStdout()
-			why := cfg.PrecisionAuto
-			if why == "" {
-				why = "given"
-			}
-			fmt.Fprintf(out, "profile: %s, precision %s (%s), batch %d\n", cfg.Name, cfg.Model.Precision, why, cfg.Train.BatchSize)
+			fmt.Fprintf(out, "profile: %s, precision %s (%s), batch %d\n", cfg.Name, cfg.Model.Precision, cmp.Or(cfg.PrecisionAuto, "given"), cfg.Train.BatchSize)
 			if err := runExport(cmd.Context(), &cfg.Config, false, out, cmd.ErrOrStderr()); err != nil {
 				return err
 			}

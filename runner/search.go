@@ -1,16 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/infomax/infomax/config"
 	"io"
 	"time"
 
 	"github.com/spf13/cobra"
 
+	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/eval"
@@ -119,11 +120,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	}
 	// The query in the precision the index was encoded in (an index from
 	// before the key: as exported, what encoding did then).
-	precision := ix.Precision
-	if precision == "" {
-		precision = "float32"
-	}
-	enc, err := encoder.Load(ix.Run, encoder.WithPrecision(precision))
+	enc, err := encoder.Load(ix.Run, encoder.WithPrecision(cmp.Or(ix.Precision, "float32")))
 	if err != nil {
 		return fmt.Errorf("the encoder of index %s: %w", o.Index, err)
 	}
