@@ -21,15 +21,16 @@ var layers = [][]string{
 	{"internal/store"},
 	{"data", "checkpoint", "graph", "internal/npy"},
 	{"config", "knn"},
-	{"pyexport"},
+	{"exporter"},
 	{"run"},
-	{"encoder", "search"},
-	{"eval"},
+	{"encoder", "search", "eval"},
+	{"report"},
+	{"runeval"},
 	{"train"},
 	{"runner", "embed"},
 }
 
-var fixtures = []string{"internal/fixture/hostile", "internal/fixture/testmodel", "internal/fixture/fullsize", "internal/fixture/brute", "internal/fixture/emulators"}
+var fixtures = []string{"testkit/hostile", "testkit/testmodel", "testkit/fullsize", "testkit/brute", "testkit/emulators"}
 
 func layerOf(pkg string) int {
 	for i, l := range layers {

@@ -7,17 +7,17 @@ import (
 	"testing"
 )
 
-// Every Go package is named in the README's layout section: a package added
-// without a word there fails this test.
-func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
-	raw, err := os.ReadFile("README.md")
+// Every Go package is named in docs/design.md's layout section: a package
+// added without a word there fails this test.
+func TestLayoutNamesEveryPackage(t *testing.T) {
+	raw, err := os.ReadFile("docs/design.md")
 	if err != nil {
 		t.Fatal(err)
 	}
 	readme := string(raw)
 	start := strings.Index(readme, "## Layout")
 	if start < 0 {
-		t.Fatal("README.md has no ## Layout section")
+		t.Fatal("docs/design.md has no ## Layout section")
 	}
 	layout := readme[start:]
 	if end := strings.Index(layout[3:], "\n## "); end >= 0 {
@@ -37,7 +37,7 @@ func TestReadmeLayoutNamesEveryPackage(t *testing.T) {
 			name = rel // internal/x is listed without a slash
 		}
 		if !strings.Contains(layout, name) {
-			t.Errorf("README.md's layout section does not name %s (package %s)", name, pkg)
+			t.Errorf("docs/design.md's layout section does not name %s (package %s)", name, pkg)
 		}
 	}
 }

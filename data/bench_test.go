@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infomax/infomax/internal/fixture/fullsize"
+	"github.com/infomax/infomax/testkit/fullsize"
 )
 
 // Speed and memory of loading (make bench). The figures are printed, not

@@ -15,7 +15,7 @@ import (
 
 	"golang.org/x/image/bmp"
 
-	"github.com/infomax/infomax/internal/fixture/hostile"
+	"github.com/infomax/infomax/testkit/hostile"
 )
 
 // Fuzz targets for every reader of a file a user hands us. `make fuzz` runs

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/hostile"
+	"github.com/infomax/infomax/testkit/hostile"
 	"github.com/infomax/infomax/internal/memstat"
 )
 

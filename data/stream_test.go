@@ -12,7 +12,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/hostile"
+	"github.com/infomax/infomax/testkit/hostile"
 	"github.com/infomax/infomax/internal/memstat"
 )
 

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // The embed binary refuses, before any pipeline, a run folder that does not

@@ -9,9 +9,10 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/internal/fixture/emulators"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/emulators"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/knn"
+	"github.com/infomax/infomax/runeval"
 	"github.com/infomax/infomax/search"
 )
 
@@ -44,14 +45,14 @@ func TestEvaluateEmbeddedFeatures(t *testing.T) {
 	e := config.Defaults().Eval
 	e.ProbeEpochs, e.MLPProbeEpochs = 0, 0
 	dim := 0
-	o := eval.FeaturesOptions{Queries: queries, Bank: bank, Dir: filepath.Join(tmp, "report"), Eval: e}
+	o := runeval.FeaturesOptions{Queries: queries, Bank: bank, Dir: filepath.Join(tmp, "report"), Eval: e}
 	m, err := search.ReadManifest(ctx, bank)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dim = m.Dim
 	o.BankBlockBytes = 40 * 4 * int64(dim)
-	rep, err := eval.EvaluateFeatures(ctx, o, &strings.Builder{})
+	rep, err := runeval.EvaluateFeatures(ctx, o, &strings.Builder{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +106,7 @@ func TestEvaluateEmbeddedFeatures(t *testing.T) {
 	t.Logf("weighted kNN %.4f, majority %.4f, 1-NN %.4f, Euclidean 1-NN %.4f", want.Weighted, want.Majority, want.Top1NN, want.L2NN1)
 
 	o.Queries = plain
-	if _, err := eval.EvaluateFeatures(ctx, o, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "--classes") {
+	if _, err := runeval.EvaluateFeatures(ctx, o, &strings.Builder{}); err == nil || !strings.Contains(err.Error(), "--classes") {
 		t.Errorf("queries without classes: %v", err)
 	}
 }

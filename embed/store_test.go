@@ -10,8 +10,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/emulators"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/emulators"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/search"
 )

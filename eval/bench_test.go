@@ -14,7 +14,6 @@ import (
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/tfutil"
 	"github.com/infomax/infomax/knn"
-	"github.com/infomax/infomax/pyexport"
 )
 
 func maxRSS() float64 {
@@ -80,7 +79,7 @@ func BenchmarkKNN(b *testing.B) {
 // BenchmarkLinearProbe trains the probe on CIFAR-10-sized features (50,000 ×
 // 256, 10 classes, 30 epochs of batches of 256) and prints the time.
 func BenchmarkLinearProbe(b *testing.B) {
-	dir, err := pyexport.ExportProbe(b.Context(), 256, 10, 0, os.Stderr)
+	dir, err := exportProbe(b, 256, 10, 0, os.Stderr)
 	if err != nil {
 		b.Fatal(err)
 	}

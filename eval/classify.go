@@ -98,16 +98,16 @@ type KNNResult struct {
 // KNN classifies every query by its nearest bank rows (one search serves all
 // three classifiers).
 func KNN(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
-	return knnVotes(func(m knn.Metric, k int) (*knn.Neighbours, error) {
+	return KNNWith(func(m knn.Metric, k int) (*knn.Neighbours, error) {
 		return knn.Search(ctx, bank, queries, k, knn.Options{Metric: m, Chunk: s.Chunk, Session: s.Session})
 	}, bank.Len(), &bankLabels, queryLabels, numClasses, s)
 }
 
-// knnVotes computes a KNNResult from search, which finds every query's k
+// KNNWith computes a KNNResult from search, which finds every query's k
 // nearest bank rows by a metric: one cosine search for the three votes, one
 // Euclidean for 1-NN. bankLabels is read after each search (a streamed
 // bank's labels are known once it has been read).
-func knnVotes(search func(m knn.Metric, k int) (*knn.Neighbours, error), bankRows int, bankLabels *[]int, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
+func KNNWith(search func(m knn.Metric, k int) (*knn.Neighbours, error), bankRows int, bankLabels *[]int, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
 	nb, err := search(knn.Cosine, min(max(s.K, s.WeightedK, 1), bankRows))
 	if err != nil {
 		return nil, err

@@ -1,22 +1,21 @@
 package eval
 
 import (
-	"image/png"
+	"io"
 	"math"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"testing"
 
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/knn"
-	"github.com/infomax/infomax/pyexport"
 )
 
 // On a separable problem (the class is the quadrant of two dimensions, with a
 // margin, among noise dimensions) the probe learns near-perfect accuracy; on
 // features that carry no information it stays at chance.
 func TestLinearProbeSeparable(t *testing.T) {
-	dir, err := pyexport.ExportProbe(t.Context(), 6, 4, 0, os.Stderr)
+	dir, err := exportProbe(t, 6, 4, 0, os.Stderr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -92,7 +91,7 @@ func TestMLPProbeLearnsWhatTheLinearCannot(t *testing.T) {
 	train, tl := sample(4000)
 	test, el := sample(1000)
 	accuracy := func(hidden int) float64 {
-		dir, err := pyexport.ExportProbe(t.Context(), 6, 2, hidden, os.Stderr)
+		dir, err := exportProbe(t, 6, 2, hidden, os.Stderr)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -109,31 +108,11 @@ func TestMLPProbeLearnsWhatTheLinearCannot(t *testing.T) {
 	t.Logf("XOR of two signs: MLP probe %.3f, linear probe %.3f", mlp, linear)
 }
 
-func TestGridLayout(t *testing.T) {
-	px := func(v byte) []byte {
-		b := make([]byte, 4*4*3)
-		for i := range b {
-			b[i] = v
-		}
-		return b
-	}
-	rows := []GridRow{{Query: px(10), Neighbours: [][]byte{px(20), px(30)}}, {Query: px(40), Neighbours: [][]byte{px(50), px(60)}}}
-	p := filepath.Join(t.TempDir(), "g.png")
-	if err := WriteGrid(p, rows, 4, 4, 3, 3); err != nil {
-		t.Fatal(err)
-	}
-	f, _ := os.Open(p)
-	defer f.Close()
-	img, err := png.Decode(f)
+// exportProbe exports the probe of the source tree's pyexport/probe.py.
+func exportProbe(tb testing.TB, dim, classes, hidden int, stderr io.Writer) (string, error) {
+	program, err := exporter.ProbeProgram("")
 	if err != nil {
-		t.Fatal(err)
+		return "", err
 	}
-	// 3 cells of 12 px, one 8 px gap after the query and one 2 px gap; 2 rows of 12 with a 2 px gap.
-	if b := img.Bounds(); b.Dx() != 3*12+8+2 || b.Dy() != 2*12+2 {
-		t.Fatalf("grid is %v", b)
-	}
-	at := func(x, y int) uint32 { r, _, _, _ := img.At(x, y).RGBA(); return r >> 8 }
-	if at(0, 0) != 10 || at(11, 11) != 10 || at(12+8, 0) != 20 || at(12+8+12+2, 14) != 60 || at(12, 0) != 255 {
-		t.Errorf("cells: %d %d %d %d gap %d", at(0, 0), at(11, 11), at(20, 0), at(34, 14), at(12, 0))
-	}
+	return exporter.ExportProbe(tb.Context(), program, dim, classes, hidden, stderr)
 }

@@ -2,18 +2,12 @@ package eval
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
 	"time"
 
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fsutil"
-	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/run"
 )
@@ -28,21 +22,22 @@ type Split struct {
 	Images   []byte
 	H, W, C  int
 	Fetch    func(idx []int) (map[int][]byte, error)
-	// release frees Features when they live outside Go's heap (a streamed
+	// Free frees Features when they live outside Go's heap (a streamed
 	// evaluation's); nil: nothing to free.
-	release func()
+	Free func()
 }
 
 // Release frees what the split holds outside Go's heap; the split must not
 // be used after.
 func (s Split) Release() {
-	if s.release != nil {
-		s.release()
+	if s.Free != nil {
+		s.Free()
 	}
 }
 
-// images returns the images idx (for the grids).
-func (s Split) images(idx []int) (map[int][]byte, error) {
+// ImagesOf returns the images idx (for the grids and the projector's
+// sprite): from Images, or read again through Fetch.
+func (s Split) ImagesOf(idx []int) (map[int][]byte, error) {
 	if s.Images == nil && s.Fetch != nil {
 		return s.Fetch(idx)
 	}
@@ -104,7 +99,7 @@ func PixelSample(n, dim int, maxBytes int64, seed int64) []int {
 	return idx
 }
 
-// Settings say what Evaluate computes and where it writes.
+// Settings say what Evaluate computes.
 type Settings struct {
 	Classes                 int
 	K, WeightedK            int
@@ -122,15 +117,10 @@ type Settings struct {
 	Seed                     int64
 	GridRows, GridNeighbours int // GridRows 0: no retrieval grids
 	PixelScale, PixelOffset  float32
-	Dir                      string // report.json, report.md, grids and .npy files go here
 	// ProbeGraph returns the folder of a probe's exported graph for dim
 	// features, the given classes and hidden units (0: the linear probe;
-	// pyexport.ExportProbe).
+	// exporter.ExportProbe).
 	ProbeGraph func(ctx context.Context, dim, classes, hidden int) (string, error)
-	// ProjectorImages test images (a seeded sample) go to TensorBoard's
-	// embedding projector (0: none); ClassNames label them.
-	ProjectorImages int
-	ClassNames      []string
 	// Session sets up every TensorFlow session of the evaluation (kNN, the
 	// probe): the run's threads and device.
 	Session graph.Options
@@ -139,17 +129,18 @@ type Settings struct {
 	// it, a seeded sample of the training images (PixelSample), which the
 	// report says (eval.raw_pixel_mib; 0: all).
 	PixelBankBytes int64
-	// PixelCache, if set, keeps the raw-pixel figures (they depend on the
-	// data and these settings only): read when there, written when not.
-	PixelCache string
+	// Pixels, if set, are the raw-pixel figures already (a cache of the
+	// caller's: they depend on the data and these settings only), and
+	// Evaluate does not compute them again.
+	Pixels *Scores
 }
 
 // Evaluate computes every figure of the features of a labelled training
 // split (the kNN bank and the probe's training set) and test split: kNN
-// accuracies, the linear probe, the same for raw pixels, the retrieval grids;
-// it writes report.json, report.md, the grids and the features as .npy into
-// s.Dir, and returns the report with rep's identifying fields kept (Run,
-// Data, Step, …). A cancelled ctx stops it between pieces.
+// accuracies, the probes, the same for raw pixels, and the neighbours the
+// retrieval grids show. It writes nothing (package report does) and returns
+// the report with rep's identifying fields kept (Run, Data, Step, …). A
+// cancelled ctx stops it between pieces.
 func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*Report, error) {
 	t1 := time.Now()
 	model, err := scores(ctx, train.Features, train.Labels, test.Features, test.Labels, s)
@@ -167,7 +158,7 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 			return nil, err
 		}
 	}
-	if train.Images != nil && test.Images != nil {
+	if rep.Pixels = s.Pixels; rep.Pixels == nil && train.Images != nil && test.Images != nil {
 		if rep.Pixels, err = pixelScores(ctx, train, test, s); err != nil {
 			return nil, err
 		}
@@ -180,33 +171,10 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 	rep.FeatureDim = train.Features.Dim
 	rep.Time = time.Now().UTC().Format(time.RFC3339)
 	rep.KNNBlockBytes = int64(min(knn.ChunkFor(len(train.Labels)), len(test.Labels))) * int64(len(train.Labels)) * 4
-	if rep.Files.Grids, err = writeGrids(ctx, s, train, test); err != nil {
+	if rep.Retrievals, err = retrievals(ctx, s, train, test); err != nil {
 		return nil, err
-	}
-	if rep.Files.Features, err = writeFeatures(s.Dir, train, test); err != nil {
-		return nil, err
-	}
-	if rep.Files.Projector, err = writeProjector(s, test); err != nil {
-		return nil, err
-	}
-	raw, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
-		return nil, err
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.Dir, "report.json"), append(raw, '\n')); err != nil {
-		return nil, fmt.Errorf("report: %w", err)
-	}
-	if err := fsutil.WriteFileAtomic(filepath.Join(s.Dir, "report.md"), []byte(rep.Markdown())); err != nil {
-		return nil, fmt.Errorf("report: %w", err)
 	}
 	return &rep, nil
-}
-
-// Print writes the report's table and where its files are.
-func (rep *Report) Print(w io.Writer, dir string) {
-	fmt.Fprint(w, rep.Markdown())
-	fmt.Fprintf(w, "report: %s, report.md, %d grids, features as .npy (encode %.1fs at %.0f images/s, kNN %.1fs)\n",
-		filepath.Join(dir, "report.json"), len(rep.Files.Grids), rep.EncodeSec, rep.ImagesPerSec, rep.KNNSec)
 }
 
 // MLPHidden is the MLP probe's hidden layer: the Deep InfoMax paper's 200 units.
@@ -221,15 +189,15 @@ func scores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Ro
 		return nil, err
 	}
 	sc := &Scores{KNN: knn}
-	if sc.Probe, sc.MLP, err = probeScores(ctx, bank, bankLabels, queries, queryLabels, s); err != nil {
+	if sc.Probe, sc.MLP, err = Probes(ctx, bank, bankLabels, queries, queryLabels, s); err != nil {
 		return nil, err
 	}
 	return sc, nil
 }
 
-// probeScores trains the probes s asks for (none: nil) on the bank and
+// Probes trains the probes s asks for (none: nil) on the bank and
 // tests them on the queries.
-func probeScores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, s Settings) (linear, mlp *ProbeResult, err error) {
+func Probes(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows, queryLabels []int, s Settings) (linear, mlp *ProbeResult, err error) {
 	for _, p := range []struct {
 		epochs, hidden int
 		dst            **ProbeResult
@@ -279,16 +247,8 @@ func convProbe(ctx context.Context, trainLabels, testLabels []int, s Settings) (
 	return res, train.Dim, nil
 }
 
-// pixelScores are the raw-pixel figures, from s.PixelCache when it holds them.
+// pixelScores are the raw-pixel figures.
 func pixelScores(ctx context.Context, train, test Split, s Settings) (*Scores, error) {
-	if s.PixelCache != "" {
-		if raw, err := os.ReadFile(s.PixelCache); err == nil {
-			var sc Scores
-			if json.Unmarshal(raw, &sc) == nil && sc.KNN != nil {
-				return &sc, nil
-			}
-		}
-	}
 	bank, labels := train.Pixels(s.PixelScale, s.PixelOffset), train.Labels
 	if bank.Index = PixelSample(bank.Len(), bank.Dim, s.PixelBankBytes, s.Seed); bank.Index != nil {
 		labels = make([]int, len(bank.Index))
@@ -302,23 +262,23 @@ func pixelScores(ctx context.Context, train, test Split, s Settings) (*Scores, e
 		return nil, fmt.Errorf("raw-pixel baseline: %w", err)
 	}
 	sc.BankImages, sc.BankOf = bank.Len(), len(train.Labels)
-	if s.PixelCache != "" {
-		raw, _ := json.MarshalIndent(sc, "", "  ")
-		if err := fsutil.WriteFileAtomic(s.PixelCache, raw); err != nil {
-			return nil, fmt.Errorf("raw-pixel cache: %w", err)
-		}
-	}
 	return sc, nil
 }
 
-// GridScale is how many times a grid enlarges images of height h: to at
-// least 64 pixels.
-func GridScale(h int) int { return max(1, (64+h-1)/h) }
+// Retrieval is one retrieval grid's content: test queries (rows of the test
+// split) and, for each, its K nearest training images (rows of the training
+// split, nearest first) by one metric.
+type Retrieval struct {
+	Metric     knn.Metric
+	Queries    []int
+	Neighbours []int // len(Queries)·K
+	K          int
+}
 
-// writeGrids draws the retrieval grids: GridRows random test queries (seeded)
-// with their nearest training images, by cosine similarity and by Euclidean
-// distance.
-func writeGrids(ctx context.Context, s Settings, train, test Split) ([]string, error) {
+// retrievals finds what the retrieval grids show: GridRows random test
+// queries (seeded) with their nearest training images, by cosine similarity
+// and by Euclidean distance.
+func retrievals(ctx context.Context, s Settings, train, test Split) ([]Retrieval, error) {
 	if s.GridRows == 0 {
 		return nil, nil
 	}
@@ -331,73 +291,17 @@ func writeGrids(ctx context.Context, s Settings, train, test Split) ([]string, e
 		q.Data = append(q.Data, queries.Data[p*queries.Dim:(p+1)*queries.Dim]...)
 	}
 	k := min(s.GridNeighbours, train.Features.Len())
-	metrics := []knn.Metric{knn.Cosine, knn.L2}
-	found := make([]*knn.Neighbours, len(metrics))
-	var want []int
-	for m, metric := range metrics {
+	var out []Retrieval
+	for _, metric := range []knn.Metric{knn.Cosine, knn.L2} {
 		nb, err := knn.Search(ctx, train.Features, q, k, knn.Options{Metric: metric, Session: s.Session})
 		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("retrieval grids, %s: %w", metric, err)
 		}
-		found[m] = nb
+		r := Retrieval{Metric: metric, Queries: picks, K: k}
 		for _, ix := range nb.Index {
-			want = append(want, int(ix))
+			r.Neighbours = append(r.Neighbours, int(ix))
 		}
+		out = append(out, r)
 	}
-	queryImages, err := test.images(picks)
-	if err != nil {
-		return nil, fmt.Errorf("retrieval grids: %w", err)
-	}
-	trainImages, err := train.images(want)
-	if err != nil {
-		return nil, fmt.Errorf("retrieval grids: %w", err)
-	}
-	blank := make([]byte, train.H*train.W*train.C) // an image that could not be read again
-	img := func(m map[int][]byte, i int) []byte {
-		if px, ok := m[i]; ok {
-			return px
-		}
-		return blank
-	}
-	var files []string
-	for m, metric := range metrics {
-		nb := found[m]
-		rows := make([]GridRow, len(picks))
-		for i, p := range picks {
-			rows[i].Query = img(queryImages, p)
-			for j := 0; j < k; j++ {
-				rows[i].Neighbours = append(rows[i].Neighbours, img(trainImages, int(nb.Index[i*k+j])))
-			}
-		}
-		p := filepath.Join(s.Dir, "retrieval_"+string(metric)+".png")
-		if err := WriteGrid(p, rows, train.H, train.W, train.C, GridScale(train.H)); err != nil {
-			return nil, err
-		}
-		files = append(files, p)
-	}
-	return files, nil
-}
-
-// writeFeatures writes features_{train,test}.npy and labels_{train,test}.npy.
-func writeFeatures(dir string, train, test Split) ([]string, error) {
-	var files []string
-	for _, f := range []struct {
-		name  string
-		split Split
-	}{{"train", train}, {"test", test}} {
-		p := filepath.Join(dir, "features_"+f.name+".npy")
-		if err := npy.Write(p, f.split.Features.Data, f.split.Features.Len(), f.split.Features.Dim); err != nil {
-			return nil, err
-		}
-		labels := make([]int32, len(f.split.Labels))
-		for i, l := range f.split.Labels {
-			labels[i] = int32(l)
-		}
-		lp := filepath.Join(dir, "labels_"+f.name+".npy")
-		if err := npy.Write(lp, labels, len(labels)); err != nil {
-			return nil, err
-		}
-		files = append(files, p, lp)
-	}
-	return files, nil
+	return out, nil
 }

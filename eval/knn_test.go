@@ -5,7 +5,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/brute"
+	"github.com/infomax/infomax/testkit/brute"
 
 	"github.com/infomax/infomax/knn"
 )

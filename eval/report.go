@@ -60,6 +60,9 @@ type Report struct {
 	ImagesPerSec  float64          `json:"encode_images_per_second"`
 	KNNSec        float64          `json:"knn_seconds"`
 	KNNBlockBytes int64            `json:"knn_block_bytes"` // the largest similarity block held at once
+	// Retrievals are what the retrieval grids show (package report draws
+	// them; not in report.json, which names the grids' files).
+	Retrievals []Retrieval `json:"-"`
 }
 
 // Markdown is the short table of report.md.

@@ -7,9 +7,9 @@ import (
 	"time"
 
 	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // BenchmarkLevers measures the seed's CIFAR-10 recipe (configs/cifar10_seed.yaml)
@@ -17,7 +17,7 @@ import (
 // mixed precision, XLA auto-clustering. It prints training images/s (steps
 // 51–150 of batch 64) and encoding images/s (batches of 500 and 2,000).
 func BenchmarkLevers(b *testing.B) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"gonum.org/v1/gonum/mat"
 )
 

@@ -6,7 +6,7 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // bfloat16 (oneDNN's automatic mixed precision) computes what float32 does,

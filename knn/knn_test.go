@@ -10,7 +10,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/brute"
+	"github.com/infomax/infomax/testkit/brute"
 )
 
 func randomFeatures(r *rand.Rand, n, d int) Features {

@@ -8,6 +8,7 @@ crash never leaves a half-written export where Go would load it.
 """
 
 import os
+import shutil
 
 import keras
 import tensorflow as tf
@@ -82,5 +83,19 @@ def save(module, config_hash, export_dir):
             "tensorflow_version": tf.__version__,
             "keras_version": keras.__version__,
         }
+        _ship_probe(tmp)
         write_json(os.path.join(tmp, MANIFEST), manifest)
     return manifest
+
+
+PROBE_PROGRAM = ("probe.py", "atomic.py")
+
+
+def _ship_probe(export_dir):
+    """Copy the probe's program (probe.py and the atomic.py it imports) into
+    export_dir/probe/, so that a run folder, whose model/ is this export,
+    can be evaluated without this source tree (exporter.ProbeFile)."""
+    here = os.path.dirname(os.path.abspath(__file__))
+    os.makedirs(os.path.join(export_dir, "probe"))
+    for name in PROBE_PROGRAM:
+        shutil.copyfile(os.path.join(here, name), os.path.join(export_dir, "probe", name))

@@ -11,7 +11,7 @@ import keras
 import tensorflow as tf
 from keras import layers
 
-from .spec import SCALINGS
+from .spec import OBJECTIVE_NAMES, SCALINGS, TWO_VIEW
 
 
 def scale_images(images, spec):
@@ -457,9 +457,7 @@ OBJECTIVES = {
     "two_view_nce": (two_view_nce_objective, ("local_head", "global_head"), ("local",)),
 }
 
-# The objectives that train on two augmented views of each image (two_views):
-# their batch is [view 1; view 2].
-TWO_VIEW = ("two_view_nce",)
+assert tuple(OBJECTIVES) == OBJECTIVE_NAMES, "spec.OBJECTIVE_NAMES and model.OBJECTIVES name the same objectives"
 
 
 def views(spec):

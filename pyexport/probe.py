@@ -19,7 +19,10 @@ import sys
 
 import tensorflow as tf
 
-from .atomic import new_folder, write_json
+try:
+    from .atomic import new_folder, write_json
+except ImportError:  # run as the file a model export carries (probe/probe.py, beside atomic.py)
+    from atomic import new_folder, write_json
 
 LEARNING_RATE = 1e-3  # Adam, as the encoder's
 WEIGHT_DECAY = 1e-4  # L2 on the weights, a light regulariser

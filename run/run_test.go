@@ -9,7 +9,7 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/run"
 )
 

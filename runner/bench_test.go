@@ -14,9 +14,9 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // BenchmarkTrainCIFAR10 trains the default CIFAR-10 config (configs/cifar10.yaml)
@@ -24,7 +24,7 @@ import (
 // the share of wall time the training loop waited for its next batch (the
 // target: under 5%).
 func BenchmarkTrainCIFAR10(b *testing.B) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -64,7 +64,7 @@ func BenchmarkTrainCIFAR10(b *testing.B) {
 // model.precision: bfloat16, in alternating rounds, with the medians and their
 // ratios.
 func BenchmarkEncode(b *testing.B) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // The run folder's device: key reaches every command that opens the run:

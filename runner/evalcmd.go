@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 
 	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/runeval"
 
 	"github.com/spf13/cobra"
 
@@ -85,7 +86,7 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	if o.Probe != nil && *o.Probe < 0 {
 		return fmt.Errorf("eval: --eval.probe_epochs %d: must be >= 0 (0: no linear probe)", *o.Probe)
 	}
-	ov := eval.Overrides{ProbeEpochs: o.Probe, MLPProbeEpochs: o.MLPProbe}
+	ov := runeval.Overrides{ProbeEpochs: o.Probe, MLPProbeEpochs: o.MLPProbe}
 	if o.Features != "" || o.Bank != "" {
 		switch {
 		case o.Features == "" || o.Bank == "" || o.Out == "":
@@ -93,7 +94,7 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 		case len(o.RunDirs) > 0 || o.Curve > 0 || o.DataPath != "":
 			return errors.New("eval: --features evaluates embedded features, not runs: leave out --run-dir, --curve and --data.path")
 		}
-		_, err := eval.OpenFeatures(ctx, o.Features, o.Bank, o.Out, ov, out)
+		_, err := runeval.OpenFeatures(ctx, o.Features, o.Bank, o.Out, ov, out)
 		if err != nil {
 			return fmt.Errorf("eval --features %s: %w", o.Features, err)
 		}
@@ -104,11 +105,11 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	}
 	var reps []*eval.Report
 	for _, dir := range o.RunDirs {
-		ro := eval.RunOptions{Out: o.Out, Curve: o.Curve, Overrides: ov}
+		ro := runeval.RunOptions{Out: o.Out, Curve: o.Curve, Overrides: ov}
 		if o.Out != "" && len(o.RunDirs) > 1 {
 			ro.Out = filepath.Join(o.Out, filepath.Base(filepath.Clean(dir)))
 		}
-		rep, err := eval.OpenRun(ctx, dir, o.DataPath, ro, out)
+		rep, err := runeval.OpenRun(ctx, dir, o.DataPath, ro, out)
 		if err != nil {
 			return fmt.Errorf("eval %s: %w", dir, err)
 		}

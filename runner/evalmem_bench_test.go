@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/internal/fixture/fullsize"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/exporter"
+	"github.com/infomax/infomax/testkit/fullsize"
 )
 
 // BenchmarkEvalMemory measures what an evaluation holds, each a process of
@@ -25,7 +25,7 @@ import (
 // trained 20 steps, then `runner eval` alone, with the raw-pixel baseline
 // on its sample (eval.raw_pixel_mib).
 func BenchmarkEvalMemory(b *testing.B) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

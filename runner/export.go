@@ -9,7 +9,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/run"
 )
 
@@ -64,7 +64,7 @@ all; an existing DIR must be such an export (it is replaced) or empty.`,
 }
 
 func runExport(ctx context.Context, cfg *config.Config, force bool, stdout, stderr io.Writer) error {
-	fresh, err := pyexport.Fresh(cfg, cfg.ExportDir)
+	fresh, err := exporter.Fresh(cfg, cfg.ExportDir)
 	if err != nil {
 		return err
 	}
@@ -72,7 +72,7 @@ func runExport(ctx context.Context, cfg *config.Config, force bool, stdout, stde
 		fmt.Fprintf(stdout, "export: %s is up to date\n", cfg.ExportDir)
 		return nil
 	}
-	return pyexport.Export(ctx, cfg, cfg.ExportDir, stdout, stderr)
+	return exporter.Export(ctx, cfg, cfg.ExportDir, stdout, stderr)
 }
 
 func runExportTrained(ctx context.Context, o trainedOptions, stdout, stderr io.Writer) error {
@@ -90,5 +90,5 @@ func runExportTrained(ctx context.Context, o trainedOptions, stdout, stderr io.W
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}
-	return pyexport.ExportTrained(ctx, r.ModelPath(), prefix, step, o.Out, o.Format, stdout, stderr)
+	return exporter.ExportTrained(ctx, r.ModelPath(), prefix, step, o.Out, o.Format, stdout, stderr)
 }

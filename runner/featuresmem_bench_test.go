@@ -58,7 +58,7 @@ func writeEmbedded(b *testing.B, dir string, n, per, dim int, seed uint64) {
 // with 10,000 queries against banks of 50,000 and 200,000 features of 256
 // dimensions in shards of 3,125 (CIFAR-10's training set embedded, and 4×
 // it): each a process of its own, its peak resident memory from the kernel.
-// The bank streams through the search in blocks of eval.DefaultBankBlockBytes,
+// The bank streams through the search in blocks of runeval.DefaultBankBlockBytes,
 // so the peak should not grow with the bank.
 func BenchmarkEvalFeaturesMemory(b *testing.B) {
 	bin := runnerBinary(b)

@@ -13,8 +13,8 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/data"
-	"github.com/infomax/infomax/internal/fixture/hostile"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/hostile"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/memstat"
 )
 

@@ -18,8 +18,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
+	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/tboard"
 	"github.com/infomax/infomax/train"
@@ -243,14 +243,14 @@ func TestProjectorFiles(t *testing.T) {
 	if len(rep.Files.Projector) != 4 {
 		t.Fatalf("report.json names projector files %v; want 4", rep.Files.Projector)
 	}
-	cfg, err := os.ReadFile(filepath.Join(dir, eval.ProjectorConfig))
+	cfg, err := os.ReadFile(filepath.Join(dir, report.ProjectorConfig))
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, want := range []string{`tensor_path: "projector/features.tsv"`, `metadata_path: "projector/metadata.tsv"`,
 		`image_path: "projector/sprite.png"`, "single_image_dim: 28"} {
 		if !strings.Contains(string(cfg), want) {
-			t.Errorf("%s lacks %q:\n%s", eval.ProjectorConfig, want, cfg)
+			t.Errorf("%s lacks %q:\n%s", report.ProjectorConfig, want, cfg)
 		}
 	}
 	meta, err := os.ReadFile(filepath.Join(dir, "projector", "metadata.tsv"))
@@ -261,7 +261,7 @@ func TestProjectorFiles(t *testing.T) {
 	if len(rows) != 51 || rows[0] != "class\tlabel\tindex" {
 		t.Fatalf("metadata.tsv: %d rows, header %q; want a header and 50 rows", len(rows), rows[0])
 	}
-	picks := eval.ProjectorSample(200, 50, testmodel.Config().Seed)
+	picks := report.ProjectorSample(200, 50, testmodel.Config().Seed)
 	for i, p := range picks {
 		if f := strings.Split(rows[i+1], "\t"); len(f) != 3 || f[2] != strconv.Itoa(p) {
 			t.Fatalf("metadata row %d: %q; want index %d", i, rows[i+1], p)

@@ -12,7 +12,7 @@ import (
 
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/cpuinfo"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/search"
 )
 

@@ -7,7 +7,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/exporter"
 )
 
 // profileCmd is `runner profile`: where a training step of the config's
@@ -41,7 +41,7 @@ does; --model.precision float32 or bfloat16 profiles the other.`,
 				return err
 			}
 			t := cfg.Train
-			return pyexport.Profile(cmd.Context(), cfg.ExportDir, t.BatchSize, steps, t.IntraOpThreads, t.InterOpThreads, out, cmd.ErrOrStderr())
+			return exporter.Profile(cmd.Context(), cfg.ExportDir, t.BatchSize, steps, t.IntraOpThreads, t.InterOpThreads, out, cmd.ErrOrStderr())
 		},
 	}
 	configFlags(cmd, &file)

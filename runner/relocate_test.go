@@ -12,7 +12,7 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/search"
 )
 

@@ -14,8 +14,8 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/knn"
+	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/search"
 )
 
@@ -161,7 +161,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	if o.Strip == "" {
 		return nil
 	}
-	row := eval.GridRow{Query: q}
+	row := report.GridRow{Query: q}
 	for _, h := range hits[0] {
 		px, err := data.ReadImage(h.Path, enc.Shape, enc.Limits())
 		if err != nil {
@@ -170,7 +170,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 		row.Neighbours = append(row.Neighbours, px)
 	}
 	s := enc.Shape
-	if err := eval.WriteGrid(o.Strip, []eval.GridRow{row}, s.H, s.W, s.C, eval.GridScale(s.H)); err != nil {
+	if err := report.WriteGrid(o.Strip, []report.GridRow{row}, s.H, s.W, s.C, report.GridScale(s.H)); err != nil {
 		return err
 	}
 	if !o.JSON {

@@ -12,9 +12,9 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/exporter"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/npy"
-	"github.com/infomax/infomax/pyexport"
 )
 
 const speedRounds = 3
@@ -30,7 +30,7 @@ const speedRounds = 3
 // training FLOPs per image (pyexport/flops.py) over TensorFlow's 4096²
 // matmul throughput of the dtype it computes in, measured in the same run.
 func BenchmarkKerasFitVsRunner(b *testing.B) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

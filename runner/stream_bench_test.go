@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/infomax/infomax/internal/fixture/fullsize"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/exporter"
+	"github.com/infomax/infomax/testkit/fullsize"
 )
 
 // streamSteps is how long each training run of BenchmarkStreamingTinyImageNet
@@ -29,7 +29,7 @@ const streamSteps = 300
 // evaluates the streamed run (runner eval: the kNN bank and the grids
 // streamed) and prints its time and peak memory.
 func BenchmarkStreamingTinyImageNet(b *testing.B) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/emulators"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/emulators"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // streamConfig is the test model's config on an image folder or the

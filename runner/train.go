@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/train"
 )
@@ -87,7 +87,7 @@ func configFile(o trainOptions, out io.Writer) (string, error) {
 		}
 		return file, nil
 	}
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		return "", fmt.Errorf("no --config given, and the default %s was not found: %w", DefaultConfig, err)
 	}

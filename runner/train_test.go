@@ -24,7 +24,7 @@ import (
 
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // smallRun writes a config for the test model on a slice of real

@@ -13,10 +13,10 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/npy"
-	"github.com/infomax/infomax/pyexport"
 	"github.com/infomax/infomax/run"
 )
 
@@ -103,7 +103,7 @@ func TestTrainedEncoderExport(t *testing.T) {
 	if err := npy.Write(features, want, n, len(want)/n); err != nil {
 		t.Fatal(err)
 	}
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/data"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // With --skip-bad, a streamed epoch's batches are whole: the bad image's

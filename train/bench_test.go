@@ -8,10 +8,10 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/memstat"
-	"github.com/infomax/infomax/pyexport"
 )
 
 // BenchmarkSoak runs 5,000 training steps of the Fashion-MNIST seed config (the
@@ -19,7 +19,7 @@ import (
 // resident memory every 500 steps: it must not grow by more than 5% after
 // the first 500 (C tensors are freed; nothing leaks through finalizers).
 func BenchmarkSoak(b *testing.B) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		b.Fatal(err)
 	}

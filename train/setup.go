@@ -8,8 +8,8 @@ import (
 	"strings"
 
 	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/pyexport"
 	"github.com/infomax/infomax/run"
 )
 
@@ -34,7 +34,7 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 		}
 		if why != "" {
 			fmt.Fprintf(out, "train: exporting the SavedModel for %s to %s: %s\n", cfg.File, export, why)
-			if err := pyexport.Export(ctx, &cfg.Config, export, out, out); err != nil {
+			if err := exporter.Export(ctx, &cfg.Config, export, out, out); err != nil {
 				return nil, 0, fmt.Errorf("%w (export alone: %s export --config %s)", err, o.command(), shellQuote(cfg.File))
 			}
 		}
@@ -76,14 +76,14 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 // another spec (a flag such as --loss.alpha 0 changed the spec), this
 // spec's goes beside it, to EXPORT_DIR-<spec hash, 12 digits>.
 func exportDirFor(cfg *config.Config, out io.Writer) (dir, why string, err error) {
-	why, other, err := pyexport.Stale(cfg, cfg.ExportDir)
+	why, other, err := exporter.Stale(cfg, cfg.ExportDir)
 	if err != nil || !other {
 		return cfg.ExportDir, why, err
 	}
 	_, hash := cfg.SpecJSON()
 	alt := strings.TrimRight(cfg.ExportDir, "/") + "-" + hash[:12]
 	fmt.Fprintf(out, "train: %s holds the SavedModel of another spec; this config's is %s\n", cfg.ExportDir, alt)
-	why, _, err = pyexport.Stale(cfg, alt)
+	why, _, err = exporter.Stale(cfg, alt)
 	return alt, why, err
 }
 

@@ -4,7 +4,7 @@
 // prefetched, seeded batch stream, logs every step through the run's Log and
 // a progress bar, writes checkpoints, survives Ctrl-C, crashes and
 // non-finite losses, runs the kNN monitor, and ends with the evaluation
-// (eval.Run). `runner train` is a thin layer over Run.
+// (runeval.Run). `runner train` is a thin layer over Run.
 package train
 
 import (
@@ -20,10 +20,11 @@ import (
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
-	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/memstat"
+	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/run"
+	"github.com/infomax/infomax/runeval"
 )
 
 // Options of one training run; the config is resolved by the caller
@@ -203,7 +204,7 @@ func (r *trainer) runMonitor(ctx context.Context, log *stepLog, step, perEpoch i
 		log.monitored += d
 		log.lastLog = log.lastLog.Add(d)
 	}()
-	p, err := eval.Monitor(ctx, r.run, r.model, r.data, step, perEpoch)
+	p, err := runeval.Monitor(ctx, r.run, r.model, r.data, step, perEpoch)
 	if ctx.Err() != nil {
 		return r.interrupted(step, perEpoch, log.prog)
 	}
@@ -213,7 +214,7 @@ func (r *trainer) runMonitor(ctx context.Context, log *stepLog, step, perEpoch i
 	if err := log.log.Point(p); err != nil {
 		return err
 	}
-	line := eval.PointLine(p)
+	line := runeval.PointLine(p)
 	log.prog.log(line, line)
 	return nil
 }
@@ -253,7 +254,7 @@ func (r *trainer) interrupted(step, perEpoch int64, prog *progress) error {
 // finish plots the losses and evaluates the trained encoder.
 func (r *trainer) finish(ctx context.Context, step int64, terms []string) error {
 	dir := r.run.Dir
-	if err := eval.PlotLosses(dir, terms); err != nil {
+	if err := report.PlotLosses(dir, terms); err != nil {
 		return err
 	}
 	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(dir, "loss.png"))
@@ -262,7 +263,7 @@ func (r *trainer) finish(ctx context.Context, step int64, terms []string) error 
 		if err != nil {
 			return err
 		}
-		if p, err := eval.PlotCurve(dir, curve); err != nil {
+		if p, err := report.PlotCurve(dir, curve); err != nil {
 			return err
 		} else if p != "" {
 			fmt.Fprintf(r.out, "train: kNN curve in %s\n", p)
@@ -270,7 +271,7 @@ func (r *trainer) finish(ctx context.Context, step int64, terms []string) error 
 		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: %s eval --run-dir %s\n", r.command, shellQuote(dir))
 		return nil
 	}
-	rep, err := eval.Run(ctx, r.run, r.model, r.data, step, eval.RunOptions{}, r.out)
+	rep, err := runeval.Run(ctx, r.run, r.model, r.data, step, runeval.RunOptions{}, r.out)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", ErrInterrupted)
 	}

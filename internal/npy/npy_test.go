@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/testmodel"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // The .npy files load in NumPy unchanged: read back by the project's Python.

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/internal/fixture/emulators"
+	"github.com/infomax/infomax/testkit/emulators"
 	"github.com/infomax/infomax/internal/store"
 )
 

@@ -293,3 +293,24 @@ def test_bfloat16_runs_the_heads_in_bfloat16_with_float32_outputs(base):
             continue
         va, vb = float(la[key]), float(lb[key])
         assert np.isfinite(vb) and abs(va - vb) <= 0.03 * abs(va) + 1e-4, (key, va, vb)
+
+
+def test_export_carries_the_probe_program(exported, tmp_path):
+    """The export holds probe/probe.py and what it imports, and the copy runs
+    as a plain file from an unrelated folder (no pyexport package on the
+    path): what a run folder's model/ needs to be evaluated without this
+    source tree."""
+    import subprocess
+    import sys
+
+    _, _, out = exported
+    program = os.path.join(out, "probe", "probe.py")
+    for name in ("probe.py", "atomic.py"):
+        here = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), name)
+        with open(os.path.join(out, "probe", name), "rb") as a, open(here, "rb") as b:
+            assert a.read() == b.read(), name
+    dest = tmp_path / "probe-4x3"
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH="")
+    subprocess.run([sys.executable, program, "--dim", "4", "--classes", "3", "--out", str(dest)],
+                   cwd=tmp_path, env=env, check=True, capture_output=True)
+    assert (dest / "probe.json").exists() and (dest / "saved_model.pb").exists()

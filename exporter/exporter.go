@@ -1,7 +1,8 @@
-// Package pyexport runs the Python exporter that lives beside it: it writes a
-// config's spec as canonical JSON and calls `python -m pyexport`, which builds
-// the SavedModel and its manifest (see pyexport/export.py).
-package pyexport
+// Package exporter runs the Python exporter, pyexport/ (a Python package of
+// its own): it writes a config's spec as canonical JSON and calls `python -m
+// pyexport`, which builds the SavedModel and its manifest; and it runs the
+// probe, trained-encoder and profile programs there.
+package exporter
 
 import (
 	"context"
@@ -62,10 +63,18 @@ func isRoot(d string) bool {
 	return err == nil
 }
 
-// Python returns the interpreter to run the exporter with: $INFOMAX_PYTHON, or
-// the project's .venv made by `make setup`.
+// Python returns the interpreter to run the exporter with: $INFOMAX_PYTHON,
+// or the project's .venv made by `make setup`; outside the source tree (root
+// ""), python3 on the PATH.
 func Python(root string) (string, error) {
 	if p := os.Getenv(PythonEnv); p != "" {
+		return p, nil
+	}
+	if root == "" {
+		p, err := exec.LookPath("python3")
+		if err != nil {
+			return "", fmt.Errorf("no Python to run the probe's program: set %s to a Python with TensorFlow (%w)", PythonEnv, err)
+		}
 		return p, nil
 	}
 	p := filepath.Join(root, ".venv", "bin", "python")
@@ -145,15 +154,38 @@ func Export(ctx context.Context, cfg *config.Config, dir string, stdout, stderr 
 	return nil
 }
 
+// ProbeFile is where a model export carries the probe's Python program
+// (pyexport/probe.py and what it imports), so that a run folder alone can be
+// evaluated: its model/ is a copy of the export.
+const ProbeFile = "probe/probe.py"
+
+// ProbeProgram is the probe's program to run for the SavedModel in
+// modelDir: the copy its export carries (ProbeFile), or, for a model
+// exported before exports carried it ("" too), the source tree's
+// pyexport/probe.py.
+func ProbeProgram(modelDir string) (string, error) {
+	if modelDir != "" {
+		p := filepath.Join(modelDir, filepath.FromSlash(ProbeFile))
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+	}
+	root, err := Root()
+	if err != nil {
+		return "", fmt.Errorf("the probe's program: %s has no %s (an export from before they carried it) and %w", modelDir, ProbeFile, err)
+	}
+	return filepath.Join(root, "pyexport", "probe.py"), nil
+}
+
 // ProbeDir is where the probe for dim features and classes classes is
 // exported (hidden > 0: the MLP probe with that many hidden units; 0: the
-// linear probe), under the project's exports/ folder: its name carries a hash
-// of pyexport/probe.py and the settings, so a change to the probe's code makes
-// a new export instead of silently reusing the old one.
-func ProbeDir(root string, dim, classes, hidden int) (string, error) {
-	src, err := os.ReadFile(filepath.Join(root, "pyexport", "probe.py"))
+// linear probe), under cache: its name carries a hash of the probe's
+// program and the settings, so a change to the probe's code makes a new
+// export instead of silently reusing the old one.
+func ProbeDir(cache, program string, dim, classes, hidden int) (string, error) {
+	src, err := os.ReadFile(program)
 	if err != nil {
-		return "", fmt.Errorf("the probe's exporter: %w", err)
+		return "", fmt.Errorf("the probe's program: %w", err)
 	}
 	name := "probe"
 	settings := fmt.Sprintf("\n%d %d", dim, classes)
@@ -162,34 +194,48 @@ func ProbeDir(root string, dim, classes, hidden int) (string, error) {
 		settings += fmt.Sprintf(" %d", hidden)
 	}
 	sum := sha256.Sum256(append(src, settings...))
-	return filepath.Join(root, "exports", fmt.Sprintf("%s-%dx%d-%x", name, dim, classes, sum[:6])), nil
+	return filepath.Join(cache, fmt.Sprintf("%s-%dx%d-%x", name, dim, classes, sum[:6])), nil
 }
 
-// ExportProbe writes the probe's SavedModel (pyexport/probe.py) for dim
-// features, classes classes and hidden hidden units (0: the linear probe),
-// unless it is already there; it returns its folder.
-func ExportProbe(ctx context.Context, dim, classes, hidden int, stderr io.Writer) (string, error) {
-	root, err := Root()
+// ProbeCache is the folder the probes' exports are kept in: the project's
+// exports/ folder when the program runs inside the source tree, else the
+// user's cache folder (infomax/probes).
+func ProbeCache() (string, error) {
+	if root, err := Root(); err == nil {
+		return filepath.Join(root, "exports"), nil
+	}
+	dir, err := os.UserCacheDir()
+	if err != nil {
+		return "", fmt.Errorf("a folder for the probes' exports: %w", err)
+	}
+	return filepath.Join(dir, "infomax", "probes"), nil
+}
+
+// ExportProbe writes the probe's SavedModel for dim features, classes
+// classes and hidden hidden units (0: the linear probe) with program (see
+// ProbeProgram), unless it is already there; it returns its folder.
+func ExportProbe(ctx context.Context, program string, dim, classes, hidden int, stderr io.Writer) (string, error) {
+	cache, err := ProbeCache()
 	if err != nil {
 		return "", err
 	}
-	dir, err := ProbeDir(root, dim, classes, hidden)
+	dir, err := ProbeDir(cache, program, dim, classes, hidden)
 	if err != nil {
 		return "", err
 	}
 	if _, err := os.Stat(filepath.Join(dir, "probe.json")); err == nil {
 		return dir, nil
 	}
+	root, _ := Root()
 	py, err := Python(root)
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.CommandContext(ctx, py, "-m", "pyexport.probe", "--dim", fmt.Sprint(dim), "--classes", fmt.Sprint(classes), "--hidden", fmt.Sprint(hidden), "--out", dir)
-	cmd.Dir = root
+	cmd := exec.CommandContext(ctx, py, program, "--dim", fmt.Sprint(dim), "--classes", fmt.Sprint(classes), "--hidden", fmt.Sprint(hidden), "--out", dir)
 	cmd.Stdout, cmd.Stderr = io.Discard, stderr
 	cmd.Env = append(os.Environ(), "TF_CPP_MIN_LOG_LEVEL=2")
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("export the probe %s: %w", dir, err)
+		return "", fmt.Errorf("export the probe %s with %s %s: %w", dir, py, program, err)
 	}
 	return dir, nil
 }

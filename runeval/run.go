@@ -1,6 +1,7 @@
-package eval
+package runeval
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -16,10 +17,13 @@ import (
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/fsutil"
 	"github.com/infomax/infomax/internal/offheap"
 	"github.com/infomax/infomax/knn"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/run"
 )
 
@@ -62,7 +66,7 @@ func (v Overrides) apply(e *config.Eval) {
 // OpenRun opens dir, its model at the latest checkpoint and its data, and
 // evaluates it (`runner eval`). data.path may be changed first through
 // dataPath (the data moved since training; "": as the run says).
-func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Writer) (*Report, error) {
+func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Writer) (*eval.Report, error) {
 	r, err := run.Open(dir)
 	if err != nil {
 		return nil, err
@@ -89,31 +93,65 @@ func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Wri
 }
 
 // Run evaluates a run's model (at step) on its labelled data: it encodes the
-// kNN bank and the test split and hands the features to Evaluate, which
-// computes and writes every figure; the kNN curve so far comes from the
-// run's metrics.jsonl and is drawn as knn_curve.png. It returns nil and says
-// why when the data has no labelled images.
-func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o RunOptions, out io.Writer) (*Report, error) {
-	dir := o.Out
-	if dir == "" {
-		dir = r.Dir
+// kNN bank and the test split, scores the features (eval.Evaluate) and
+// writes the report into the run folder or o.Out (package report); the kNN
+// curve so far comes from the run's metrics.jsonl and is drawn as
+// knn_curve.png. It returns nil and says why when the data has no labelled
+// images.
+func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o RunOptions, out io.Writer) (*eval.Report, error) {
+	job, err := plan(ctx, r, m, d, step, o, out)
+	if err != nil {
+		return nil, err
 	}
-	if err := writable(dir); err != nil {
-		return nil, fmt.Errorf("evaluation output %s is not writable (read-only here: %w): send the report elsewhere (runner eval --out DIR)", dir, err)
-	}
-	cfg := r.Config
 	t0 := time.Now()
-	train, test, ok, err := encodeLabelled(ctx, m, d, EncodeBatch(r, m.Manifest), out)
+	train, test, ok, err := encodeLabelled(ctx, m, d, job.batch, out)
 	if err != nil || !ok {
 		return nil, err
 	}
 	defer train.Release()
 	defer test.Release()
-	encodeSec := time.Since(t0).Seconds()
-	cache, err := pixelCache(r, m, d)
+	job.rep.EncodeSec = time.Since(t0).Seconds()
+	job.rep.ImagesPerSec = float64(len(train.Labels)+len(test.Labels)) / job.rep.EncodeSec
+	rep, err := eval.Evaluate(ctx, job.rep, train, test, job.settings)
 	if err != nil {
 		return nil, err
 	}
+	if err := job.keepPixels(rep.Pixels); err != nil {
+		return nil, err
+	}
+	if err := report.Write(job.dir, rep, train, test, job.options); err != nil {
+		return nil, err
+	}
+	report.Print(out, rep, job.dir)
+	if p, err := report.PlotCurve(job.dir, rep.KNNCurve); err != nil || p != "" {
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "kNN curve (%d points, the last this evaluation's): %s\n", len(rep.KNNCurve), p)
+	}
+	return rep, nil
+}
+
+// job is an evaluation of a run, planned from the run, its model and its
+// data before anything is encoded.
+type job struct {
+	dir      string // where the report goes
+	batch    int    // images encoded at once
+	rep      eval.Report
+	settings eval.Settings
+	options  report.Options
+	pixels   string // the raw-pixel figures' cache file ("": none)
+}
+
+// plan checks that the report's folder is writable and gathers what the
+// evaluation needs: the report's identifying fields, the scoring settings
+// from the run's eval section and what the report writes.
+func plan(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o RunOptions, out io.Writer) (*job, error) {
+	dir := cmp.Or(o.Out, r.Dir)
+	if err := writable(dir); err != nil {
+		return nil, fmt.Errorf("evaluation output %s is not writable (read-only here: %w): send the report elsewhere (runner eval --out DIR)", dir, err)
+	}
+	cfg, man := r.Config, m.Manifest
 	images, _ := d.TrainingImages()
 	perEpoch, err := run.StepsPerEpoch(images, cfg.Train.BatchSize)
 	if err != nil {
@@ -123,35 +161,64 @@ func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int6
 	if err != nil {
 		return nil, err
 	}
-	classes := d.Classes()
-	e, man := cfg.Eval, m.Manifest
-	rep, err := Evaluate(ctx, Report{
-		Run: r.Dir, Data: cfg.Data.Format, DataPath: cfg.Data.Path, Step: step,
-		Epoch: float64(step) / float64(perEpoch), KNNCurve: curve,
-		Feature: "z_mean", ConfigHash: r.Hash, Precision: m.Precision,
-		EncodeSec: encodeSec, ImagesPerSec: float64(len(train.Labels)+len(test.Labels)) / encodeSec,
-	}, train, test, Settings{
-		Classes: len(classes), ClassNames: classes, ProjectorImages: e.ProjectorImages, K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
-		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, MLPProbeEpochs: e.MLPProbeEpochs, Seed: cfg.Seed,
-		GridRows: e.GridRows, GridNeighbours: e.GridNeighbours,
-		PixelScale: float32(man.Input.Scale), PixelOffset: float32(man.Input.Offset),
-		Dir: dir, PixelCache: cache, Session: r.Session(), PixelBankBytes: e.RawPixelMiB << 20,
-		ProbeGraph: func(ctx context.Context, dim, classes, hidden int) (string, error) {
-			return pyexport.ExportProbe(ctx, dim, classes, hidden, out)
-		},
-		ConvFeatures: convFeatures(m, d, EncodeBatch(r, m.Manifest), e.MLPProbeEpochs > 0 && e.MLPProbeConv, out),
-	})
+	program, err := exporter.ProbeProgram(r.ModelPath())
 	if err != nil {
 		return nil, err
 	}
-	rep.Print(out, dir)
-	if p, err := PlotCurve(dir, rep.KNNCurve); err != nil || p != "" {
-		if err != nil {
-			return nil, err
-		}
-		fmt.Fprintf(out, "kNN curve (%d points, the last this evaluation's): %s\n", len(rep.KNNCurve), p)
+	j := &job{dir: dir, batch: EncodeBatch(r, man)}
+	if j.pixels, err = pixelCache(r, m, d, program); err != nil {
+		return nil, err
 	}
-	return rep, nil
+	classes := d.Classes()
+	e := cfg.Eval
+	j.rep = eval.Report{
+		Run: r.Dir, Data: cfg.Data.Format, DataPath: cfg.Data.Path, Step: step,
+		Epoch: float64(step) / float64(perEpoch), KNNCurve: curve,
+		Feature: "z_mean", ConfigHash: r.Hash, Precision: m.Precision,
+	}
+	j.settings = eval.Settings{
+		Classes: len(classes), K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,
+		ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, MLPProbeEpochs: e.MLPProbeEpochs, Seed: cfg.Seed,
+		GridRows: e.GridRows, GridNeighbours: e.GridNeighbours,
+		PixelScale: float32(man.Input.Scale), PixelOffset: float32(man.Input.Offset),
+		Pixels: cachedPixels(j.pixels), Session: r.Session(), PixelBankBytes: e.RawPixelMiB << 20,
+		ProbeGraph: func(ctx context.Context, dim, classes, hidden int) (string, error) {
+			return exporter.ExportProbe(ctx, program, dim, classes, hidden, out)
+		},
+		ConvFeatures: convFeatures(m, d, j.batch, e.MLPProbeEpochs > 0 && e.MLPProbeConv, out),
+	}
+	j.options = report.Options{ProjectorImages: e.ProjectorImages, ClassNames: classes, Seed: cfg.Seed}
+	return j, nil
+}
+
+// cachedPixels are the raw-pixel figures the cache file holds (nil: none,
+// or no cache).
+func cachedPixels(path string) *eval.Scores {
+	if path == "" {
+		return nil
+	}
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var sc eval.Scores
+	if json.Unmarshal(raw, &sc) != nil || sc.KNN == nil {
+		return nil
+	}
+	return &sc
+}
+
+// keepPixels writes the raw-pixel figures into the cache, when there is one
+// and it did not hold them.
+func (j *job) keepPixels(sc *eval.Scores) error {
+	if j.pixels == "" || sc == nil || j.settings.Pixels != nil {
+		return nil
+	}
+	raw, _ := json.MarshalIndent(sc, "", "  ")
+	if err := fsutil.WriteFileAtomic(j.pixels, raw); err != nil {
+		return fmt.Errorf("raw-pixel cache: %w", err)
+	}
+	return nil
 }
 
 // writable makes dir if need be and checks that a file can be made in it.
@@ -192,7 +259,7 @@ func Monitor(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step,
 	}
 	defer train.Release()
 	defer test.Release()
-	res, err := KNN(ctx, train.Features, train.Labels, test.Features, test.Labels, len(d.Classes()), KNNSettings{
+	res, err := eval.KNN(ctx, train.Features, train.Labels, test.Features, test.Labels, len(d.Classes()), eval.KNNSettings{
 		K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature, Session: r.Session(),
 	})
 	if err != nil {
@@ -242,7 +309,7 @@ func convFeatures(m *graph.Model, d *run.Data, batch int, want bool, out io.Writ
 // encodeLabelled encodes the labelled images of the training split (the kNN
 // bank) and of the test split; ok is false (and a line says why) when a
 // split has none.
-func encodeLabelled(ctx context.Context, m *graph.Model, d *run.Data, batch int, out io.Writer) (train, test Split, ok bool, err error) {
+func encodeLabelled(ctx context.Context, m *graph.Model, d *run.Data, batch int, out io.Writer) (train, test eval.Split, ok bool, err error) {
 	if d.Streams != nil {
 		return encodeLabelledAs(ctx, zMean(m), d, batch, out)
 	}
@@ -269,7 +336,7 @@ func labelled(d *run.Data, out io.Writer) (trIDs, teIDs []int32, ok bool) {
 
 // encodeLabelledAs is encodeLabelled for any encoding, the features
 // outside Go's heap (for the MLP probe's convolutional maps).
-func encodeLabelledAs(ctx context.Context, enc encoding, d *run.Data, batch int, out io.Writer) (train, test Split, ok bool, err error) {
+func encodeLabelledAs(ctx context.Context, enc encoding, d *run.Data, batch int, out io.Writer) (train, test eval.Split, ok bool, err error) {
 	trIDs, teIDs, ok := labelled(d, out)
 	if !ok {
 		return train, test, false, nil
@@ -280,7 +347,7 @@ func encodeLabelledAs(ctx context.Context, enc encoding, d *run.Data, batch int,
 		}
 		if test, err = encodeStream(ctx, enc, d.Streams.Test, teIDs, batch); err != nil {
 			train.Release()
-			return Split{}, Split{}, false, err
+			return eval.Split{}, eval.Split{}, false, err
 		}
 		return train, test, true, nil
 	}
@@ -289,32 +356,32 @@ func encodeLabelledAs(ctx context.Context, enc encoding, d *run.Data, batch int,
 	}
 	if test, err = encodeOffheap(ctx, enc, d.Splits.Test.Labelled(), batch); err != nil {
 		train.Release()
-		return Split{}, Split{}, false, err
+		return eval.Split{}, eval.Split{}, false, err
 	}
 	return train, test, true, nil
 }
 
 // encodeOffheap encodes an in-memory set batch at a time into features
 // outside Go's heap (its pixels are not kept in the split).
-func encodeOffheap(ctx context.Context, enc encoding, s *data.Set, batch int) (Split, error) {
+func encodeOffheap(ctx context.Context, enc encoding, s *data.Set, batch int) (eval.Split, error) {
 	buf, free, err := offheap.Float32s(s.Len() * enc.dim)
 	if err != nil {
-		return Split{}, err
+		return eval.Split{}, err
 	}
 	if err := enc.into(ctx, buf, s.Images, batch); err != nil {
 		free()
-		return Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
+		return eval.Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
 	}
-	return Split{Features: knn.Features{Dim: enc.dim, Data: buf}, Labels: s.Labels, H: s.H, W: s.W, C: s.C, release: free}, nil
+	return eval.Split{Features: knn.Features{Dim: enc.dim, Data: buf}, Labels: s.Labels, H: s.H, W: s.W, C: s.C, Free: free}, nil
 }
 
 // encodeSet returns a split of z_mean for every image of an in-memory set.
-func encodeSet(ctx context.Context, m *graph.Model, s *data.Set, batch int) (Split, error) {
+func encodeSet(ctx context.Context, m *graph.Model, s *data.Set, batch int) (eval.Split, error) {
 	z, err := m.EncodeAll(ctx, s.Images, batch)
 	if err != nil {
-		return Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
+		return eval.Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
 	}
-	return Split{Features: knn.Features{Dim: m.Manifest.FeatureDim, Data: z}, Labels: s.Labels, Images: s.Images, H: s.H, W: s.W, C: s.C}, nil
+	return eval.Split{Features: knn.Features{Dim: m.Manifest.FeatureDim, Data: z}, Labels: s.Labels, Images: s.Images, H: s.H, W: s.W, C: s.C}, nil
 }
 
 // encodeStream encodes the images ids of a stream in one pass, keeping only
@@ -324,13 +391,13 @@ func encodeSet(ctx context.Context, m *graph.Model, s *data.Set, batch int) (Spl
 // The features live outside Go's heap (internal/offheap) until Release: the
 // decoders' garbage would otherwise let the heap grow to twice them around
 // the evaluation (GOGC 100), above training's peak.
-func encodeStream(ctx context.Context, enc encoding, s *data.Stream, ids []int32, batch int) (Split, error) {
+func encodeStream(ctx context.Context, enc encoding, s *data.Stream, ids []int32, batch int) (eval.Split, error) {
 	dim := enc.dim
 	buf, free, err := offheap.Float32s(len(ids) * dim)
 	if err != nil {
-		return Split{}, err
+		return eval.Split{}, err
 	}
-	sp := Split{Features: knn.Features{Dim: dim, Data: buf[:0]}, H: s.Shape.H, W: s.Shape.W, C: s.Shape.C, release: free}
+	sp := eval.Split{Features: knn.Features{Dim: dim, Data: buf[:0]}, H: s.Shape.H, W: s.Shape.W, C: s.Shape.C, Free: free}
 	var kept []int // the stream's id of each encoded image (bad ones are left out)
 	err = s.Each(ctx, ids, batch, func(px []byte, got []int) error {
 		z, err := enc.encode(px)
@@ -346,7 +413,7 @@ func encodeStream(ctx context.Context, enc encoding, s *data.Stream, ids []int32
 	})
 	if err != nil {
 		sp.Release()
-		return Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
+		return eval.Split{}, fmt.Errorf("encode %s: %w", s.Source, err)
 	}
 	sp.Fetch = func(idx []int) (map[int][]byte, error) {
 		ids := make([]int, len(idx))
@@ -369,7 +436,7 @@ func encodeStream(ctx context.Context, enc encoding, s *data.Stream, ids []int32
 // beside the decoded data: they depend on the data, the eval settings, the
 // seed, the input scaling and the probe's code only ("" when the cache is
 // off).
-func pixelCache(r *run.Run, m *graph.Model, d *run.Data) (string, error) {
+func pixelCache(r *run.Run, m *graph.Model, d *run.Data, program string) (string, error) {
 	o, err := r.DataOptions(m.Manifest)
 	if err != nil || o.CacheDir == "" || d.Streams != nil {
 		return "", err
@@ -379,12 +446,8 @@ func pixelCache(r *run.Run, m *graph.Model, d *run.Data) (string, error) {
 		return "", err
 	}
 	// The probe's folder name carries the hash of its code and settings, so
-	// a change to pyexport/probe.py recomputes the figures.
-	root, err := pyexport.Root()
-	if err != nil {
-		return "", err
-	}
-	probe, err := pyexport.ProbeDir(root, d.Splits.Train.ImageBytes(), len(d.Splits.Train.Classes), 0)
+	// a change to the probe's program recomputes the figures.
+	probe, err := exporter.ProbeDir("", program, d.Splits.Train.ImageBytes(), len(d.Splits.Train.Classes), 0)
 	if err != nil {
 		return "", err
 	}

@@ -1,4 +1,4 @@
-package pyexport_test
+package exporter_test
 
 import (
 	"context"
@@ -9,15 +9,15 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/pyexport"
 )
 
 // Every shipped config exports, with its local map: the seed's 3×3 for 28-pixel
 // Fashion-MNIST (3 blocks) and 4×4 for CIFAR-10 (3 blocks) and Tiny ImageNet
 // (4 blocks); the Fashion-MNIST default's 7×7 (2 blocks).
 func TestShippedConfigsExport(t *testing.T) {
-	root, err := pyexport.Root()
+	root, err := exporter.Root()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,10 +41,10 @@ func TestShippedConfigsExport(t *testing.T) {
 			t.Fatal(err)
 		}
 		dir := filepath.Join(t.TempDir(), cfg.Name)
-		if fresh, _ := pyexport.Fresh(&cfg.Config, dir); fresh {
+		if fresh, _ := exporter.Fresh(&cfg.Config, dir); fresh {
 			t.Fatal("an empty folder is fresh")
 		}
-		if err := pyexport.Export(context.Background(), &cfg.Config, dir, io.Discard, os.Stderr); err != nil {
+		if err := exporter.Export(context.Background(), &cfg.Config, dir, io.Discard, os.Stderr); err != nil {
 			t.Fatal(err)
 		}
 		m, err := graph.ReadManifest(dir)
@@ -54,11 +54,11 @@ func TestShippedConfigsExport(t *testing.T) {
 		if w, ok := want[filepath.Base(f)]; ok && !equal(m.FeatureMap, w) {
 			t.Errorf("%s: feature map %v, want %v", f, m.FeatureMap, w)
 		}
-		if fresh, err := pyexport.Fresh(&cfg.Config, dir); !fresh || err != nil {
+		if fresh, err := exporter.Fresh(&cfg.Config, dir); !fresh || err != nil {
 			t.Errorf("%s: not fresh after export (%v)", f, err)
 		}
 		cfg.Loss.Gamma *= 2
-		if fresh, _ := pyexport.Fresh(&cfg.Config, dir); fresh {
+		if fresh, _ := exporter.Fresh(&cfg.Config, dir); fresh {
 			t.Errorf("%s: fresh after a loss weight changed", f)
 		}
 	}
@@ -80,7 +80,7 @@ func TestExportRefusesBadSpec(t *testing.T) {
 	cfg := config.Defaults()
 	cfg.Model.Precision = "float32"
 	cfg.Model.Scaling = "wide" // Go's Validate would refuse this; the exporter checks again
-	err := pyexport.Export(context.Background(), &cfg, filepath.Join(t.TempDir(), "x"), io.Discard, io.Discard)
+	err := exporter.Export(context.Background(), &cfg, filepath.Join(t.TempDir(), "x"), io.Discard, io.Discard)
 	if err == nil {
 		t.Fatal("exporter accepted model.scaling = wide")
 	}
@@ -97,7 +97,7 @@ func TestProbeDirFollowsItsCode(t *testing.T) {
 		}
 	}
 	dir := func(dim, classes int, hidden ...int) string {
-		d, err := pyexport.ProbeDir(root, dim, classes, append(hidden, 0)[0])
+		d, err := exporter.ProbeDir(root, filepath.Join(root, "pyexport", "probe.py"), dim, classes, append(hidden, 0)[0])
 		if err != nil {
 			t.Fatal(err)
 		}

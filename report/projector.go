@@ -1,4 +1,4 @@
-package eval
+package report
 
 import (
 	"bufio"
@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/image/draw"
 
+	"github.com/infomax/infomax/eval"
 	"github.com/infomax/infomax/internal/fsutil"
 )
 
@@ -44,20 +45,20 @@ func ProjectorSample(total, n int, seed int64) []int {
 }
 
 // writeProjector writes the projector's files for a sample of the test
-// split (s.ProjectorImages images): their features, their labels (and class
+// split (o.ProjectorImages images) into dir: their features, their labels (and class
 // names, and their rows in the test split) as metadata, a sprite of their thumbnails, and the config naming
 // them. It returns the files written.
-func writeProjector(s Settings, test Split) ([]string, error) {
-	n := min(s.ProjectorImages, len(test.Labels))
+func writeProjector(dir string, o Options, test eval.Split) ([]string, error) {
+	n := min(o.ProjectorImages, len(test.Labels))
 	if n == 0 {
 		return nil, nil
 	}
-	picks := ProjectorSample(len(test.Labels), n, s.Seed)
-	images, err := test.images(picks)
+	picks := ProjectorSample(len(test.Labels), n, o.Seed)
+	images, err := test.ImagesOf(picks)
 	if err != nil {
 		return nil, fmt.Errorf("projector sprite: %w", err)
 	}
-	dir := filepath.Join(s.Dir, ProjectorDir)
+	top, dir := dir, filepath.Join(dir, ProjectorDir)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}
@@ -81,7 +82,7 @@ func writeProjector(s Settings, test Split) ([]string, error) {
 	meta.WriteString("class\tlabel\tindex\n")
 	for _, p := range picks {
 		l := test.Labels[p]
-		fmt.Fprintf(&meta, "%s\t%d\t%d\n", className(s.ClassNames, l), l, p)
+		fmt.Fprintf(&meta, "%s\t%d\t%d\n", className(o.ClassNames, l), l, p)
 	}
 	sprite, side, err := spritePNG(picks, images, test.H, test.W, test.C)
 	if err != nil {
@@ -109,7 +110,7 @@ func writeProjector(s Settings, test Split) ([]string, error) {
   }
 }
 `, n, ProjectorDir, projectorFeatures, ProjectorDir, projectorMetadata, ProjectorDir, projectorSprite, side[0], side[1])
-	p := filepath.Join(s.Dir, ProjectorConfig)
+	p := filepath.Join(top, ProjectorConfig)
 	if err := fsutil.WriteFileAtomic(p, []byte(cfg)); err != nil {
 		return nil, fmt.Errorf("projector: %w", err)
 	}

@@ -1,11 +1,10 @@
-package eval
+package runeval
 
 import (
 	"cmp"
 	"errors"
 
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
 	"iter"
@@ -13,10 +12,12 @@ import (
 	"time"
 
 	"github.com/infomax/infomax/config"
+	"github.com/infomax/infomax/eval"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/knn"
-	"github.com/infomax/infomax/pyexport"
+	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/search"
 )
@@ -47,17 +48,23 @@ const DefaultBankBlockBytes = 64 << 20
 // the evaluation settings of the run that made them (its config.yaml's
 // eval section, threads and device), or the defaults when that run folder
 // is not here, changed by v.
-func OpenFeatures(ctx context.Context, queries, bank, dir string, v Overrides, out io.Writer) (*Report, error) {
+func OpenFeatures(ctx context.Context, queries, bank, dir string, v Overrides, out io.Writer) (*eval.Report, error) {
 	m, err := search.ReadManifest(ctx, bank)
 	if err != nil {
 		return nil, fmt.Errorf("--bank: %w", err)
 	}
+	modelDir := "" // the probe's program: the making run's, if it opens here, else the source tree's
 	o := FeaturesOptions{Queries: queries, Bank: bank, Dir: dir, Eval: config.Defaults().Eval, Seed: config.Defaults().Seed,
 		ProbeGraph: func(ctx context.Context, dim, classes, hidden int) (string, error) {
-			return pyexport.ExportProbe(ctx, dim, classes, hidden, out)
+			program, err := exporter.ProbeProgram(modelDir)
+			if err != nil {
+				return "", err
+			}
+			return exporter.ExportProbe(ctx, program, dim, classes, hidden, out)
 		}}
 	if r, err := run.Open(m.Run); err == nil {
 		o.Eval, o.Seed, o.Session = r.Config.Eval, r.Config.Seed, r.Session()
+		modelDir = r.ModelPath()
 		fmt.Fprintf(out, "eval: the evaluation settings of %s (weighted k %d, t %g; majority k %d; probe %d epochs)\n",
 			r.Dir, o.Eval.WeightedK, o.Eval.Temperature, o.Eval.K, o.Eval.ProbeEpochs)
 	} else {
@@ -112,7 +119,7 @@ func (l *labelledShards) each(fn func(f knn.Features, labels []int) error) error
 // into o.Dir. The queries are held in memory; the bank is streamed shard by
 // shard through the search, a block of at most o.BankBlockBytes at a time,
 // once per metric.
-func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*Report, error) {
+func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*eval.Report, error) {
 	t0 := time.Now()
 	mq, err := search.ReadManifest(ctx, o.Queries)
 	if err != nil {
@@ -197,20 +204,20 @@ func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*R
 	}
 	t1 := time.Now()
 	first := true
-	res, err := knnVotes(func(m knn.Metric, k int) (*knn.Neighbours, error) {
+	res, err := eval.KNNWith(func(m knn.Metric, k int) (*knn.Neighbours, error) {
 		defer func() { first = false }()
 		return knn.SearchBlocks(ctx, blocks(first), queries, k, knn.Options{Metric: m, Session: o.Session})
-	}, bankRows, &bankLabels, queryLabels, len(names), KNNSettings{K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature})
+	}, bankRows, &bankLabels, queryLabels, len(names), eval.KNNSettings{K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature})
 	if err != nil {
 		return nil, err
 	}
-	rep := Report{Run: mb.Run, Data: "features", DataPath: o.Queries, Bank: o.Bank, Step: mb.Step, ConfigHash: mb.ConfigHash, Precision: precisions(mq.Precision, mb.Precision),
+	rep := eval.Report{Run: mb.Run, Data: "features", DataPath: o.Queries, Bank: o.Bank, Step: mb.Step, ConfigHash: mb.ConfigHash, Precision: precisions(mq.Precision, mb.Precision),
 		Feature: "z_mean", FeatureDim: mb.Dim, TrainSize: len(bankLabels), TestSize: len(queryLabels), Classes: len(names),
-		Model: Scores{KNN: res}, KNNSec: time.Since(t1).Seconds(), KNNBlockBytes: block,
+		Model: eval.Scores{KNN: res}, KNNSec: time.Since(t1).Seconds(), KNNBlockBytes: block,
 		Time: time.Now().UTC().Format(time.RFC3339)}
 	if probes {
 		bankAll.Dim = mb.Dim
-		rep.Model.Probe, rep.Model.MLP, err = probeScores(ctx, bankAll, bankLabels, queries, queryLabels, Settings{
+		rep.Model.Probe, rep.Model.MLP, err = eval.Probes(ctx, bankAll, bankLabels, queries, queryLabels, eval.Settings{
 			Classes: len(names), ProbeEpochs: e.ProbeEpochs, ProbeBatch: e.ProbeBatchSize, MLPProbeEpochs: e.MLPProbeEpochs,
 			Seed: o.Seed, Session: o.Session, ProbeGraph: o.ProbeGraph,
 		})
@@ -218,15 +225,8 @@ func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*R
 			return nil, err
 		}
 	}
-	raw, err := json.MarshalIndent(rep, "", "  ")
-	if err != nil {
+	if err := report.WriteReport(ctx, o.Dir, &rep); err != nil {
 		return nil, err
-	}
-	if err := store.WriteFile(ctx, store.Join(o.Dir, "report.json"), append(raw, '\n')); err != nil {
-		return nil, fmt.Errorf("report: %w", err)
-	}
-	if err := store.WriteFile(ctx, store.Join(o.Dir, "report.md"), []byte(rep.Markdown())); err != nil {
-		return nil, fmt.Errorf("report: %w", err)
 	}
 	fmt.Fprint(out, rep.Markdown())
 	fmt.Fprintf(out, "report: %s, report.md (%d queries and %d bank images with classes; %d and %d without, left out; kNN %.1fs, all %.1fs)\n",
