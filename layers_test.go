@@ -19,6 +19,7 @@ const module = "github.com/infomax/infomax/"
 var layers = [][]string{
 	{"internal/cpuinfo", "internal/fsutil", "internal/memstat", "internal/offheap", "internal/tfutil", "tboard", "tflog", "tfonednn"},
 	{"internal/store"},
+	{"buckets"},
 	{"data", "checkpoint", "graph", "internal/npy"},
 	{"config", "knn"},
 	{"exporter"},
@@ -110,7 +111,8 @@ func TestLayering(t *testing.T) {
 // No library package changes the process it is imported into: no forced
 // garbage collection or memory policy, no re-execution; packages tflog and
 // tfonednn, which re-execute to quiet TensorFlow and to turn its oneDNN
-// kernels on, are imported by main packages only. Every
+// kernels on, and buckets, which links the cloud SDKs in, are imported by
+// main packages only (and test fixtures). Every
 // TensorFlow session is made in package graph, from graph.Options (threads,
 // device), and the CLI does not touch TensorFlow itself.
 func TestNoProcessSideEffectsAndOneSessionFactory(t *testing.T) {
@@ -130,8 +132,8 @@ func TestNoProcessSideEffectsAndOneSessionFactory(t *testing.T) {
 					}
 				}
 			}
-			for _, opt := range []string{"tflog", "tfonednn"} {
-				if slices.Contains(imps, module+opt) && name != "main" {
+			for _, opt := range []string{"tflog", "tfonednn", "buckets"} {
+				if slices.Contains(imps, module+opt) && name != "main" && !slices.Contains(fixtures, pkg) {
 					t.Errorf("%s: package %s imports %s, which only main packages may", p, name, opt)
 				}
 			}
@@ -142,5 +144,27 @@ func TestNoProcessSideEffectsAndOneSessionFactory(t *testing.T) {
 				t.Errorf("%s: the CLI touches TensorFlow itself; it should call the library", p)
 			}
 		}
+	}
+}
+
+// A program that imports a library package links neither the AWS nor the
+// Google Cloud SDK: the object stores come with package buckets, which only
+// the commands import.
+func TestLibrariesLinkNoCloudSDK(t *testing.T) {
+	for _, pkg := range []string{"encoder", "search", "run", "config", "data", "eval", "knn", "graph"} {
+		out, err := exec.Command("go", "list", "-deps", "./"+pkg).Output()
+		if err != nil {
+			t.Fatalf("go list -deps ./%s: %v", pkg, err)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if strings.HasPrefix(dep, "github.com/aws/") || strings.HasPrefix(dep, "cloud.google.com/") || strings.HasPrefix(dep, "google.golang.org/api") {
+				t.Errorf("a program importing only %s links %s: import the object stores in package buckets alone", pkg, dep)
+				break
+			}
+		}
+	}
+	out, err := exec.Command("go", "list", "-deps", "./runner").Output()
+	if err != nil || !strings.Contains(string(out), "\ncloud.google.com/go/storage\n") || !strings.Contains(string(out), "github.com/aws/aws-sdk-go-v2/service/s3") {
+		t.Errorf("runner does not link both object stores (package buckets): %v", err)
 	}
 }

@@ -10,8 +10,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/infomax/infomax/testkit/hostile"
 	"github.com/infomax/infomax/internal/memstat"
+	"github.com/infomax/infomax/testkit/hostile"
 )
 
 // hugeHeaders are images whose headers claim far more pixels than the

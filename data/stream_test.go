@@ -12,8 +12,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/testkit/hostile"
 	"github.com/infomax/infomax/internal/memstat"
+	"github.com/infomax/infomax/testkit/hostile"
 )
 
 // distinctTiny is a Tiny ImageNet layout of 3 classes × 20 training images

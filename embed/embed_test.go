@@ -14,10 +14,10 @@ import (
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/testkit/hostile"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/search"
+	"github.com/infomax/infomax/testkit/hostile"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 func TestMain(m *testing.M) { ptest.MainWithDefault(m, "prism") }
@@ -69,7 +69,7 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 	o := Options{RunDir: runDir, Inputs: globs, Output: out, Shards: 4}
 	runPipeline(t, o)
 
-	ix, err := search.Load(out)
+	ix, err := search.Load(t.Context(), out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -82,7 +82,7 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 	}
 
 	// What runner index computes, in one process.
-	enc, err := encoder.Load(runDir)
+	enc, err := encoder.Load(t.Context(), runDir)
 	if err != nil {
 		t.Fatal(err)
 	}

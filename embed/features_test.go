@@ -9,11 +9,11 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/eval"
-	"github.com/infomax/infomax/testkit/emulators"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/runeval"
 	"github.com/infomax/infomax/search"
+	"github.com/infomax/infomax/testkit/emulators"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // runner eval --features on embedded Fashion-MNIST images (bank in S3,
@@ -61,7 +61,7 @@ func TestEvaluateEmbeddedFeatures(t *testing.T) {
 	}
 
 	// The same images in memory, in the order of the shards, one bank.
-	enc, err := encoder.Load(runDir)
+	enc, err := encoder.Load(t.Context(), runDir)
 	if err != nil {
 		t.Fatal(err)
 	}

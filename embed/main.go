@@ -19,9 +19,6 @@
 package main
 
 import (
-	"github.com/infomax/infomax/config"
-	"github.com/infomax/infomax/internal/store"
-
 	"context"
 	"flag"
 	"fmt"
@@ -35,7 +32,10 @@ import (
 	"github.com/apache/beam/sdks/v2/go/pkg/beam"
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/x/beamx"
 
+	_ "github.com/infomax/infomax/buckets" // s3:// and gs:// paths, here and on the workers
+	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/run"
 	_ "github.com/infomax/infomax/tflog"    // TensorFlow's log lines off unless --verbose
 	_ "github.com/infomax/infomax/tfonednn" // TensorFlow's oneDNN kernels on every CPU

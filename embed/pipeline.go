@@ -192,9 +192,9 @@ type withEncoder struct {
 	enc       *sharedEncoder
 }
 
-func (w *withEncoder) Setup() error {
+func (w *withEncoder) Setup(ctx context.Context) error {
 	var err error
-	w.enc, err = acquire(w.RunDir, w.Precision)
+	w.enc, err = acquire(ctx, w.RunDir, w.Precision)
 	return err
 }
 
@@ -213,7 +213,7 @@ var (
 	encoders   = map[string]*sharedEncoder{}
 )
 
-func acquire(runDir, precision string) (*sharedEncoder, error) {
+func acquire(ctx context.Context, runDir, precision string) (*sharedEncoder, error) {
 	encodersMu.Lock()
 	defer encodersMu.Unlock()
 	key := runDir + "\x00" + precision
@@ -221,7 +221,7 @@ func acquire(runDir, precision string) (*sharedEncoder, error) {
 		e.refs++
 		return e, nil
 	}
-	enc, err := encoder.Load(runDir, encoder.WithPrecision(precision))
+	enc, err := encoder.Load(ctx, runDir, encoder.WithPrecision(precision))
 	if err != nil {
 		return nil, err
 	}
@@ -257,7 +257,7 @@ type encodeShardFn struct {
 }
 
 func (f *encodeShardFn) Setup(ctx context.Context) error {
-	if err := f.withEncoder.Setup(); err != nil {
+	if err := f.withEncoder.Setup(ctx); err != nil {
 		return err
 	}
 	var err error

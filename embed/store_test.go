@@ -10,10 +10,10 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/testkit/emulators"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/search"
+	"github.com/infomax/infomax/testkit/emulators"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // Images in class folders in Google Cloud Storage, one of them hostile,
@@ -55,11 +55,11 @@ func TestEmbedFromGCSToS3(t *testing.T) {
 	const out = "s3://features/corpus/embedded"
 	runPipeline(t, Options{RunDir: runDir, Inputs: []string{"gs://corpus/images/*/*"}, Output: out, Shards: 3, Labels: "folders"})
 
-	want, err := search.Load(local)
+	want, err := search.Load(t.Context(), local)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := search.Load(out)
+	got, err := search.Load(t.Context(), out)
 	if err != nil {
 		t.Fatal(err)
 	}

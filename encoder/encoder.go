@@ -117,11 +117,15 @@ func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
 // Load opens a run folder (from any working directory; a read-only copy
 // will do) and restores its latest checkpoint; or a trained encoder exported
 // on its own (`runner export --run-dir RUN --out DIR`: its weights inside,
-// the default limits, threads and batch size).
-func Load(runDir string, opts ...Option) (*Encoder, error) {
+// the default limits, threads and batch size). A cancelled ctx stops it
+// before the model loads.
+func Load(ctx context.Context, runDir string, opts ...Option) (*Encoder, error) {
 	var o options
 	for _, f := range opts {
 		f(&o)
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
 	}
 	if man, err := graph.ReadManifest(runDir); err == nil && man.Kind == graph.KindEncoder {
 		return loadExport(runDir, man, o)

@@ -15,9 +15,9 @@ import (
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/internal/memstat"
 	"github.com/infomax/infomax/testkit/hostile"
 	"github.com/infomax/infomax/testkit/testmodel"
-	"github.com/infomax/infomax/internal/memstat"
 )
 
 // load opens the test model's run folder (an untrained checkpoint).
@@ -27,7 +27,7 @@ func load(t *testing.T, opts ...encoder.Option) *encoder.Encoder {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := encoder.Load(runDir, opts...)
+	enc, err := encoder.Load(t.Context(), runDir, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

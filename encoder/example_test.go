@@ -15,7 +15,7 @@ import (
 // examples/batchjob for a whole program, which CI builds and runs.
 func Example() {
 	ctx := context.Background()
-	enc, err := encoder.Load("/data/runs/fashion_mnist")
+	enc, err := encoder.Load(context.Background(), "/data/runs/fashion_mnist")
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func Example() {
 // A file that is not an image, or one whose header claims more pixels than
 // the run's limits allow, is a data.BadImage naming it.
 func ExampleEncoder_EncodeFiles() {
-	enc, err := encoder.Load("/data/runs/fashion_mnist")
+	enc, err := encoder.Load(context.Background(), "/data/runs/fashion_mnist")
 	if err != nil {
 		log.Fatal(err)
 	}

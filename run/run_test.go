@@ -9,8 +9,8 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/run"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 func TestOpenRestoresTheLatestCheckpoint(t *testing.T) {

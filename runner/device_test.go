@@ -40,14 +40,14 @@ func TestDeviceIsHonouredWhereARunIsOpened(t *testing.T) {
 		}
 	}
 	setDevice("gpu")
-	if _, err := encoder.Load(dir); !errors.Is(err, graph.ErrNoGPU) {
+	if _, err := encoder.Load(t.Context(), dir); !errors.Is(err, graph.ErrNoGPU) {
 		t.Errorf("encoder.Load with device gpu: %v, want graph.ErrNoGPU", err)
 	}
 	if err := runEval(context.Background(), evalOptions{RunDirs: []string{dir}}, new(bytes.Buffer)); !errors.Is(err, graph.ErrNoGPU) {
 		t.Errorf("runner eval with device gpu: %v, want graph.ErrNoGPU", err)
 	}
 	setDevice("cpu")
-	enc, err := encoder.Load(dir)
+	enc, err := encoder.Load(t.Context(), dir)
 	if err != nil {
 		t.Fatalf("encoder.Load with device cpu: %v", err)
 	}

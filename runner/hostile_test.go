@@ -13,9 +13,9 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/internal/memstat"
 	"github.com/infomax/infomax/testkit/hostile"
 	"github.com/infomax/infomax/testkit/testmodel"
-	"github.com/infomax/infomax/internal/memstat"
 )
 
 // hostileFolder writes two classes of real Fashion-MNIST images as PNG files

@@ -29,6 +29,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	_ "github.com/infomax/infomax/buckets" // s3:// and gs:// paths
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/run"
 	_ "github.com/infomax/infomax/tflog"    // TensorFlow's log lines off unless --verbose

@@ -18,10 +18,10 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/tboard"
+	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/train"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/cpuinfo"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/search"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // model.precision auto on the run's CPU, with the CPU's answer injected
@@ -108,7 +108,7 @@ func TestPrecisionAutoAndResume(t *testing.T) {
 	if err := runIndex(context.Background(), indexOptions{RunDir: dir, Images: images, Out: idx, Precision: "auto"}, &iout); err != nil {
 		t.Fatal(err)
 	}
-	ix, err := search.Load(idx)
+	ix, err := search.Load(t.Context(), idx)
 	if err != nil || ix.Precision != "bfloat16" || !strings.Contains(iout.String(), "in bfloat16 (the model's own: trained in bfloat16)") {
 		t.Fatalf("index precision %v (%v); printed %s", ix, err, iout.String())
 	}

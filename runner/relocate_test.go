@@ -12,8 +12,8 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/encoder"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/search"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // readOnly makes dir read-only for this process: chmod for a user, and for
@@ -93,12 +93,12 @@ func TestRunFolderIsRelocatable(t *testing.T) {
 	t.Chdir(t.TempDir()) // an unrelated working directory, no project above it
 
 	// Encode: the copy's features are the original's.
-	a, err := encoder.Load(orig)
+	a, err := encoder.Load(t.Context(), orig)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	b, err := encoder.Load(ro)
+	b, err := encoder.Load(t.Context(), ro)
 	if err != nil {
 		t.Fatalf("encoder.Load of the read-only copy: %v", err)
 	}

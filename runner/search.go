@@ -47,7 +47,7 @@ func indexCmd() *cobra.Command {
 
 func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	t := time.Now()
-	enc, err := encoder.Load(o.RunDir, encoder.WithPrecision(o.Precision))
+	enc, err := encoder.Load(ctx, o.RunDir, encoder.WithPrecision(o.Precision))
 	if err != nil {
 		return err
 	}
@@ -111,7 +111,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	if o.K < 1 {
 		return fmt.Errorf("-k %d: want at least 1", o.K)
 	}
-	ix, err := search.Load(o.Index)
+	ix, err := search.Load(ctx, o.Index)
 	if err != nil {
 		return err
 	}
@@ -120,7 +120,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	}
 	// The query in the precision the index was encoded in (an index from
 	// before the key: as exported, what encoding did then).
-	enc, err := encoder.Load(ix.Run, encoder.WithPrecision(cmp.Or(ix.Precision, "float32")))
+	enc, err := encoder.Load(ctx, ix.Run, encoder.WithPrecision(cmp.Or(ix.Precision, "float32")))
 	if err != nil {
 		return fmt.Errorf("the encoder of index %s: %w", o.Index, err)
 	}

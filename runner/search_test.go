@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/search"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 func TestIndexAndSearch(t *testing.T) {
@@ -65,7 +65,7 @@ func TestIndexAndSearch(t *testing.T) {
 	}
 
 	// Bad input: clear errors.
-	ix, _ := search.Load(idx)
+	ix, _ := search.Load(t.Context(), idx)
 	ix.ConfigHash = "0000000000000000"
 	other := filepath.Join(tmp, "other.idx")
 	ix.Save(other)

@@ -13,8 +13,8 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/exporter"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/npy"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 const speedRounds = 3

@@ -15,9 +15,9 @@ import (
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/run"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // A run's trained encoder exported on its own (`runner export --run-dir`)
@@ -49,7 +49,7 @@ func TestTrainedEncoderExport(t *testing.T) {
 	const n = 1000
 	px := full.Test.Images[:n*full.Test.ImageBytes()]
 	encode := func(from string) []float32 {
-		enc, err := encoder.Load(from)
+		enc, err := encoder.Load(t.Context(), from)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -141,7 +141,7 @@ func TestTrainedEncoderExport(t *testing.T) {
 		t.Errorf("a refused --out lost its file: %v", err)
 	}
 	// The export's graph encodes only.
-	enc, err := encoder.Load(sm)
+	enc, err := encoder.Load(t.Context(), sm)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,7 +30,7 @@ func Example() {
 	if err := ix.Save(path); err != nil {
 		log.Fatal(err)
 	}
-	loaded, err := search.Load(path)
+	loaded, err := search.Load(context.Background(), path)
 	if err != nil {
 		log.Fatal(err)
 	}

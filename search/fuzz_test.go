@@ -67,7 +67,7 @@ func TestCorruptIndexFiles(t *testing.T) {
 	for name, c := range cases {
 		p := filepath.Join(t.TempDir(), "x.idx")
 		os.WriteFile(p, c.raw, 0o644)
-		_, err := Load(p)
+		_, err := Load(t.Context(), p)
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
 			t.Errorf("%s: %v, want %q naming the file", name, err, c.want)
 		}

@@ -95,8 +95,7 @@ func (ix *Index) Save(path string) error {
 // the batch embedding pipeline (a folder with a manifest.json). Either may
 // be in an object store (s3://bucket/key, gs://bucket/key; see
 // internal/store for credentials and endpoints).
-func Load(path string) (*Index, error) {
-	ctx := context.Background()
+func Load(ctx context.Context, path string) (*Index, error) {
 	if store.IsURL(path) {
 		if there, err := store.Exists(ctx, store.Join(path, ManifestFile)); err != nil {
 			return nil, err

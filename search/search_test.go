@@ -52,7 +52,7 @@ func TestIndexFindsItsRunAfterAMove(t *testing.T) {
 	if err := os.Rename(old, moved); err != nil {
 		t.Fatal(err)
 	}
-	got, err := Load(filepath.Join(moved, "indexes", "x.idx"))
+	got, err := Load(t.Context(), filepath.Join(moved, "indexes", "x.idx"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -62,7 +62,7 @@ func TestIndexFindsItsRunAfterAMove(t *testing.T) {
 	// The index alone, elsewhere: the absolute path it recorded.
 	alone := filepath.Join(tmp, "alone.idx")
 	os.Rename(filepath.Join(moved, "indexes", "x.idx"), alone)
-	if got, err := Load(alone); err != nil || got.Run != run {
+	if got, err := Load(t.Context(), alone); err != nil || got.Run != run {
 		t.Errorf("moved alone: run %s (%v), want %s", got.Run, err, run)
 	}
 }

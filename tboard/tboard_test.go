@@ -11,8 +11,8 @@ import (
 
 	summarypb "github.com/wamuir/graft/tensorflow/core/framework/summary_go_proto"
 
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/tboard"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 func writeSample(t *testing.T) string {

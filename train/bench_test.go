@@ -10,8 +10,8 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
-	"github.com/infomax/infomax/testkit/testmodel"
 	"github.com/infomax/infomax/internal/memstat"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // BenchmarkSoak runs 5,000 training steps of the Fashion-MNIST seed config (the

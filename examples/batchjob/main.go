@@ -52,7 +52,7 @@ func main() {
 
 func run(ctx context.Context, runDir, images string, workers, k, queries int) error {
 	t0 := time.Now()
-	enc, err := encoder.Load(runDir)
+	enc, err := encoder.Load(ctx, runDir)
 	if err != nil {
 		return err
 	}

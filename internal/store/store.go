@@ -9,15 +9,17 @@
 // Google's application default credentials (GOOGLE_APPLICATION_CREDENTIALS,
 // gcloud's login) and STORAGE_EMULATOR_HOST.
 //
+// Object stores are not linked in by this package: a program that reads or
+// writes s3:// or gs:// paths imports package buckets for its side effect
+// (the runner and embed commands do), so that a library user who reads only
+// local files does not link the AWS and Google Cloud SDKs.
+//
 // Local paths keep their local behaviour: a write goes to a temporary file
 // renamed when whole. An object written to a store appears whole too: S3
 // and GCS make an upload visible only when it completes.
 package store
 
 import (
-	"cloud.google.com/go/storage"
-	"github.com/aws/smithy-go"
-
 	"context"
 	"errors"
 	"fmt"
@@ -28,8 +30,6 @@ import (
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/gcs"
-	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/s3"
 
 	"github.com/infomax/infomax/internal/fsutil"
 )
@@ -80,9 +80,24 @@ func Dir(p string) string {
 	return scheme + "://" + bucket
 }
 
+// notFound says whether a store's error means "no such object"; nil until
+// package buckets links the stores in (Enable).
+var notFound func(error) bool
+
+// Enable is called by package buckets, which registers Beam's S3 and GCS
+// filesystems: notFound recognises their "no such object" errors.
+func Enable(isNotFound func(error) bool) { notFound = isNotFound }
+
+// ErrNoStores is the error of a URL in a program that did not link the
+// object stores in.
+var ErrNoStores = errors.New(`this program has no object-store support linked in: import _ "github.com/infomax/infomax/buckets" (the runner and embed commands do)`)
+
 // fs opens the Beam filesystem of a URL. The S3 one panics when the AWS
 // configuration does not load; that becomes an error here.
 func fs(ctx context.Context, url string) (f filesystem.Interface, err error) {
+	if notFound == nil {
+		return nil, fmt.Errorf("%s: %w", url, ErrNoStores)
+	}
 	defer func() {
 		if r := recover(); r != nil {
 			err = fmt.Errorf("%s: %v", url, r)
@@ -142,11 +157,10 @@ func Open(ctx context.Context, p string) (io.ReadCloser, int64, error) {
 	return readCloser{r, func() error { return errors.Join(r.Close(), f.Close()) }}, size, nil
 }
 
-// notExist marks a store's "no such object" as ErrNotExist: the GCS
-// client's ErrObjectNotExist, an S3 API error NotFound (HEAD) or NoSuchKey.
+// notExist marks a store's "no such object" as ErrNotExist (what package
+// buckets recognises as one).
 func notExist(p string, err error) error {
-	var api smithy.APIError
-	if errors.Is(err, storage.ErrObjectNotExist) || errors.As(err, &api) && (api.ErrorCode() == "NotFound" || api.ErrorCode() == "NoSuchKey") {
+	if notFound != nil && notFound(err) {
 		return fmt.Errorf("%s: %w (%v)", p, ErrNotExist, err)
 	}
 	return fmt.Errorf("%s: %w", p, err)

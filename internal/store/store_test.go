@@ -8,8 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/infomax/infomax/testkit/emulators"
 	"github.com/infomax/infomax/internal/store"
+	"github.com/infomax/infomax/testkit/emulators"
 )
 
 func TestRoundTripThroughEmulators(t *testing.T) {
