@@ -41,3 +41,23 @@ func TestLayoutNamesEveryPackage(t *testing.T) {
 		}
 	}
 }
+
+// Every package's documentation opens with a one-line summary: "Package
+// name …" (or "Command name …") as one sentence of at most 100 characters,
+// which go doc and pkg.go.dev show first.
+func TestEveryPackageOpensWithAOneLineSummary(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", "{{.ImportPath}}|{{.Name}}|{{.Doc}}", "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.SplitN(line, "|", 3)
+		pkg, name, doc := f[0], f[1], f[2]
+		if name == "main" {
+			name = pkg[strings.LastIndex(pkg, "/")+1:]
+		}
+		if !strings.HasPrefix(doc, "Package "+name+" ") && !strings.HasPrefix(doc, "Command "+name+" ") || len(doc) > 100 {
+			t.Errorf("%s: its documentation opens with %q: want a one-line summary, Package %s …, of at most 100 characters", pkg, doc, name)
+		}
+	}
+}

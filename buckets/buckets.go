@@ -1,3 +1,5 @@
+// Package buckets links S3 and GCS paths into a program (import it for its side effect).
+//
 // Package buckets links object storage into a program: s3:// and gs://
 // paths for every reader and writer of the project (data, runs' features,
 // indexes, reports), through Apache Beam's S3 and GCS filesystems. Import it

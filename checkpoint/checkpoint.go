@@ -1,3 +1,5 @@
+// Package checkpoint keeps a run's TensorFlow checkpoints and its latest.json pointer.
+//
 // Package checkpoint keeps a run's TensorFlow checkpoints and the small
 // pointer file that says which one is the latest.
 //

@@ -1,3 +1,5 @@
+// Package config resolves and validates a run's configuration: one source of truth.
+//
 // Package config is the one source of truth for a run: defaults, the YAML file,
 // flags and environment variables, resolved and validated in one place.
 //

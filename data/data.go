@@ -1,3 +1,5 @@
+// Package data reads image data sets into one uint8 array per split, or streams them.
+//
 // Package data reads image data sets into one contiguous uint8 array per
 // split (N·H·W·C bytes, row-major, channels last) plus int labels: the form
 // the graph's uint8 input takes, with no per-image Go objects.

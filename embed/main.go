@@ -1,3 +1,5 @@
+// Command embed embeds a whole image corpus with a run's encoder, on Apache Beam.
+//
 // Command embed computes the features of a whole image corpus with a trained
 // run's encoder, as an Apache Beam pipeline: in-process on Prism (Beam's Go
 // runner) by default, on Flink, Spark or Dataflow with Beam's --runner flags.

@@ -1,3 +1,5 @@
+// Package encoder loads a trained run's encoder for Go programs: images in, z_mean out.
+//
 // Package encoder loads a trained run's encoder for Go programs: images in,
 // z_mean features out. It is what a batch job imports; `runner index`,
 // `runner search` and the embedding pipeline are thin layers over it and

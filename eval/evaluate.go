@@ -1,3 +1,12 @@
+// Package eval scores features: kNN, probes and baselines, writing nothing.
+//
+// It works on plain float32 arrays of a labelled training split (the kNN
+// bank and the probes' training set) and test split: kNN accuracies by
+// cosine votes and Euclidean 1-NN (package knn), the linear probe and the
+// Deep InfoMax paper's MLP probe (small SavedModels trained from Go), the
+// same for raw pixels, and the neighbours the retrieval grids show. Evaluate
+// returns them as a Report; package report writes it, package runeval joins
+// the two for a run folder.
 package eval
 
 import (

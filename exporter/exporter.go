@@ -1,3 +1,5 @@
+// Package exporter runs the Python exporter (pyexport/) and its probe, trained and profile programs.
+//
 // Package exporter runs the Python exporter, pyexport/ (a Python package of
 // its own): it writes a config's spec as canonical JSON and calls `python -m
 // pyexport`, which builds the SavedModel and its manifest; and it runs the

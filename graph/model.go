@@ -1,3 +1,5 @@
+// Package graph loads an exported InfoMax SavedModel through the C API as a typed value.
+//
 // Package graph loads an exported InfoMax SavedModel and its manifest through
 // TensorFlow's C API (graft) and offers it as a typed Go value: TrainStep,
 // Encode, Save and Restore.

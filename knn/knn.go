@@ -1,3 +1,5 @@
+// Package knn finds nearest neighbours among feature vectors (cosine or Euclidean).
+//
 // Package knn finds nearest neighbours among feature vectors: cosine
 // similarity (the measure of self-supervised learning's kNN evaluation) or
 // Euclidean distance. It works on plain row-major float32 arrays; the scores

@@ -1,3 +1,5 @@
+// Package report writes an evaluation's files: report.json and .md, grids, features, plots.
+//
 // Package report writes what an evaluation found into its folder (a run
 // folder, or where `runner eval --out` points): report.json and report.md,
 // the retrieval grids, the features as .npy, TensorBoard's embedding

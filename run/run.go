@@ -1,3 +1,5 @@
+// Package run owns a run folder: its layout, its creation for training, its opening.
+//
 // Package run owns a run folder: what lives in it and under which names, how
 // it is created for training and opened for everything else, and the
 // options of every TensorFlow session a run opens.

@@ -1,3 +1,11 @@
+// Package runeval evaluates a run folder, or features embedded from one.
+//
+// Run encodes a run's labelled training and test splits with its model
+// (package graph), scores the features (package eval) and writes the report
+// (package report) into the run folder or elsewhere; OpenRun does the same
+// from a folder's path (`runner eval`), OpenFeatures for sharded features
+// (`runner eval --features`), and Monitor measures one point of the kNN
+// curve during training.
 package runeval
 
 import (

@@ -1,3 +1,5 @@
+// Package search is image search by image: an index of features with their files.
+//
 // Package search is image search by image (the seed's 以图搜图): an index of
 // encoder features with the files they came from, saved to disk, and k
 // nearest-neighbour queries on it.

@@ -1,3 +1,5 @@
+// Package tboard writes and reads TensorBoard event files from Go.
+//
 // Package tboard writes TensorBoard event files from Go: Event protos (from
 // graft's generated TensorFlow protos) framed as TFRecords, each record
 // guarded by masked CRC32C checksums, in events.out.tfevents.* files that

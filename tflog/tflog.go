@@ -1,3 +1,5 @@
+// Package tflog keeps TensorFlow's own log lines off a program's output.
+//
 // Package tflog keeps TensorFlow's own log lines (its INFO and WARNING lines
 // at start-up and when a session first runs) off a program's output unless the
 // user asks for them. It is an opt-in for programs, not a library: import it

@@ -1,3 +1,5 @@
+// Package tfonednn turns TensorFlow's oneDNN kernels on for a program on every x86 CPU.
+//
 // Package tfonednn turns TensorFlow's oneDNN kernels on for a program on
 // every x86 CPU, unless the user set TF_ENABLE_ONEDNN_OPTS. It is an opt-in
 // for programs, not a library: import it for its side effect from a main

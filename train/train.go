@@ -1,3 +1,5 @@
+// Package train is the training loop over a run folder.
+//
 // Package train is the training loop over a run folder (package run): given
 // a resolved config, it prepares the folder, exports the SavedModel when the
 // folder has none of its spec, loads the data, runs the training steps with a

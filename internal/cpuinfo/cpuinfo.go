@@ -1,3 +1,5 @@
+// Package cpuinfo says which CPU this is and whether it computes bfloat16 natively.
+//
 // Package cpuinfo says which CPU this is and whether it computes bfloat16
 // dot products natively: what model.precision: auto decides on.
 //

@@ -1,3 +1,5 @@
+// Package memstat reads this process's memory figures, for tests and benchmarks.
+//
 // Package memstat reads this process's memory figures from /proc/self/status
 // (Linux), for tests and benchmarks that bound memory.
 package memstat

@@ -1,3 +1,5 @@
+// Package npy writes and reads NumPy's .npy files.
+//
 // Package npy writes and reads NumPy's .npy files (format 1.0): the
 // features and labels of evaluations and of the embedding pipeline's shards.
 package npy

@@ -1,3 +1,5 @@
+// Package offheap holds large buffers outside Go's heap, in an anonymous mapping.
+//
 // Package offheap holds large pointer-free buffers outside Go's heap, in an
 // anonymous memory mapping: Go's collector neither scans them nor counts
 // them towards its heap goal, so a long-lived buffer of N bytes costs N, not

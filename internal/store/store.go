@@ -1,3 +1,5 @@
+// Package store reads and writes files by local path or object-store URL.
+//
 // Package store reads and writes the files a user names, by a local path or
 // by an object-storage URL (s3://bucket/key, gs://bucket/key), through Apache
 // Beam's filesystem packages: the same client code the embedding pipeline

@@ -1,3 +1,5 @@
+// Package tfutil moves flat Go slices in and out of graft tensors by copying bytes.
+//
 // Package tfutil moves flat Go slices in and out of graft tensors by copying
 // bytes, without graft's reflection over nested slices, and frees a tensor's
 // C memory as soon as its caller is done with it (Free).
