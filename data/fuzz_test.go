@@ -141,7 +141,7 @@ func FuzzShards(f *testing.F) {
 	f.Fuzz(func(t *testing.T, m, tarBytes []byte) {
 		d := t.TempDir()
 		os.WriteFile(filepath.Join(d, ShardsFile), m, 0o644)
-		var mf ShardsManifest
+		var mf ShardList
 		if json.Unmarshal(m, &mf) == nil {
 			for _, sp := range mf.Splits {
 				for _, sh := range sp.Shards {

@@ -38,8 +38,8 @@ const ShardsFile = "shards.json"
 
 const shardsFormat = "infomax-shards"
 
-// ShardsManifest describes a sharded data set.
-type ShardsManifest struct {
+// ShardList describes a sharded data set.
+type ShardList struct {
 	Format  string                 `json:"format"`
 	Version int                    `json:"version"`
 	Source  string                 `json:"source,omitempty"` // what it was written from
@@ -60,9 +60,9 @@ type ShardEntry struct {
 	Labels []int  `json:"labels"`
 }
 
-// ReadShardsManifest reads and checks DIR/shards.json; DIR is a local
+// ReadShardList reads and checks DIR/shards.json; DIR is a local
 // folder or a folder of an object store (s3://bucket/prefix, gs://…).
-func ReadShardsManifest(dir string, lim Limits) (*ShardsManifest, error) {
+func ReadShardList(dir string, lim Limits) (*ShardList, error) {
 	p := store.Join(dir, ShardsFile)
 	lim = lim.orDefaults()
 	raw, err := store.ReadFile(context.Background(), p, lim.MaxFileBytes)
@@ -75,7 +75,7 @@ func ReadShardsManifest(dir string, lim Limits) (*ShardsManifest, error) {
 	if err != nil {
 		return nil, err
 	}
-	var m ShardsManifest
+	var m ShardList
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", p, err)
 	}
@@ -114,7 +114,7 @@ func ReadShardsManifest(dir string, lim Limits) (*ShardsManifest, error) {
 
 // openShards lists the sharded layout for streaming.
 func openShards(o Options) (*Streams, error) {
-	m, err := ReadShardsManifest(o.Path, o.Limits)
+	m, err := ReadShardList(o.Path, o.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -191,7 +191,7 @@ type ShardOptions struct {
 // one is left out and reported, without it it is the error. Each tar file
 // is written under a temporary name and renamed; shards.json comes last, so
 // a folder without it is an unfinished copy.
-func WriteShards(ctx context.Context, o Options, so ShardOptions) (*ShardsManifest, []BadImage, error) {
+func WriteShards(ctx context.Context, o Options, so ShardOptions) (*ShardList, []BadImage, error) {
 	if so.PerShard < 1 {
 		return nil, nil, fmt.Errorf("images per shard: %d: want at least 1", so.PerShard)
 	}
@@ -216,7 +216,7 @@ func WriteShards(ctx context.Context, o Options, so ShardOptions) (*ShardsManife
 	if err := store.MkdirAll(so.Out); err != nil {
 		return nil, nil, err
 	}
-	m := &ShardsManifest{Format: shardsFormat, Version: 1, Source: o.Path, Classes: st.Train.Classes, Splits: map[string]*ShardSplit{}}
+	m := &ShardList{Format: shardsFormat, Version: 1, Source: o.Path, Classes: st.Train.Classes, Splits: map[string]*ShardSplit{}}
 	total := st.Train.Len() + st.Test.Len()
 	var bad []BadImage
 	done := 0

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infomax/infomax/search"
 	"github.com/infomax/infomax/testkit/testmodel"
 )
 
@@ -58,7 +59,7 @@ func TestEmbedChecksBeforeThePipeline(t *testing.T) {
 		if !c.ok && strings.Count(text, "\n") > 0 {
 			t.Errorf("%s: %d lines, want one:\n%s", c.name, strings.Count(text, "\n")+1, text)
 		}
-		if _, err := os.Stat(filepath.Join(out, "manifest.json")); (err == nil) != c.ok {
+		if _, err := os.Stat(filepath.Join(out, search.EmbeddingFile)); (err == nil) != c.ok {
 			t.Errorf("%s: manifest.json written: %v", c.name, err == nil)
 		}
 	}

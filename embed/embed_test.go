@@ -5,6 +5,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -76,6 +77,22 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 	if len(ix.Paths) != 40 {
 		t.Fatalf("%d images in the index, want 40", len(ix.Paths))
 	}
+	// A folder written before embedding.json had its name (manifest.json)
+	// still loads, the same; a folder with neither says so.
+	legacy := filepath.Join(tmp, "legacy")
+	if err := os.CopyFS(legacy, os.DirFS(out)); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(legacy, search.EmbeddingFile), filepath.Join(legacy, search.LegacyEmbeddingFile)); err != nil {
+		t.Fatal(err)
+	}
+	if old, err := search.Load(t.Context(), legacy); err != nil || !slices.Equal(old.Paths, ix.Paths) || !slices.Equal(old.Features.Data, ix.Features.Data) {
+		t.Errorf("a legacy manifest.json folder: %v", err)
+	}
+	os.Remove(filepath.Join(legacy, search.LegacyEmbeddingFile))
+	if _, err := search.ReadEmbedding(t.Context(), legacy); err == nil || !strings.Contains(err.Error(), search.EmbeddingFile) {
+		t.Errorf("a folder without embedding.json: %v", err)
+	}
 	bad, _ := os.ReadFile(filepath.Join(out, "bad.txt"))
 	if !strings.Contains(string(bad), "huge.png") || !strings.Contains(string(bad), "100000×100000") || strings.Count(string(bad), "\n") != 1 {
 		t.Errorf("bad.txt:\n%s", bad)
@@ -134,7 +151,7 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 		t.Fatalf("files %v, then %v", keys(before), keys(after))
 	}
 	for name, b := range before {
-		if !bytes.Equal(after[name], b) && name != search.ManifestFile {
+		if !bytes.Equal(after[name], b) && name != search.EmbeddingFile {
 			t.Errorf("%s changed in the second run", name)
 		}
 	}
@@ -181,7 +198,7 @@ func TestStrictFailsOnABadImage(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "huge.png") || !strings.Contains(err.Error(), "without --strict") {
 		t.Errorf("strict run with a 100,000×100,000 PNG: %v", err)
 	}
-	if _, err := os.Stat(filepath.Join(out, search.ManifestFile)); err == nil {
+	if _, err := os.Stat(filepath.Join(out, search.EmbeddingFile)); err == nil {
 		t.Errorf("a failed job wrote its manifest")
 	}
 }

@@ -46,7 +46,7 @@ func TestEvaluateEmbeddedFeatures(t *testing.T) {
 	e.ProbeEpochs, e.MLPProbeEpochs = 0, 0
 	dim := 0
 	o := runeval.FeaturesOptions{Queries: queries, Bank: bank, Dir: filepath.Join(tmp, "report"), Eval: e}
-	m, err := search.ReadManifest(ctx, bank)
+	m, err := search.ReadEmbedding(ctx, bank)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +68,7 @@ func TestEvaluateEmbeddedFeatures(t *testing.T) {
 	defer enc.Close()
 	classes := map[string]int{}
 	inMemory := func(dir string) (knn.Features, []int) {
-		m, err := search.ReadManifest(ctx, dir)
+		m, err := search.ReadEmbedding(ctx, dir)
 		if err != nil {
 			t.Fatal(err)
 		}

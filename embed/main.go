@@ -51,10 +51,14 @@ var (
 	classes = flag.String("classes", "", "record each image's class: folders (the name of the folder holding it), or a CSV file of path,class lines")
 	shards  = flag.Int("shards", 64, "how many shards the images are spread over")
 	strict  = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
-	// precision: auto is decided once, on the machine that launches the
-	// pipeline, so that every worker encodes in the same precision.
-	precision = flag.String("precision", config.PrecisionAuto, "encode in auto (bfloat16 where the launching machine's CPU computes it natively, AMX or AVX512_BF16, else float32; every worker the same), float32 or bfloat16; a model trained in bfloat16 encodes in bfloat16")
+	// compute: auto is decided once, on the machine that launches the
+	// pipeline, so that every worker computes in the same precision.
+	computeFlag = flag.String("compute", config.PrecisionAuto, "compute the features in auto (bfloat16 where the launching machine's CPU computes it natively, AMX or AVX512_BF16, else float32; every worker the same), float32 or bfloat16 (oneDNN's rewrite of a float32 model); a model trained in bfloat16 encodes in bfloat16")
 )
+
+func init() {
+	flag.StringVar(computeFlag, "precision", config.PrecisionAuto, "deprecated: the older name of --compute (model.precision is the trained dtype)")
+}
 
 func main() {
 	flag.Parse()
@@ -84,7 +88,7 @@ func main() {
 	fmt.Printf("embed: %s in %.1fs\n", o.Output, time.Since(t).Seconds())
 }
 
-// precisionNote says how options resolved --precision auto, printed once
+// precisionNote says how options resolved --compute auto, printed once
 // the checks pass.
 var precisionNote string
 
@@ -101,20 +105,20 @@ func options() (Options, error) {
 	}
 	// --run-dir as given: remote workers resolve a relative one from their
 	// own working folder (the worker image's WORKDIR).
-	p := *precision
+	p := *computeFlag
 	switch p {
 	case "", config.PrecisionAuto:
 		auto, why, err := config.AutoPrecision()
 		if err != nil {
-			return Options{}, fmt.Errorf("--precision auto: %w", err)
+			return Options{}, fmt.Errorf("--compute auto: %w", err)
 		}
-		precisionNote = fmt.Sprintf("embed: precision %s (%s, on this machine, for every worker)", auto, why)
+		precisionNote = fmt.Sprintf("embed: computing in %s (%s, on this machine, for every worker)", auto, why)
 		p = auto
 	case "float32", "bfloat16":
 	default:
-		return Options{}, fmt.Errorf("--precision %q: want auto, float32 or bfloat16", p)
+		return Options{}, fmt.Errorf("--compute %q: want auto, float32 or bfloat16", p)
 	}
-	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Precision: p, Labels: *classes}, nil
+	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Compute: p, Labels: *classes}, nil
 }
 
 // check refuses, before the pipeline starts, a run folder that does not

@@ -43,11 +43,11 @@ func init() {
 type Options struct {
 	RunDir string // the trained run whose encoder embeds
 	// Precision encodes in float32 or bfloat16 (auto or "": as
-	// encoder.WithPrecision decides on each worker; the embed binary
+	// encoder.WithCompute decides on each worker; the embed binary
 	// resolves auto once, before the pipeline starts).
-	Precision string
-	Inputs    []string // glob patterns, read through Beam's filesystems (local ones imported)
-	Output    string   // the output folder: local, or a prefix in an object store (s3://, gs://)
+	Compute string
+	Inputs  []string // glob patterns, read through Beam's filesystems (local ones imported)
+	Output  string   // the output folder: local, or a prefix in an object store (s3://, gs://)
 	// Labels gives each image a class: "folders" (the name of the folder
 	// holding it), a CSV file of path,class lines (local or in a store), or
 	// "" for none.
@@ -78,8 +78,8 @@ func Build(s beam.Scope, o Options) {
 	globs := beam.Reshuffle(s, beam.CreateList(s, o.Inputs))
 	paths := beam.ParDo(s, listImages, globs)
 	grouped := beam.GroupByKey(s, beam.ParDo(s, &shardKeyFn{Shards: o.Shards}, paths))
-	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Shards: o.Shards, Strict: o.Strict, Labels: o.Labels}, grouped)
-	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Precision: o.Precision}, Output: o.Output, Inputs: o.Inputs, Labels: o.Labels}, beam.Combine(s, sumResults, results))
+	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Shards: o.Shards, Strict: o.Strict, Labels: o.Labels}, grouped)
+	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Inputs: o.Inputs, Labels: o.Labels}, beam.Combine(s, sumResults, results))
 }
 
 // labeler gives an image its class.
@@ -187,18 +187,18 @@ func ShardName(i, n int) string { return fmt.Sprintf("shard-%05d-of-%05d", i, n)
 // withEncoder gives a DoFn the shared encoder of its run from Setup to
 // Teardown.
 type withEncoder struct {
-	RunDir    string
-	Precision string
-	enc       *sharedEncoder
+	RunDir  string
+	Compute string
+	enc     *sharedEncoder
 }
 
 func (w *withEncoder) Setup(ctx context.Context) error {
 	var err error
-	w.enc, err = acquire(ctx, w.RunDir, w.Precision)
+	w.enc, err = acquire(ctx, w.RunDir, w.Compute)
 	return err
 }
 
-func (w *withEncoder) Teardown() { release(w.RunDir, w.Precision) }
+func (w *withEncoder) Teardown() { release(w.RunDir, w.Compute) }
 
 // sharedEncoder is one encoder per worker process and run, shared by every
 // DoFn instance there (loading it costs a TensorFlow session; an Encoder is
@@ -213,15 +213,15 @@ var (
 	encoders   = map[string]*sharedEncoder{}
 )
 
-func acquire(ctx context.Context, runDir, precision string) (*sharedEncoder, error) {
+func acquire(ctx context.Context, runDir, compute string) (*sharedEncoder, error) {
 	encodersMu.Lock()
 	defer encodersMu.Unlock()
-	key := runDir + "\x00" + precision
+	key := runDir + "\x00" + compute
 	if e, ok := encoders[key]; ok {
 		e.refs++
 		return e, nil
 	}
-	enc, err := encoder.Load(ctx, runDir, encoder.WithPrecision(precision))
+	enc, err := encoder.Load(ctx, runDir, encoder.WithCompute(compute))
 	if err != nil {
 		return nil, err
 	}
@@ -230,10 +230,10 @@ func acquire(ctx context.Context, runDir, precision string) (*sharedEncoder, err
 	return e, nil
 }
 
-func release(runDir, precision string) {
+func release(runDir, compute string) {
 	encodersMu.Lock()
 	defer encodersMu.Unlock()
-	key := runDir + "\x00" + precision
+	key := runDir + "\x00" + compute
 	if e, ok := encoders[key]; ok {
 		if e.refs--; e.refs == 0 {
 			e.enc.Close()
@@ -347,7 +347,7 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	sort.Strings(r.Shards)
 	sort.Strings(r.Bad)
 	enc := f.enc.enc
-	m := search.Manifest{Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.ManifestFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Precision, Dim: enc.Dim(),
+	m := search.Embedding{Kind: search.EmbeddingKind, Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.EmbeddingFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Dim: enc.Dim(),
 		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
 	if f.Labels != "" {
 		m.Labels, m.Unlabelled = f.Labels, r.Unlabelled
@@ -367,5 +367,5 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	if err := store.WriteFile(ctx, store.Join(f.Output, "bad.txt"), []byte(bad)); err != nil {
 		return err
 	}
-	return store.WriteFile(ctx, store.Join(f.Output, search.ManifestFile), append(raw, '\n'))
+	return store.WriteFile(ctx, store.Join(f.Output, search.EmbeddingFile), append(raw, '\n'))
 }

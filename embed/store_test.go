@@ -95,7 +95,7 @@ func TestEmbedFromGCSToS3(t *testing.T) {
 	if err != nil || !strings.Contains(string(bad), "gs://corpus/images/a/huge.png") || strings.Count(string(bad), "\n") != 1 {
 		t.Errorf("bad.txt in S3 (%v):\n%s", err, bad)
 	}
-	m, err := search.ReadManifest(ctx, out)
+	m, err := search.ReadEmbedding(ctx, out)
 	if err != nil {
 		t.Fatal(err)
 	}

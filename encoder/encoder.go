@@ -37,12 +37,12 @@ type Encoder struct {
 	Step       int64      // the checkpoint's training step
 	ConfigHash string     // the manifest's spec hash: which model made the features
 	Shape      data.Shape // the input every image is converted to
-	// Precision is what the features are computed in, float32 or bfloat16
-	// (graph.Model.Precision), and PrecisionWhy why: "auto: AMX", "auto:
-	// neither AMX nor AVX512_BF16", "WithPrecision", and "the model's own"
+	// Compute is what the features are computed in, float32 or bfloat16
+	// (graph.Model.Compute), and ComputeWhy why: "auto: AMX", "auto:
+	// neither AMX nor AVX512_BF16", "WithCompute", and "the model's own"
 	// for a model exported in bfloat16, which computes in bfloat16 whatever
 	// is asked.
-	Precision, PrecisionWhy string
+	Compute, ComputeWhy string
 
 	limits  data.Limits
 	batch   int
@@ -67,16 +67,16 @@ type options struct {
 }
 
 // sessionOver is base (the run's threads and device, or none) with
-// WithSession and WithPrecision applied, WithPrecision's auto (the default)
+// WithSession and WithCompute applied, WithCompute's auto (the default)
 // resolved for this CPU; and why the precision is what it is.
 func (o options) sessionOver(base graph.Options) (graph.Options, string, error) {
 	if o.session != nil {
 		base = *o.session
 	}
-	p, why := o.precision, "WithPrecision"
+	p, why := o.precision, "WithCompute"
 	switch {
-	case p == "" && o.session != nil && base.Precision != "":
-		p, why = base.Precision, "WithSession"
+	case p == "" && o.session != nil && base.Compute != "":
+		p, why = base.Compute, "WithSession"
 	case p == "" || p == config.PrecisionAuto:
 		auto, reason, err := config.AutoPrecision()
 		if err != nil {
@@ -89,7 +89,7 @@ func (o options) sessionOver(base graph.Options) (graph.Options, string, error) 
 	default:
 		return base, "", fmt.Errorf("load encoder: precision %q: want auto, float32 or bfloat16", p)
 	}
-	base.Precision = p
+	base.Compute = p
 	return base, why, nil
 }
 
@@ -98,19 +98,19 @@ func (o options) sessionOver(base graph.Options) (graph.Options, string, error) 
 func WithLimits(l data.Limits) Option { return func(o *options) { o.limits = &l } }
 
 // WithSession sets up the TensorFlow session (default: the run's threads and
-// device; a Precision of "bfloat16" encodes in bfloat16 where oneDNN can,
-// unless WithPrecision says otherwise).
+// device; a Compute of "bfloat16" encodes in bfloat16 where oneDNN can,
+// unless WithCompute says otherwise).
 func WithSession(s graph.Options) Option { return func(o *options) { o.session = &s } }
 
-// WithPrecision sets what the encoder computes in: auto (the default:
+// WithCompute sets what the encoder computes in: auto (the default:
 // bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else
 // float32), float32 (as exported), or bfloat16 (a float32 model through
 // oneDNN's rewrite, variables float32). bfloat16 features are float32's to
 // bfloat16's rounding (graph's TestBfloat16IsFloat32ToItsAccuracy: cosine
 // above 0.999). A model trained with model.precision bfloat16 computes its
-// convolutions in bfloat16 whatever is asked. Encoder.Precision says what
+// convolutions in bfloat16 whatever is asked. Encoder.Compute says what
 // the features were computed in.
-func WithPrecision(p string) Option { return func(o *options) { o.precision = p } }
+func WithCompute(p string) Option { return func(o *options) { o.precision = p } }
 
 // WithBatchSize sets how many images go through the network at once
 // (default: the run's eval.batch_size).
@@ -172,9 +172,9 @@ func loadExport(dir string, man *graph.Manifest, o options) (*Encoder, error) {
 
 func (e *Encoder) finish(o options, why string) (*Encoder, error) {
 	m := e.model
-	e.Precision, e.PrecisionWhy = m.Precision, why
+	e.Compute, e.ComputeWhy = m.Compute, why
 	if m.Manifest.Precision == "bfloat16" {
-		e.PrecisionWhy = "the model's own: trained in bfloat16"
+		e.ComputeWhy = "the model's own: trained in bfloat16"
 	}
 	in := m.Manifest.Input.Shape
 	e.Shape = data.Shape{H: in[0], W: in[1], C: in[2]}
@@ -196,11 +196,11 @@ func (e *Encoder) Dim() int { return e.model.Manifest.FeatureDim }
 
 // Session is the options of the encoder's TensorFlow session (the run's
 // threads and device, or WithSession's), for other sessions working beside
-// it (search.Index.SearchWith); without its precision, so that they compute
+// it (search.Index.SearchWith); without its Compute, so that they compute
 // in float32 (a search's scores exact).
 func (e *Encoder) Session() graph.Options {
 	s := e.session
-	s.Precision = ""
+	s.Compute = ""
 	return s
 }
 

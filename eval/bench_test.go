@@ -93,7 +93,7 @@ func BenchmarkLinearProbe(b *testing.B) {
 		el[i] = r.IntN(10)
 	}
 	for i := 0; i < b.N; i++ {
-		res, err := RunProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 30, BatchSize: 256, Seed: 1})
+		res, err := TrainProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 30, BatchSize: 256, Seed: 1})
 		if err != nil {
 			b.Fatal(err)
 		}

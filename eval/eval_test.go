@@ -48,7 +48,7 @@ func TestLinearProbeSeparable(t *testing.T) {
 	}
 	train, tl := sample(2000, true)
 	test, el := sample(500, true)
-	res, err := RunProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 20, BatchSize: 64, Seed: 1})
+	res, err := TrainProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 20, BatchSize: 64, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -57,7 +57,7 @@ func TestLinearProbeSeparable(t *testing.T) {
 	}
 	train, tl = sample(2000, false)
 	test, el = sample(2000, false)
-	res, err = RunProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 5, BatchSize: 64, Seed: 1})
+	res, err = TrainProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 5, BatchSize: 64, Seed: 1})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -95,7 +95,7 @@ func TestMLPProbeLearnsWhatTheLinearCannot(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		res, err := RunProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 30, BatchSize: 64, Seed: 1})
+		res, err := TrainProbe(dir, train, tl, test, el, ProbeSettings{Epochs: 30, BatchSize: 64, Seed: 1})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -221,7 +221,7 @@ func Probes(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Ro
 		if err != nil {
 			return nil, nil, err
 		}
-		*p.dst, err = RunProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
+		*p.dst, err = TrainProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
 			Epochs: p.epochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed, Session: s.Session,
 		})
 		if err != nil {
@@ -247,7 +247,7 @@ func convProbe(ctx context.Context, trainLabels, testLabels []int, s Settings) (
 	if err != nil {
 		return nil, 0, err
 	}
-	res, err := RunProbe(dir, train, trainLabels, test, testLabels, ProbeSettings{
+	res, err := TrainProbe(dir, train, trainLabels, test, testLabels, ProbeSettings{
 		Epochs: s.MLPProbeEpochs, BatchSize: min(s.ProbeBatch, train.Len()), Seed: s.Seed, Session: s.Session,
 	})
 	if err != nil {

@@ -30,14 +30,14 @@ type ProbeResult struct {
 	Seconds       float64 `json:"seconds"`
 }
 
-// RunProbe trains a probe on frozen training features and reports its
+// TrainProbe trains a probe on frozen training features and reports its
 // accuracy on the test features: the linear probe (multinomial logistic
 // regression) or the MLP probe, whichever dir holds. The model and its
 // Adam step are a SavedModel written by `python -m pyexport.probe` (dir);
 // Go standardises the features (training mean and deviation per dimension)
 // as it assembles each batch, shuffles and feeds mini-batches: the features
 // are read row by row (knn.Rows), never copied whole.
-func RunProbe(dir string, train knn.Rows, trainLabels []int, test knn.Rows, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
+func TrainProbe(dir string, train knn.Rows, trainLabels []int, test knn.Rows, testLabels []int, s ProbeSettings) (*ProbeResult, error) {
 	start := time.Now()
 	p, err := loadProbe(dir, s.Session)
 	if err != nil {

@@ -35,10 +35,10 @@ func BenchmarkLevers(b *testing.B) {
 		{"float32, intra 2 inter 1", graph.Options{IntraOpThreads: 2, InterOpThreads: 1}},
 		{"float32, intra 1 inter 2", graph.Options{IntraOpThreads: 1, InterOpThreads: 2}},
 		{"float32, intra 2 inter 2", graph.Options{IntraOpThreads: 2, InterOpThreads: 2}},
-		{"bfloat16 (oneDNN AMP), default threads", graph.Options{Precision: "bfloat16"}},
-		{"bfloat16 (oneDNN AMP), intra 2 inter 1", graph.Options{IntraOpThreads: 2, InterOpThreads: 1, Precision: "bfloat16"}},
+		{"bfloat16 (oneDNN AMP), default threads", graph.Options{Compute: "bfloat16"}},
+		{"bfloat16 (oneDNN AMP), intra 2 inter 1", graph.Options{IntraOpThreads: 2, InterOpThreads: 1, Compute: "bfloat16"}},
 		{"float32 + XLA, default threads", graph.Options{XLA: true}},
-		{"bfloat16 + XLA, default threads", graph.Options{Precision: "bfloat16", XLA: true}},
+		{"bfloat16 + XLA, default threads", graph.Options{Compute: "bfloat16", XLA: true}},
 		{"float32, TensorFlow's default threads (again)", graph.Options{}},
 	} {
 		m, err := graph.Load(dir, v.o)

@@ -45,13 +45,13 @@ type Options struct {
 	// Device is "auto" or "" (a GPU if TensorFlow sees one), "cpu" (hide any
 	// GPU) or "gpu" (an error without one).
 	Device string
-	// Precision "bfloat16" has TensorFlow's graph optimizer rewrite the
+	// Compute "bfloat16" has TensorFlow's graph optimizer rewrite the
 	// session's graphs to compute in bfloat16 where oneDNN has bfloat16
 	// kernels (auto_mixed_precision_onednn_bfloat16), variables and their
 	// updates staying float32: a way to encode a float32 model in bfloat16.
 	// "" or "float32": as exported (a model exported with model.precision
 	// bfloat16 computes its convolutions in bfloat16 by itself).
-	Precision string
+	Compute string
 	// XLA clusters the graph for XLA's CPU compiler (global_jit_level ON_1;
 	// on a CPU it also needs TF_XLA_FLAGS=--tf_xla_cpu_global_jit). A lever
 	// for benchmarks, not used by the runner (docs/speed.md).
@@ -74,11 +74,11 @@ type Model struct {
 	// Devices are the devices the session sees; Using is "GPU" or "CPU".
 	Devices []tf.Device
 	Using   string
-	// Precision is what the model computes in: bfloat16 when it was
-	// exported so (the manifest's precision) or when Options.Precision
+	// Compute is what the model computes in: bfloat16 when it was
+	// exported so (the manifest's precision) or when Options.Compute
 	// rewrote it, else float32. What a report, an index or an embedding
 	// records.
-	Precision string
+	Compute string
 
 	trainIn   tf.Output
 	trainOut  []tf.Output // outputKeys(), the same for train_step_with_noise
@@ -154,9 +154,9 @@ func load(dir string, opts Options) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	mod := &Model{Dir: dir, Manifest: man, saved: saved, Using: "CPU", Precision: "float32"}
-	if man.Precision == "bfloat16" || opts.Precision == "bfloat16" {
-		mod.Precision = "bfloat16"
+	mod := &Model{Dir: dir, Manifest: man, saved: saved, Using: "CPU", Compute: "float32"}
+	if man.Precision == "bfloat16" || opts.Compute == "bfloat16" {
+		mod.Compute = "bfloat16"
 	}
 	if err := mod.resolve(saverDef); err != nil {
 		saved.Session.Close()
@@ -192,12 +192,12 @@ func (opts Options) SessionOptions() (*tf.SessionOptions, error) {
 	default:
 		return nil, fmt.Errorf("device %q: want auto, cpu or gpu", opts.Device)
 	}
-	switch opts.Precision {
+	switch opts.Compute {
 	case "", "float32":
 	case "bfloat16":
 		cp.GraphOptions = &corepb.GraphOptions{RewriteOptions: &corepb.RewriterConfig{AutoMixedPrecisionOnednnBfloat16: corepb.RewriterConfig_ON}}
 	default:
-		return nil, fmt.Errorf("precision %q: want float32 or bfloat16", opts.Precision)
+		return nil, fmt.Errorf("compute %q: want float32 or bfloat16", opts.Compute)
 	}
 	if opts.XLA {
 		if cp.GraphOptions == nil {

@@ -20,7 +20,7 @@ func TestBfloat16IsFloat32ToItsAccuracy(t *testing.T) {
 	dir := testmodel.Export(t, cfg)
 	models := map[string]*graph.Model{}
 	for _, p := range []string{"float32", "bfloat16"} {
-		m, err := graph.Load(dir, graph.Options{IntraOpThreads: 2, InterOpThreads: 1, Precision: p})
+		m, err := graph.Load(dir, graph.Options{IntraOpThreads: 2, InterOpThreads: 1, Compute: p})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -49,7 +49,7 @@ const DefaultBankBlockBytes = 64 << 20
 // eval section, threads and device), or the defaults when that run folder
 // is not here, changed by v.
 func OpenFeatures(ctx context.Context, queries, bank, dir string, v Overrides, out io.Writer) (*eval.Report, error) {
-	m, err := search.ReadManifest(ctx, bank)
+	m, err := search.ReadEmbedding(ctx, bank)
 	if err != nil {
 		return nil, fmt.Errorf("--bank: %w", err)
 	}
@@ -83,7 +83,7 @@ var errStop = errors.New("stopped")
 type labelledShards struct {
 	ctx     context.Context
 	dir     string
-	m       *search.Manifest
+	m       *search.Embedding
 	classes map[string]int
 	skipped int
 }
@@ -121,17 +121,17 @@ func (l *labelledShards) each(fn func(f knn.Features, labels []int) error) error
 // once per metric.
 func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*eval.Report, error) {
 	t0 := time.Now()
-	mq, err := search.ReadManifest(ctx, o.Queries)
+	mq, err := search.ReadEmbedding(ctx, o.Queries)
 	if err != nil {
 		return nil, fmt.Errorf("queries: %w", err)
 	}
-	mb, err := search.ReadManifest(ctx, o.Bank)
+	mb, err := search.ReadEmbedding(ctx, o.Bank)
 	if err != nil {
 		return nil, fmt.Errorf("bank: %w", err)
 	}
 	for _, c := range []struct {
 		name, dir string
-		m         *search.Manifest
+		m         *search.Embedding
 	}{{"queries", o.Queries, mq}, {"bank", o.Bank, mb}} {
 		if c.m.Labels == "" {
 			return nil, fmt.Errorf("%s %s: its images have no classes: embed them with --classes folders (or a path,class file)", c.name, c.dir)

@@ -1,8 +1,8 @@
 // Package runeval evaluates a run folder, or features embedded from one.
 //
-// Run encodes a run's labelled training and test splits with its model
+// Evaluate encodes a run's labelled training and test splits with its model
 // (package graph), scores the features (package eval) and writes the report
-// (package report) into the run folder or elsewhere; OpenRun does the same
+// (package report) into the run folder or elsewhere; EvaluateFolder does the same
 // from a folder's path (`runner eval`), OpenFeatures for sharded features
 // (`runner eval --features`), and Monitor measures one point of the kNN
 // curve during training.
@@ -35,8 +35,8 @@ import (
 	"github.com/infomax/infomax/run"
 )
 
-// RunOptions say where an evaluation of a run writes and what else it does.
-type RunOptions struct {
+// Options say where an evaluation of a run writes and what else it does.
+type Options struct {
 	// Out is the folder of the report, the grids, the features and the
 	// projector's files: the run folder when "" (a read-only run is
 	// evaluated with Out elsewhere).
@@ -71,10 +71,10 @@ func (v Overrides) apply(e *config.Eval) {
 	}
 }
 
-// OpenRun opens dir, its model at the latest checkpoint and its data, and
+// EvaluateFolder opens dir, its model at the latest checkpoint and its data, and
 // evaluates it (`runner eval`). data.path may be changed first through
 // dataPath (the data moved since training; "": as the run says).
-func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Writer) (*eval.Report, error) {
+func EvaluateFolder(ctx context.Context, dir, dataPath string, o Options, out io.Writer) (*eval.Report, error) {
 	r, err := run.Open(dir)
 	if err != nil {
 		return nil, err
@@ -97,16 +97,16 @@ func OpenRun(ctx context.Context, dir, dataPath string, o RunOptions, out io.Wri
 			return nil, err
 		}
 	}
-	return Run(ctx, r, m, d, r.State.Step, o, out)
+	return Evaluate(ctx, r, m, d, r.State.Step, o, out)
 }
 
-// Run evaluates a run's model (at step) on its labelled data: it encodes the
+// Evaluate evaluates a run's model (at step) on its labelled data: it encodes the
 // kNN bank and the test split, scores the features (eval.Evaluate) and
 // writes the report into the run folder or o.Out (package report); the kNN
 // curve so far comes from the run's metrics.jsonl and is drawn as
 // knn_curve.png. It returns nil and says why when the data has no labelled
 // images.
-func Run(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o RunOptions, out io.Writer) (*eval.Report, error) {
+func Evaluate(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o Options, out io.Writer) (*eval.Report, error) {
 	job, err := plan(ctx, r, m, d, step, o, out)
 	if err != nil {
 		return nil, err
@@ -154,7 +154,7 @@ type job struct {
 // plan checks that the report's folder is writable and gathers what the
 // evaluation needs: the report's identifying fields, the scoring settings
 // from the run's eval section and what the report writes.
-func plan(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o RunOptions, out io.Writer) (*job, error) {
+func plan(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int64, o Options, out io.Writer) (*job, error) {
 	dir := cmp.Or(o.Out, r.Dir)
 	if err := writable(dir); err != nil {
 		return nil, fmt.Errorf("evaluation output %s is not writable (read-only here: %w): send the report elsewhere (runner eval --out DIR)", dir, err)
@@ -182,7 +182,7 @@ func plan(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int
 	j.rep = eval.Report{
 		Run: r.Dir, Data: cfg.Data.Format, DataPath: cfg.Data.Path, Step: step,
 		Epoch: float64(step) / float64(perEpoch), KNNCurve: curve,
-		Feature: "z_mean", ConfigHash: r.Hash, Precision: m.Precision,
+		Feature: "z_mean", ConfigHash: r.Hash, Precision: m.Compute,
 	}
 	j.settings = eval.Settings{
 		Classes: len(classes), K: e.K, WeightedK: e.WeightedK, Temperature: e.Temperature,

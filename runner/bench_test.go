@@ -59,8 +59,8 @@ func BenchmarkTrainCIFAR10(b *testing.B) {
 
 // BenchmarkEncode prints how many images/s the CIFAR-10 model encodes
 // (z_mean, batches of 500, BatchNorm in inference mode): in float32 as
-// exported, in bfloat16 through oneDNN's rewrite (graph.Options.Precision, the
-// route of `runner index --precision bfloat16`) and exported with
+// exported, in bfloat16 through oneDNN's rewrite (graph.Options.Compute, the
+// route of `runner index --compute bfloat16`) and exported with
 // model.precision: bfloat16, in alternating rounds, with the medians and their
 // ratios.
 func BenchmarkEncode(b *testing.B) {
@@ -82,7 +82,7 @@ func BenchmarkEncode(b *testing.B) {
 		opts graph.Options
 	}{
 		{"float32", dir, graph.Options{}},
-		{"bfloat16 (oneDNN's rewrite)", dir, graph.Options{Precision: "bfloat16"}},
+		{"bfloat16 (oneDNN's rewrite)", dir, graph.Options{Compute: "bfloat16"}},
 		{"bfloat16 (exported so)", bfDir, graph.Options{}},
 	}
 	models := make([]*graph.Model, len(arms))

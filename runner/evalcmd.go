@@ -105,11 +105,11 @@ func runEval(ctx context.Context, o evalOptions, out io.Writer) error {
 	}
 	var reps []*eval.Report
 	for _, dir := range o.RunDirs {
-		ro := runeval.RunOptions{Out: o.Out, Curve: o.Curve, Overrides: ov}
+		ro := runeval.Options{Out: o.Out, Curve: o.Curve, Overrides: ov}
 		if o.Out != "" && len(o.RunDirs) > 1 {
 			ro.Out = filepath.Join(o.Out, filepath.Base(filepath.Clean(dir)))
 		}
-		rep, err := runeval.OpenRun(ctx, dir, o.DataPath, ro, out)
+		rep, err := runeval.EvaluateFolder(ctx, dir, o.DataPath, ro, out)
 		if err != nil {
 			return fmt.Errorf("eval %s: %w", dir, err)
 		}

@@ -27,7 +27,7 @@ func writeEmbedded(b *testing.B, dir string, n, per, dim int, seed uint64) {
 		centres[i] = float32(c.NormFloat64())
 	}
 	r := rand.New(rand.NewPCG(seed, 1))
-	m := search.Manifest{Run: filepath.Join(dir, "no-run"), ConfigHash: "synthetic", Dim: dim, Images: n, Labels: "folders",
+	m := search.Embedding{Run: filepath.Join(dir, "no-run"), ConfigHash: "synthetic", Dim: dim, Images: n, Labels: "folders",
 		Classes: []string{"c0", "c1", "c2", "c3", "c4", "c5", "c6", "c7", "c8", "c9"}}
 	for first := 0; first < n; first += per {
 		rows := min(per, n-first)
@@ -49,7 +49,7 @@ func writeEmbedded(b *testing.B, dir string, n, per, dim int, seed uint64) {
 		m.Shards = append(m.Shards, name)
 	}
 	raw, _ := json.Marshal(m)
-	if err := os.WriteFile(filepath.Join(dir, search.ManifestFile), raw, 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, search.EmbeddingFile), raw, 0o644); err != nil {
 		b.Fatal(err)
 	}
 }

@@ -105,7 +105,7 @@ func TestPrecisionAutoAndResume(t *testing.T) {
 	images := testmodel.FashionMNISTFolder(t, 8, 0)
 	idx := filepath.Join(t.TempDir(), "x.idx")
 	var iout bytes.Buffer
-	if err := runIndex(context.Background(), indexOptions{RunDir: dir, Images: images, Out: idx, Precision: "auto"}, &iout); err != nil {
+	if err := runIndex(context.Background(), indexOptions{RunDir: dir, Images: images, Out: idx, Compute: "auto"}, &iout); err != nil {
 		t.Fatal(err)
 	}
 	ix, err := search.Load(t.Context(), idx)

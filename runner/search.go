@@ -20,8 +20,8 @@ import (
 )
 
 type indexOptions struct {
-	RunDir, Images, Out, Precision string
-	SkipBad                        bool
+	RunDir, Images, Out, Compute string
+	SkipBad                      bool
 }
 
 func indexCmd() *cobra.Command {
@@ -38,7 +38,9 @@ func indexCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Images, "images", "", "a folder or .tar/.tar.gz/.zip of images (any layout, any size)")
 	cmd.Flags().StringVar(&o.Out, "out", "", "the index file to write")
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them")
-	cmd.Flags().StringVar(&o.Precision, "precision", config.PrecisionAuto, "encode in auto (bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else float32), float32 or bfloat16; a model trained in bfloat16 encodes in bfloat16")
+	cmd.Flags().StringVar(&o.Compute, "compute", config.PrecisionAuto, "compute the features in auto (bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else float32), float32 or bfloat16 (oneDNN's rewrite of a float32 model); a model trained in bfloat16 encodes in bfloat16")
+	cmd.Flags().StringVar(&o.Compute, "precision", config.PrecisionAuto, "the older name of --compute")
+	cmd.Flags().MarkDeprecated("precision", "use --compute (model.precision is the trained dtype)")
 	for _, f := range []string{"run-dir", "images", "out"} {
 		cmd.MarkFlagRequired(f)
 	}
@@ -47,7 +49,7 @@ func indexCmd() *cobra.Command {
 
 func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	t := time.Now()
-	enc, err := encoder.Load(ctx, o.RunDir, encoder.WithPrecision(o.Precision))
+	enc, err := encoder.Load(ctx, o.RunDir, encoder.WithCompute(o.Compute))
 	if err != nil {
 		return err
 	}
@@ -64,12 +66,12 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ix.Precision = enc.Precision
+	ix.Precision = enc.Compute
 	if err := ix.Save(o.Out); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "index: %d images from %s (%d resized to %dx%d, %d left out) encoded by %s at step %d in %s (%s) → %s in %.1fs\n",
-		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, enc.Precision, enc.PrecisionWhy, o.Out, time.Since(t).Seconds())
+		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, enc.Compute, enc.ComputeWhy, o.Out, time.Since(t).Seconds())
 	for _, b := range imgs.Bad[:min(5, len(imgs.Bad))] {
 		fmt.Fprintf(out, "  left out: %s\n", b.Error())
 	}
@@ -120,7 +122,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	}
 	// The query in the precision the index was encoded in (an index from
 	// before the key: as exported, what encoding did then).
-	enc, err := encoder.Load(ctx, ix.Run, encoder.WithPrecision(cmp.Or(ix.Precision, "float32")))
+	enc, err := encoder.Load(ctx, ix.Run, encoder.WithCompute(cmp.Or(ix.Precision, "float32")))
 	if err != nil {
 		return fmt.Errorf("the encoder of index %s: %w", o.Index, err)
 	}

@@ -71,7 +71,7 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 	// Training's freed Go heap (its read-ahead window: up to 117 MiB for
 	// Tiny ImageNet) goes back to the system before the evaluation, which
 	// would otherwise peak above training (docs/data.md).
-	return train.Run(ctx, cfg, train.Options{RunDir: o.RunDir, MaxSteps: o.MaxSteps, Resume: o.Resume, BeforeEvaluation: debug.FreeOSMemory, Command: selfCommand()}, out)
+	return train.Fit(ctx, cfg, train.Options{RunDir: o.RunDir, MaxSteps: o.MaxSteps, Resume: o.Resume, BeforeEvaluation: debug.FreeOSMemory, Command: selfCommand()}, out)
 }
 
 // configFile is the config to train with: --config, else the run folder's

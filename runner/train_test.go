@@ -380,7 +380,7 @@ func TestBeforeEvaluationHook(t *testing.T) {
 		if !after { // the hint names the runner as Options.Command says
 			o.Command = []string{"/opt/my tools/runner"}
 		}
-		if err := train.Run(context.Background(), cfg, o, &out); err != nil {
+		if err := train.Fit(context.Background(), cfg, o, &out); err != nil {
 			t.Fatalf("%v\n%s", err, out.String())
 		}
 		want := 0

@@ -94,15 +94,17 @@ func (ix *Index) Save(path string) error {
 }
 
 // Load reads an index written by Save, or a sharded index folder written by
-// the batch embedding pipeline (a folder with a manifest.json). Either may
+// the batch embedding pipeline (a folder with an embedding.json). Either may
 // be in an object store (s3://bucket/key, gs://bucket/key; see
 // internal/store for credentials and endpoints).
 func Load(ctx context.Context, path string) (*Index, error) {
 	if store.IsURL(path) {
-		if there, err := store.Exists(ctx, store.Join(path, ManifestFile)); err != nil {
-			return nil, err
-		} else if there {
-			return loadShards(ctx, path)
+		for _, name := range []string{EmbeddingFile, LegacyEmbeddingFile} {
+			if there, err := store.Exists(ctx, store.Join(path, name)); err != nil {
+				return nil, err
+			} else if there {
+				return loadShards(ctx, path)
+			}
 		}
 	} else if fi, err := os.Stat(path); err == nil && fi.IsDir() {
 		return loadShards(ctx, path)
@@ -115,7 +117,7 @@ func Load(ctx context.Context, path string) (*Index, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
-	ix.Run = FindRun(path, ix.Run, rel)
+	ix.Run = RunFolder(path, ix.Run, rel)
 	return ix, nil
 }
 
@@ -137,9 +139,9 @@ func RelativeRun(path, run string) string {
 	return filepath.ToSlash(rel)
 }
 
-// FindRun is where the run of a file at path is: relative to the file when
+// RunFolder is where the run of a file at path is: relative to the file when
 // rel leads to a run folder (one with a config.yaml), else abs as recorded.
-func FindRun(path, abs, rel string) string {
+func RunFolder(path, abs, rel string) string {
 	if rel != "" && !store.IsURL(path) {
 		if absPath, err := filepath.Abs(path); err == nil {
 			p := filepath.Join(filepath.Dir(absPath), filepath.FromSlash(rel))

@@ -2,6 +2,7 @@ package search
 
 import (
 	"context"
+	"errors"
 	"path"
 
 	"github.com/infomax/infomax/internal/store"
@@ -14,16 +15,24 @@ import (
 	"github.com/infomax/infomax/knn"
 )
 
-// ManifestFile names the manifest of a sharded index: the folder the batch
-// embedding pipeline (embed/) writes, with NAME.npy (float32 [n, dim]) and
-// NAME.paths.txt for every shard.
-const ManifestFile = "manifest.json"
+// EmbeddingFile names the description of an embedding folder: the sharded
+// index the batch embedding pipeline (embed/) writes, with NAME.npy (float32
+// [n, dim]) and NAME.paths.txt for every shard. Folders written before it had
+// this name hold the same as LegacyEmbeddingFile, which is read too.
+const (
+	EmbeddingFile       = "embedding.json"
+	LegacyEmbeddingFile = "manifest.json"
+	// EmbeddingKind is embedding.json's kind: no model manifest (kind
+	// encoder or none) or shard list passes for one.
+	EmbeddingKind = "infomax-embedding"
+)
 
-// Manifest says which model made a sharded index's features and lists its
-// shards.
-type Manifest struct {
-	Run         string `json:"run"`          // the run folder, absolute
-	RunRelative string `json:"run_relative"` // and relative to the sharded folder (see Index.Run)
+// Embedding says which model made an embedding folder's features and lists
+// its shards (embedding.json).
+type Embedding struct {
+	Kind        string `json:"kind,omitempty"` // EmbeddingKind ("": written before the key)
+	Run         string `json:"run"`            // the run folder, absolute
+	RunRelative string `json:"run_relative"`   // and relative to the sharded folder (see Index.Run)
 	ConfigHash  string `json:"config_hash"`
 	Step        int64  `json:"step"`
 	// Precision is what the encoder computed the features in (float32 or
@@ -40,20 +49,36 @@ type Manifest struct {
 	Labels     string   `json:"labels,omitempty"`
 	Classes    []string `json:"classes,omitempty"`
 	Unlabelled int      `json:"unlabelled,omitempty"`
+	// File is the file it was read from (embedding.json, or a legacy
+	// manifest.json); not written.
+	File string `json:"-"`
 }
 
-// ReadManifest reads and checks the manifest of a sharded folder (local,
-// or a prefix in an object store).
-func ReadManifest(ctx context.Context, dir string) (*Manifest, error) {
-	mf := store.Join(dir, ManifestFile)
+// ReadEmbedding reads and checks the description of an embedding folder
+// (local, or a prefix in an object store): its embedding.json, or the
+// manifest.json of a folder written before that name.
+func ReadEmbedding(ctx context.Context, dir string) (*Embedding, error) {
+	mf := store.Join(dir, EmbeddingFile)
 	raw, err := store.ReadFile(ctx, mf, maxManifestBytes)
+	if errors.Is(err, store.ErrNotExist) {
+		legacy := store.Join(dir, LegacyEmbeddingFile)
+		if raw, err = store.ReadFile(ctx, legacy, maxManifestBytes); err == nil {
+			mf = legacy
+		} else if errors.Is(err, store.ErrNotExist) {
+			return nil, fmt.Errorf("%s: no %s (nor the older %s): not a folder the embed command wrote: %w", dir, EmbeddingFile, LegacyEmbeddingFile, err)
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
-	var m Manifest
+	var m Embedding
 	if err := json.Unmarshal(raw, &m); err != nil {
 		return nil, fmt.Errorf("%s: %w", mf, err)
 	}
+	if m.Kind != "" && m.Kind != EmbeddingKind {
+		return nil, fmt.Errorf("%s: kind %q, not an embedding folder's (%s)", mf, m.Kind, EmbeddingKind)
+	}
+	m.File = mf
 	if m.Dim <= 0 || m.Dim > maxDim || m.Images < 0 || m.Images > maxImages {
 		return nil, fmt.Errorf("%s: feature dimension %d, %d images: want a dimension from 1 to %d and at most %d images", mf, m.Dim, m.Images, maxDim, maxImages)
 	}
@@ -76,7 +101,7 @@ type Shard struct {
 // ReadShard reads shard name of the sharded folder dir whose manifest is m.
 // Each file's size is checked against what the manifest's counts allow
 // before it is read, and the three files against each other.
-func ReadShard(ctx context.Context, dir string, m *Manifest, name string) (*Shard, error) {
+func ReadShard(ctx context.Context, dir string, m *Embedding, name string) (*Shard, error) {
 	file := store.Join(dir, name+".npy")
 	// No shard holds more rows than the whole folder.
 	raw, err := store.ReadFile(ctx, file, npyHeaderBytes+4*int64(m.Dim)*int64(m.Images))
@@ -119,12 +144,11 @@ func ReadShard(ctx context.Context, dir string, m *Manifest, name string) (*Shar
 
 // loadShards reads a sharded folder into one Index.
 func loadShards(ctx context.Context, dir string) (*Index, error) {
-	m, err := ReadManifest(ctx, dir)
+	m, err := ReadEmbedding(ctx, dir)
 	if err != nil {
 		return nil, err
 	}
-	mf := store.Join(dir, ManifestFile)
-	ix := &Index{Run: FindRun(mf, m.Run, m.RunRelative), ConfigHash: m.ConfigHash, Step: m.Step, Precision: m.Precision, Features: knn.Features{Dim: m.Dim}}
+	ix := &Index{Run: RunFolder(m.File, m.Run, m.RunRelative), ConfigHash: m.ConfigHash, Step: m.Step, Precision: m.Precision, Features: knn.Features{Dim: m.Dim}}
 	for _, s := range m.Shards {
 		sh, err := ReadShard(ctx, dir, m, s)
 		if err != nil {

@@ -6,7 +6,7 @@
 // prefetched, seeded batch stream, logs every step through the run's Log and
 // a progress bar, writes checkpoints, survives Ctrl-C, crashes and
 // non-finite losses, runs the kNN monitor, and ends with the evaluation
-// (runeval.Run). `runner train` is a thin layer over Run.
+// (runeval.Evaluate). `runner train` is a thin layer over Fit.
 package train
 
 import (
@@ -75,8 +75,8 @@ type trainer struct {
 // checkpoint is written.
 var ErrInterrupted = errors.New("interrupted")
 
-// Run trains cfg as o says, printing progress and the final report to out.
-func Run(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) error {
+// Fit trains cfg as o says, printing progress and the final report to out.
+func Fit(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) error {
 	r, start, err := setUp(ctx, cfg, o, out)
 	if err != nil {
 		return err
@@ -273,7 +273,7 @@ func (r *trainer) finish(ctx context.Context, step int64, terms []string) error 
 		fmt.Fprintf(r.out, "evaluation: not run (eval.after_training: false); evaluate with: %s eval --run-dir %s\n", r.command, shellQuote(dir))
 		return nil
 	}
-	rep, err := runeval.Run(ctx, r.run, r.model, r.data, step, runeval.RunOptions{}, r.out)
+	rep, err := runeval.Evaluate(ctx, r.run, r.model, r.data, step, runeval.Options{}, r.out)
 	if errors.Is(err, context.Canceled) {
 		return fmt.Errorf("evaluation stopped (the final checkpoint is written): %w", ErrInterrupted)
 	}

@@ -111,9 +111,9 @@ func run(ctx context.Context, runDir, images string, workers, k, queries int) er
 	if err != nil {
 		return err
 	}
-	ix.Precision = enc.Precision
+	ix.Precision = enc.Compute
 	fmt.Printf("batchjob: %d images encoded (%d left out) by %d goroutines sharing one encoder (run %s, step %d, %d features, %s: %s) in %.1fs\n",
-		len(kept), bad, workers, enc.Run, enc.Step, enc.Dim(), enc.Precision, enc.PrecisionWhy, time.Since(t0).Seconds())
+		len(kept), bad, workers, enc.Run, enc.Step, enc.Dim(), enc.Compute, enc.ComputeWhy, time.Since(t0).Seconds())
 
 	for q := 0; q < min(queries, len(kept)); q++ {
 		i := q * len(kept) / max(1, queries)
