@@ -325,7 +325,7 @@ def full_sections(log, commit, names, measure):
            "The shipped configs at their full length (and the seed's recipes), each trained once with the command "
            "shown on %s (no GPU). The kNN curve is weighted kNN (k = 200, t = 0.1, cosine) every 5 epochs, "
            "measured by the kNN monitor or afterwards from the checkpoints kept at every epoch's end "
-           "(`runner eval --curve 5`: the same figure, README \"Watching a run\"); its last point is the final evaluation. "
+           "(`runner eval --curve 5`: the same figure, docs/reference.md \"Watching a run\"); its last point is the final evaluation. "
            "Training time is the sum of the run's training segments (a resumed run has several); most runs shared "
            "the 2 cores with another, so it is not a speed figure (docs/speed.md has those)." % machine(), "",
            "Every run on this page used Keras's `BatchNormalization` (`model.batch_norm: keras`), the shipped configs' "
@@ -443,7 +443,7 @@ FULL_NOTES = {
 # shipped configs are and what was tried for the CIFAR-10 target.
 FULL_SUMMARY = [
     "## Summary", "",
-    "The configs followed these runs. `configs/cifar10_local_nce.yaml` (the default `configs/cifar10.yaml` until the two-view objective of \"Two views\" below replaced it) is `local_nce` (τ = 0.05) on the seed's network "
+    "The configs followed these runs; each figure here is one of the tables above, whose rows and sections name their commands (the configs themselves: `go run ./runner train --config configs/NAME.yaml`). `configs/cifar10_local_nce.yaml` (the default `configs/cifar10.yaml` until the two-view objective of \"Two views\" below replaced it) is `local_nce` (τ = 0.05) on the seed's network "
     "with the cosine learning rate schedule over 100 epochs, no augmentation (0.6241; `--train.epochs 50` gives "
     "0.6184 in half the time); `configs/tiny_imagenet_local_nce.yaml` (the default `configs/tiny_imagenet.yaml` until the two-view objective replaced it, \"Tiny ImageNet subset, two views\" below) is "
     "`local_nce` (τ = 0.05) on the seed's 64×64 network (0.1918 at 50 epochs on the subset against the seed's "
@@ -604,7 +604,7 @@ def main():
         return
     out = ["# Objectives measured side by side", "",
            "Written by `scripts/results.py` on %s (no GPU); each table names the commits its rows were measured at." % machine(),
-           "Weighted kNN: k = 200, t = 0.1, cosine on z_mean; majority: k = 20; probe: linear, on frozen features (see the README).",
+           "Weighted kNN: k = 200, t = 0.1, cosine on z_mean; majority: k = 20; probe: linear, on frozen features (see docs/reference.md, "Evaluation and image search").",
            "Wall time: export + training + evaluation, in seconds (– where it was not recorded). Each command trains "
            "and evaluates; run `go run ./runner export` with the same --config and flags first (or every row with "
            "`.venv/bin/python scripts/results.py`, after `source third_party/tfenv.sh`).",
