@@ -17,6 +17,7 @@ import (
 	"io"
 	"path/filepath"
 	"slices"
+	"strings"
 )
 
 // Unlabelled marks an image without a class (a flat folder, Tiny ImageNet's test split).
@@ -90,6 +91,16 @@ type Options struct {
 	Limits Limits
 }
 
+// named gives an error of this data set the keys that say which it is, when
+// it does not name data.path already (an error from deep inside a reader
+// names the file it read; one about the set as a whole may not).
+func (o Options) named(err error) error {
+	if err == nil || o.Path != "" && strings.Contains(err.Error(), o.Path) {
+		return err
+	}
+	return fmt.Errorf("data.path %s (data.format %s): %w", o.Path, o.Format, err)
+}
+
 // Formats lists the accepted Options.Format values.
 var Formats = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "folder", "shards"}
 
@@ -103,7 +114,7 @@ func Load(o Options) (*Splits, error) {
 	if o.CacheDir != "" {
 		k, err := CacheKey(o)
 		if err != nil {
-			return nil, err
+			return nil, o.named(err)
 		}
 		key = k
 		if s, err := readCache(o.CacheDir, key); err == nil {
@@ -112,7 +123,7 @@ func Load(o Options) (*Splits, error) {
 	}
 	s, err := load(o)
 	if err != nil {
-		return nil, err
+		return nil, o.named(err)
 	}
 	if key != "" {
 		s.Cached, err = writeCache(o.CacheDir, key, s)

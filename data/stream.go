@@ -83,14 +83,15 @@ func OpenStreams(o Options) (*Streams, error) {
 		return nil, err
 	}
 	if o.Format == "shards" {
-		return openShards(o)
+		st, err := openShards(o)
+		return st, o.named(err)
 	}
 	if o.Format == "fashion_mnist" || o.Format == "mnist" {
 		return nil, fmt.Errorf("data.format %s: %w", o.Format, ErrInMemoryOnly)
 	}
 	t, err := openStreamTree(o.Path, o.Limits)
 	if err != nil {
-		return nil, err
+		return nil, o.named(err)
 	}
 	var l *listing
 	switch o.Format {
@@ -107,7 +108,7 @@ func OpenStreams(o Options) (*Streams, error) {
 		return nil, fmt.Errorf("data.format %q: want one of %v", o.Format, Formats)
 	}
 	if err != nil {
-		return nil, err
+		return nil, o.named(err)
 	}
 	bad := &badLog{seen: map[string]BadImage{}}
 	return &Streams{Train: l.stream(l.train, o, bad), Test: l.stream(l.test, o, bad)}, nil

@@ -110,7 +110,7 @@ func KNN(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Rows,
 func KNNWith(search func(m knn.Metric, k int) (*knn.Neighbours, error), bankRows int, bankLabels *[]int, queryLabels []int, numClasses int, s KNNSettings) (*KNNResult, error) {
 	nb, err := search(knn.Cosine, min(max(s.K, s.WeightedK, 1), bankRows))
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("cosine search: %w", err)
 	}
 	res := &KNNResult{K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature}
 	for _, c := range []struct {
@@ -118,15 +118,15 @@ func KNNWith(search func(m knn.Metric, k int) (*knn.Neighbours, error), bankRows
 		vote Vote
 	}{{&res.Top1NN, Majority(1)}, {&res.Majority, Majority(s.K)}, {&res.Weighted, Weighted(s.WeightedK, s.Temperature)}} {
 		if *c.dst, err = Accuracy(nb, *bankLabels, queryLabels, numClasses, c.vote); err != nil {
-			return nil, err
+			return nil, fmt.Errorf("votes: %w", err)
 		}
 	}
 	l2, err := search(knn.L2, 1)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("Euclidean search: %w", err)
 	}
 	if res.L2NN1, err = Accuracy(l2, *bankLabels, queryLabels, numClasses, Majority(1)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("Euclidean 1-NN: %w", err)
 	}
 	return res, nil
 }

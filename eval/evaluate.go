@@ -195,7 +195,7 @@ func scores(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Ro
 		K: s.K, WeightedK: s.WeightedK, Temperature: s.Temperature, Session: s.Session,
 	})
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("kNN of %d queries against a bank of %d: %w", queries.Len(), bank.Len(), err)
 	}
 	sc := &Scores{KNN: knn}
 	if sc.Probe, sc.MLP, err = Probes(ctx, bank, bankLabels, queries, queryLabels, s); err != nil {
@@ -217,15 +217,19 @@ func Probes(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Ro
 		if ctx.Err() != nil {
 			return nil, nil, ctx.Err()
 		}
+		name := "linear probe"
+		if p.hidden > 0 {
+			name = fmt.Sprintf("MLP probe (%d hidden units)", p.hidden)
+		}
 		dir, err := s.ProbeGraph(ctx, bank.Width(), s.Classes, p.hidden)
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s on %d features, %d classes: %w", name, bank.Width(), s.Classes, err)
 		}
 		*p.dst, err = TrainProbe(dir, bank, bankLabels, queries, queryLabels, ProbeSettings{
 			Epochs: p.epochs, BatchSize: min(s.ProbeBatch, bank.Len()), Seed: s.Seed, Session: s.Session,
 		})
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, fmt.Errorf("%s on %d features, %d classes: %w", name, bank.Width(), s.Classes, err)
 		}
 	}
 	return linear, mlp, nil

@@ -41,20 +41,20 @@ func TrainProbe(dir string, train knn.Rows, trainLabels []int, test knn.Rows, te
 	start := time.Now()
 	p, err := loadProbe(dir, s.Session)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the probe's graph %s: %w", dir, err)
 	}
 	defer p.saved.Session.Close()
 	mean, std := moments(train)
 	trainZ, testZ := standardized{train, mean, std}, standardized{test, mean, std}
 	res := &ProbeResult{Epochs: s.Epochs}
 	if res.FinalLoss, err = p.fit(trainZ, trainLabels, s); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("training the probe of %s on %d rows: %w", dir, train.Len(), err)
 	}
 	if res.Accuracy, err = p.accuracy(testZ, testLabels); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("testing the probe of %s on %d rows: %w", dir, test.Len(), err)
 	}
 	if res.TrainAccuracy, err = p.accuracy(trainZ, trainLabels); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the probe of %s on its %d training rows: %w", dir, train.Len(), err)
 	}
 	res.Seconds = time.Since(start).Seconds()
 	return res, nil

@@ -85,12 +85,12 @@ func EvaluateFolder(ctx context.Context, dir, dataPath string, o Options, out io
 	o.apply(&r.Config.Eval)
 	m, err := r.LoadModel(r.Session())
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("evaluate %s: its model: %w", r.Dir, err)
 	}
 	defer m.Close()
 	d, err := r.LoadData(m.Manifest, out)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("evaluate %s: its data: %w", r.Dir, err)
 	}
 	if o.Curve > 0 {
 		if err := curveFromCheckpoints(ctx, r, m, d, o.Curve, out); err != nil {
@@ -113,8 +113,11 @@ func Evaluate(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step
 	}
 	t0 := time.Now()
 	train, test, ok, err := encodeLabelled(ctx, m, d, job.batch, out)
-	if err != nil || !ok {
-		return nil, err
+	if err != nil {
+		return nil, fmt.Errorf("evaluate %s: encoding its labelled images: %w", r.Dir, err)
+	}
+	if !ok {
+		return nil, nil
 	}
 	defer train.Release()
 	defer test.Release()
@@ -122,13 +125,13 @@ func Evaluate(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step
 	job.rep.ImagesPerSec = float64(len(train.Labels)+len(test.Labels)) / job.rep.EncodeSec
 	rep, err := eval.Evaluate(ctx, job.rep, train, test, job.settings)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("evaluate %s at step %d: %w", r.Dir, step, err)
 	}
 	if err := job.keepPixels(rep.Pixels); err != nil {
 		return nil, err
 	}
 	if err := report.Write(job.dir, rep, train, test, job.options); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the report of %s into %s: %w", r.Dir, job.dir, err)
 	}
 	report.Print(out, rep, job.dir)
 	if p, err := report.PlotCurve(job.dir, rep.KNNCurve); err != nil || p != "" {
@@ -163,11 +166,11 @@ func plan(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int
 	images, _ := d.TrainingImages()
 	perEpoch, err := run.StepsPerEpoch(images, cfg.Train.BatchSize)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("evaluate %s: %w", r.Dir, err)
 	}
 	curve, err := r.Curve(step)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("evaluate %s: its kNN curve: %w", r.Dir, err)
 	}
 	program, err := exporter.ProbeProgram(r.ModelPath())
 	if err != nil {
@@ -175,7 +178,7 @@ func plan(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int
 	}
 	j := &job{dir: dir, batch: EncodeBatch(r, man)}
 	if j.pixels, err = pixelCache(r, m, d, program); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("evaluate %s: the raw-pixel cache: %w", r.Dir, err)
 	}
 	classes := d.Classes()
 	e := cfg.Eval
@@ -514,14 +517,14 @@ func curveFromCheckpoints(ctx context.Context, r *run.Run, m *graph.Model, d *ru
 	defer log.Close()
 	for _, step := range todo {
 		if err := m.Restore(r.Checkpoints.PrefixPath(checkpoint.Prefix(step))); err != nil {
-			return err
+			return fmt.Errorf("--curve: restore step %d of %s: %w", step, r.Dir, err)
 		}
 		p, err := Monitor(ctx, r, m, d, step, perEpoch)
 		if err != nil {
-			return err
+			return fmt.Errorf("--curve: step %d of %s: %w", step, r.Dir, err)
 		}
 		if err := log.Point(p); err != nil {
-			return err
+			return fmt.Errorf("--curve: %w", err)
 		}
 		fmt.Fprintln(out, PointLine(p))
 	}
