@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"path/filepath"
 	"runtime"
@@ -26,14 +27,14 @@ func BenchmarkLoadCIFAR10JPEG(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			o.CacheDir = c.cache
 			if c.cache != "" {
-				if _, err := Load(o); err != nil { // fill the cache
+				if _, err := Load(context.Background(), o); err != nil { // fill the cache
 					b.Fatal(err)
 				}
 			}
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				t := time.Now()
-				s, err := Load(o)
+				s, err := Load(context.Background(), o)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -59,7 +60,7 @@ func BenchmarkTinyImageNetFullSize(b *testing.B) {
 	runtime.GC()
 	for i := 0; i < b.N; i++ {
 		start := time.Now()
-		s, err := Load(Options{Format: "tiny_imagenet", Path: zipPath, Shape: Shape{64, 64, 3}})
+		s, err := Load(context.Background(), Options{Format: "tiny_imagenet", Path: zipPath, Shape: Shape{64, 64, 3}})
 		if err != nil {
 			b.Fatal(err)
 		}

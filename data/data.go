@@ -13,6 +13,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"path/filepath"
@@ -106,7 +107,7 @@ var Formats = []string{"fashion_mnist", "mnist", "cifar10", "tiny_imagenet", "fo
 
 // Load reads a data set, from the decoded cache when it holds a copy of this
 // exact source.
-func Load(o Options) (*Splits, error) {
+func Load(ctx context.Context, o Options) (*Splits, error) {
 	if err := o.Shape.check(); err != nil {
 		return nil, err
 	}
@@ -121,7 +122,7 @@ func Load(o Options) (*Splits, error) {
 			return s, nil
 		}
 	}
-	s, err := load(o)
+	s, err := load(ctx, o)
 	if err != nil {
 		return nil, o.named(err)
 	}
@@ -134,7 +135,7 @@ func Load(o Options) (*Splits, error) {
 	return s, nil
 }
 
-func load(o Options) (*Splits, error) {
+func load(ctx context.Context, o Options) (*Splits, error) {
 	switch o.Format {
 	case "fashion_mnist", "mnist":
 		s, err := LoadIDXFolder(o.Path, FashionMNISTClasses, o.Limits)
@@ -153,11 +154,11 @@ func load(o Options) (*Splits, error) {
 	case "folder":
 		return loadFolder(o)
 	case "shards":
-		st, err := openShards(o)
+		st, err := openShards(ctx, o)
 		if err != nil {
 			return nil, err
 		}
-		return st.decode()
+		return st.decode(ctx)
 	}
 	return nil, fmt.Errorf("data.format %q: want one of %v", o.Format, Formats)
 }

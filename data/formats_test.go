@@ -5,6 +5,7 @@ import (
 	"archive/zip"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"encoding/base64"
 	"image"
 	"image/color"
@@ -226,7 +227,7 @@ func TestFolderFromDiskAndArchives(t *testing.T) {
 		{"tar.gz", fs.writeTar(t, true)},
 		{"zip", fs.writeZip(t)},
 	} {
-		s, err := Load(Options{Format: "folder", Path: src.path, Shape: Shape{8, 8, 3}, TestFraction: 0.25, Seed: 1})
+		s, err := Load(context.Background(), Options{Format: "folder", Path: src.path, Shape: Shape{8, 8, 3}, TestFraction: 0.25, Seed: 1})
 		if err != nil {
 			t.Fatalf("%s: %v", src.name, err)
 		}
@@ -256,7 +257,7 @@ func TestFlatFolderIsUnlabelled(t *testing.T) {
 		gif.Encode(&b, solid(8, 8, color.Black), nil)
 		return b.Bytes()
 	}()}.writeDir(t)
-	s, err := Load(Options{Format: "folder", Path: dir, Shape: Shape{8, 8, 1}})
+	s, err := Load(context.Background(), Options{Format: "folder", Path: dir, Shape: Shape{8, 8, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -286,7 +287,7 @@ func TestBadInputNamesTheFile(t *testing.T) {
 		{"missing path", "folder", "/nonexistent/photos", "no such file", "/nonexistent/photos"},
 	}
 	for _, c := range cases {
-		_, err := Load(Options{Format: c.format, Path: c.path, Shape: Shape{8, 8, 3}, TestFraction: 0.5})
+		_, err := Load(context.Background(), Options{Format: c.format, Path: c.path, Shape: Shape{8, 8, 3}, TestFraction: 0.5})
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.file) {
 			t.Errorf("%s: error %v, want it to name %s and say %q", c.name, err, c.file, c.want)
 		}
@@ -297,7 +298,7 @@ func TestSkipBadReportsWhatItLeftOut(t *testing.T) {
 	png8 := encodePNG(solid(8, 8, color.White))
 	fs := files{"r/cats/ok.png": png8, "r/cats/zz.jpg": []byte("garbage"), "r/dogs/ok.png": png8, "r/dogs/cut.png": png8[:30]}
 	dir := fs.writeDir(t) + "/r"
-	s, err := Load(Options{Format: "folder", Path: dir, Shape: Shape{8, 8, 1}, SkipBad: true})
+	s, err := Load(context.Background(), Options{Format: "folder", Path: dir, Shape: Shape{8, 8, 1}, SkipBad: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -344,7 +345,7 @@ func cifarRelease(test []byte) files {
 func TestCIFAR10BinaryRelease(t *testing.T) {
 	fs := cifarRelease(cifarRecords(3, 0))
 	for _, path := range []string{filepath.Join(fs.writeDir(t), "cifar-10-batches-bin"), fs.writeTar(t, true)} {
-		s, err := Load(Options{Format: "cifar10", Path: path, Shape: Shape{32, 32, 3}})
+		s, err := Load(context.Background(), Options{Format: "cifar10", Path: path, Shape: Shape{32, 32, 3}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -360,7 +361,7 @@ func TestCIFAR10BinaryRelease(t *testing.T) {
 		}
 	}
 	// Converted to the Fashion-MNIST model's input: 28×28 grey, all resized.
-	s, err := Load(Options{Format: "cifar10", Path: filepath.Join(fs.writeDir(t), "cifar-10-batches-bin"), Shape: Shape{28, 28, 1}})
+	s, err := Load(context.Background(), Options{Format: "cifar10", Path: filepath.Join(fs.writeDir(t), "cifar-10-batches-bin"), Shape: Shape{28, 28, 1}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -382,14 +383,14 @@ func TestCIFAR10BinaryErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		dir := cifarRelease(c.test).writeDir(t)
-		_, err := Load(Options{Format: "cifar10", Path: dir, Shape: Shape{32, 32, 3}})
+		_, err := Load(context.Background(), Options{Format: "cifar10", Path: dir, Shape: Shape{32, 32, 3}})
 		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "test_batch.bin") {
 			t.Errorf("%s: error %v, want it to name test_batch.bin and say %q", c.name, err, c.want)
 		}
 	}
 	fs := cifarRelease(cifarRecords(1, 0))
 	delete(fs, "cifar-10-batches-bin/data_batch_3.bin")
-	if _, err := Load(Options{Format: "cifar10", Path: fs.writeDir(t), Shape: Shape{32, 32, 3}}); err == nil || !strings.Contains(err.Error(), "data_batch_3.bin: missing") {
+	if _, err := Load(context.Background(), Options{Format: "cifar10", Path: fs.writeDir(t), Shape: Shape{32, 32, 3}}); err == nil || !strings.Contains(err.Error(), "data_batch_3.bin: missing") {
 		t.Errorf("missing batch: %v", err)
 	}
 }
@@ -416,7 +417,7 @@ func tinyRelease() files {
 func TestTinyImageNetLayout(t *testing.T) {
 	fs := tinyRelease()
 	for _, path := range []string{filepath.Join(fs.writeDir(t), "tiny-imagenet-200"), fs.writeZip(t), fs.writeTar(t, true)} {
-		s, err := Load(Options{Format: "tiny_imagenet", Path: path, Shape: Shape{64, 64, 3}})
+		s, err := Load(context.Background(), Options{Format: "tiny_imagenet", Path: path, Shape: Shape{64, 64, 3}})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -432,7 +433,7 @@ func TestTinyImageNetLayout(t *testing.T) {
 			t.Errorf("grey image became %v", px)
 		}
 	}
-	s, err := Load(Options{Format: "tiny_imagenet", Path: fs.writeZip(t), Shape: Shape{64, 64, 3}, TinyTestForTraining: true})
+	s, err := Load(context.Background(), Options{Format: "tiny_imagenet", Path: fs.writeZip(t), Shape: Shape{64, 64, 3}, TinyTestForTraining: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -458,12 +459,12 @@ func TestTinyImageNetErrors(t *testing.T) {
 		{"annotation of an unknown class", unknown, "class n77 is not in wnids.txt"},
 	}
 	for _, c := range cases {
-		_, err := Load(Options{Format: "tiny_imagenet", Path: c.fs.writeDir(t), Shape: Shape{64, 64, 3}})
+		_, err := Load(context.Background(), Options{Format: "tiny_imagenet", Path: c.fs.writeDir(t), Shape: Shape{64, 64, 3}})
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: error %v, want %q", c.name, err, c.want)
 		}
 	}
-	if _, err := Load(Options{Format: "tiny_imagenet", Path: labelledFolder().writeDir(t), Shape: Shape{64, 64, 3}}); err == nil || !strings.Contains(err.Error(), "no wnids.txt") {
+	if _, err := Load(context.Background(), Options{Format: "tiny_imagenet", Path: labelledFolder().writeDir(t), Shape: Shape{64, 64, 3}}); err == nil || !strings.Contains(err.Error(), "no wnids.txt") {
 		t.Errorf("not Tiny ImageNet: %v", err)
 	}
 }
@@ -474,14 +475,14 @@ func TestCacheServesTheSameArraysAndNoticesChanges(t *testing.T) {
 	fs := labelledFolder()
 	archive := fs.writeTar(t, true)
 	o := Options{Format: "folder", Path: archive, Shape: Shape{8, 8, 3}, TestFraction: 0.25, CacheDir: t.TempDir()}
-	first, err := Load(o)
+	first, err := Load(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if first.FromCache || first.Cached == "" {
 		t.Fatalf("first load: from cache %v, written %q", first.FromCache, first.Cached)
 	}
-	second, err := Load(o)
+	second, err := Load(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -497,7 +498,7 @@ func TestCacheServesTheSameArraysAndNoticesChanges(t *testing.T) {
 	// Another source (new content) misses the cache.
 	fs["photos/cats/e.png"] = encodePNG(solid(8, 8, color.White))
 	os.WriteFile(archive, func() []byte { b, _ := os.ReadFile(fs.writeTar(t, true)); return b }(), 0o644)
-	third, err := Load(o)
+	third, err := Load(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}

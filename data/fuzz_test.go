@@ -152,12 +152,12 @@ func FuzzShards(f *testing.F) {
 			}
 		}
 		o := Options{Format: "shards", Path: d, Shape: Shape{4, 4, 3}, SkipBad: true, Limits: fuzzLimits}
-		if st, err := OpenStreams(o); err == nil {
+		if st, err := OpenStreams(context.Background(), o); err == nil {
 			st.Train.Each(context.Background(), nil, 4, func([]byte, []int) error { return nil })
 		}
 		tp := filepath.Join(d, "x.tar")
 		os.WriteFile(tp, tarBytes, 0o644)
-		if st, err := OpenStreams(Options{Format: "folder", Path: tp, Shape: Shape{4, 4, 3}, SkipBad: true, Limits: fuzzLimits, TestFraction: 0.5}); err == nil {
+		if st, err := OpenStreams(context.Background(), Options{Format: "folder", Path: tp, Shape: Shape{4, 4, 3}, SkipBad: true, Limits: fuzzLimits, TestFraction: 0.5}); err == nil {
 			st.Train.Each(context.Background(), nil, 4, func([]byte, []int) error { return nil })
 		}
 	})

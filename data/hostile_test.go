@@ -2,6 +2,7 @@ package data
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"image/color"
 	"os"
@@ -66,7 +67,7 @@ func TestHugeImageInAFolder(t *testing.T) {
 	if err != nil || len(imgs.Paths) != 2 || len(imgs.Bad) != 1 || !strings.Contains(imgs.Bad[0].Path, "huge.png") {
 		t.Fatalf("skip-bad: %v, %+v", err, imgs)
 	}
-	if _, err := ReadImage(filepath.Join(dir, "huge.png"), Shape{8, 8, 3}, Limits{}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "huge.png") {
+	if _, err := ReadImage(context.Background(), filepath.Join(dir, "huge.png"), Shape{8, 8, 3}, Limits{}); !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "huge.png") {
 		t.Errorf("one file: %v", err)
 	}
 }

@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"fmt"
 )
 
@@ -53,8 +54,8 @@ func ReadImages(path string, shape Shape, skipBad bool, lim Limits) (*Images, er
 
 // ReadImage decodes one image file, or an archive member named as
 // ReadImages names it (archive:member), into the given shape, within lim.
-func ReadImage(path string, shape Shape, lim Limits) ([]byte, error) {
-	raw, err := ReadFile(path, lim)
+func ReadImage(ctx context.Context, path string, shape Shape, lim Limits) ([]byte, error) {
+	raw, err := ReadFile(ctx, path, lim)
 	if err != nil {
 		return nil, err
 	}

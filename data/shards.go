@@ -62,10 +62,10 @@ type ShardEntry struct {
 
 // ReadShardList reads and checks DIR/shards.json; DIR is a local
 // folder or a folder of an object store (s3://bucket/prefix, gs://…).
-func ReadShardList(dir string, lim Limits) (*ShardList, error) {
+func ReadShardList(ctx context.Context, dir string, lim Limits) (*ShardList, error) {
 	p := store.Join(dir, ShardsFile)
 	lim = lim.orDefaults()
-	raw, err := store.ReadFile(context.Background(), p, lim.MaxFileBytes)
+	raw, err := store.ReadFile(ctx, p, lim.MaxFileBytes)
 	if errors.Is(err, store.ErrTooLarge) {
 		return nil, fmt.Errorf("%w (data.max_file_mib)", err)
 	}
@@ -113,8 +113,8 @@ func ReadShardList(dir string, lim Limits) (*ShardList, error) {
 }
 
 // openShards lists the sharded layout for streaming.
-func openShards(o Options) (*Streams, error) {
-	m, err := ReadShardList(o.Path, o.Limits)
+func openShards(ctx context.Context, o Options) (*Streams, error) {
+	m, err := ReadShardList(ctx, o.Path, o.Limits)
 	if err != nil {
 		return nil, err
 	}
@@ -128,8 +128,8 @@ func openShards(o Options) (*Streams, error) {
 		for _, e := range sp.Shards {
 			file := store.Join(o.Path, e.File)
 			s.shards = append(s.shards, shard{first: len(s.Labels), count: e.Images,
-				scan: func(need func(int) bool, fn func(int, []byte, error) error) error {
-					return scanShard(file, e.Images, o.Limits, need, fn)
+				scan: func(ctx context.Context, need func(int) bool, fn func(int, []byte, error) error) error {
+					return scanShard(ctx, file, e.Images, o.Limits, need, fn)
 				},
 				where: func(k int) string { return fmt.Sprintf("%s: image %d", file, k) },
 			})
@@ -143,9 +143,9 @@ func openShards(o Options) (*Streams, error) {
 // scanShard reads one shard's images in order, a local file or an object
 // streamed from its store: the k-th image member is image k; other members
 // (key.cls, …) are skipped.
-func scanShard(file string, count int, lim Limits, need func(int) bool, fn func(int, []byte, error) error) error {
+func scanShard(ctx context.Context, file string, count int, lim Limits, need func(int) bool, fn func(int, []byte, error) error) error {
 	lim = lim.orDefaults()
-	f, size, err := store.Open(context.Background(), file)
+	f, size, err := store.Open(ctx, file)
 	if err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ func WriteShards(ctx context.Context, o Options, so ShardOptions) (*ShardList, [
 		return nil, nil, fmt.Errorf("%s is already in the sharded layout", o.Path)
 	}
 	o.Shape = Shape{1, 1, 3}
-	st, err := OpenStreams(o)
+	st, err := OpenStreams(ctx, o)
 	if err != nil {
 		return nil, nil, err
 	}

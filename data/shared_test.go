@@ -1,6 +1,7 @@
 package data
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -49,7 +50,7 @@ func near(t *testing.T, what string, got, want []byte) {
 }
 
 func TestSharedCIFAR10JPEG(t *testing.T) {
-	s, err := Load(Options{Format: "cifar10", Path: sharedArchive(t, "cifar10-jpeg.tar.gz"), Shape: Shape{32, 32, 3}})
+	s, err := Load(context.Background(), Options{Format: "cifar10", Path: sharedArchive(t, "cifar10-jpeg.tar.gz"), Shape: Shape{32, 32, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -68,7 +69,7 @@ func TestSharedCIFAR10JPEG(t *testing.T) {
 }
 
 func TestSharedTinyImageNetSubset(t *testing.T) {
-	s, err := Load(Options{Format: "tiny_imagenet", Path: sharedArchive(t, "tiny-imagenet-200-subset.tar.gz"), Shape: Shape{64, 64, 3}})
+	s, err := Load(context.Background(), Options{Format: "tiny_imagenet", Path: sharedArchive(t, "tiny-imagenet-200-subset.tar.gz"), Shape: Shape{64, 64, 3}})
 	if err != nil {
 		t.Fatal(err)
 	}

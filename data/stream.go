@@ -48,7 +48,7 @@ type shard struct {
 	// (0..count-1) that need(k) asks for, with its bytes or the reason they
 	// cannot be had (a bad image); an error of scan's own is the shard's
 	// (unreadable, truncated, not as listed).
-	scan  func(need func(k int) bool, fn func(k int, raw []byte, err error) error) error
+	scan  func(ctx context.Context, need func(k int) bool, fn func(k int, raw []byte, err error) error) error
 	where func(k int) string
 }
 
@@ -78,12 +78,12 @@ func (s *Stream) Where(i int) string {
 // read image by image, .tar and .tar.gz archives and the sharded layout
 // shard by shard. IDX files and CIFAR-10's binary release are
 // ErrInMemoryOnly.
-func OpenStreams(o Options) (*Streams, error) {
+func OpenStreams(ctx context.Context, o Options) (*Streams, error) {
 	if err := o.Shape.check(); err != nil {
 		return nil, err
 	}
 	if o.Format == "shards" {
-		st, err := openShards(o)
+		st, err := openShards(ctx, o)
 		return st, o.named(err)
 	}
 	if o.Format == "fashion_mnist" || o.Format == "mnist" {
@@ -137,7 +137,7 @@ func (l *listing) stream(items []item, o Options, bad *badLog) *Stream {
 		byMember[t.order[it.name]] = i
 	}
 	s.shards = []shard{{first: 0, count: len(items),
-		scan: func(need func(int) bool, fn func(int, []byte, error) error) error {
+		scan: func(_ context.Context, need func(int) bool, fn func(int, []byte, error) error) error {
 			return t.scanItems(byMember, need, fn)
 		},
 		where: func(k int) string { return t.where(items[k].name) },
@@ -299,7 +299,7 @@ func (r *Reader) dispatch(ctx context.Context, plans iter.Seq[Plan], jobs chan<-
 			}
 			for _, j := range order {
 				sh := s.shards[j]
-				err := sh.scan(func(k int) bool { return pos[sh.first+k] >= 0 }, func(k int, raw []byte, err error) error {
+				err := sh.scan(ctx, func(k int) bool { return pos[sh.first+k] >= 0 }, func(k int, raw []byte, err error) error {
 					id := int32(sh.first + k)
 					return send(readJob{g: base + int64(pos[id]), id: id, raw: raw, err: err})
 				})
@@ -433,7 +433,7 @@ func (s *Stream) Images(ctx context.Context, ids []int) (map[int][]byte, error) 
 }
 
 // decode reads both splits into memory.
-func (st *Streams) decode() (*Splits, error) {
+func (st *Streams) decode(ctx context.Context) (*Splits, error) {
 	out := &Splits{}
 	for _, sp := range []struct {
 		s   *Stream
@@ -441,7 +441,7 @@ func (st *Streams) decode() (*Splits, error) {
 	}{{st.Train, &out.Train}, {st.Test, &out.Test}} {
 		s := sp.s
 		set := &Set{H: s.Shape.H, W: s.Shape.W, C: s.Shape.C, Classes: s.Classes, Source: s.Source, Labels: []int{}}
-		err := s.Each(context.Background(), nil, 256, func(px []byte, ids []int) error {
+		err := s.Each(ctx, nil, 256, func(px []byte, ids []int) error {
 			set.Images = append(set.Images, px...)
 			for _, id := range ids {
 				set.Labels = append(set.Labels, s.Labels[id])

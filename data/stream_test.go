@@ -108,14 +108,14 @@ func streamSources(t *testing.T) map[string]Options {
 }
 
 func TestStreamEpochSeesEveryImageOnce(t *testing.T) {
-	mem, err := Load(Options{Format: "tiny_imagenet", Path: filepath.Join(distinctTiny().writeDir(t), "tiny-imagenet-200"), Shape: shape8})
+	mem, err := Load(context.Background(), Options{Format: "tiny_imagenet", Path: filepath.Join(distinctTiny().writeDir(t), "tiny-imagenet-200"), Shape: shape8})
 	if err != nil {
 		t.Fatal(err)
 	}
 	want := sortedCopy(identities(mem.Train))
 	for name, o := range streamSources(t) {
 		t.Run(name, func(t *testing.T) {
-			st, err := OpenStreams(o)
+			st, err := OpenStreams(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -171,7 +171,7 @@ func TestStreamEpochSeesEveryImageOnce(t *testing.T) {
 func TestStreamResumesExactly(t *testing.T) {
 	for name, o := range streamSources(t) {
 		t.Run(name, func(t *testing.T) {
-			st, err := OpenStreams(o)
+			st, err := OpenStreams(context.Background(), o)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -188,7 +188,7 @@ func TestStreamResumesExactly(t *testing.T) {
 
 func TestSequentialShuffleMixesShards(t *testing.T) {
 	o := streamSources(t)["shards"]
-	st, err := OpenStreams(o)
+	st, err := OpenStreams(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +218,7 @@ func TestStreamSkipsBadImages(t *testing.T) {
 	fs["tiny-imagenet-200/train/n03/images/n03_5.png"] = hostile.PNG(100_000, 100_000)
 	for _, gz := range []bool{false, true} {
 		o := Options{Format: "tiny_imagenet", Path: fs.writeTar(t, gz), Shape: shape8}
-		st, err := OpenStreams(o)
+		st, err := OpenStreams(context.Background(), o)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -227,7 +227,7 @@ func TestStreamSkipsBadImages(t *testing.T) {
 			t.Fatalf("a corrupt image without --skip-bad: %v", err)
 		}
 		o.SkipBad = true
-		st, _ = OpenStreams(o)
+		st, _ = OpenStreams(context.Background(), o)
 		var n int
 		grew := memstat.PeakGrowth(func() {
 			for range 2 {
@@ -252,11 +252,11 @@ func TestStreamSkipsBadImages(t *testing.T) {
 
 func TestShardsLoadInMemoryAsTheSource(t *testing.T) {
 	src := streamSources(t)
-	a, err := Load(src["folder"])
+	a, err := Load(context.Background(), src["folder"])
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := Load(src["shards"])
+	b, err := Load(context.Background(), src["shards"])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -285,7 +285,7 @@ func TestShardsManifestErrors(t *testing.T) {
 			}
 			bad := t.TempDir()
 			os.WriteFile(filepath.Join(bad, ShardsFile), []byte(strings.Replace(string(raw), c.from, c.to, 1)), 0o644)
-			_, err := OpenStreams(Options{Format: "shards", Path: bad, Shape: shape8})
+			_, err := OpenStreams(context.Background(), Options{Format: "shards", Path: bad, Shape: shape8})
 			if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), ShardsFile) {
 				t.Errorf("got %v, want an error naming %s with %q", err, ShardsFile, c.want)
 			}
@@ -295,7 +295,7 @@ func TestShardsManifestErrors(t *testing.T) {
 	short := filepath.Join(dir, "train-00001.tar")
 	b, _ := os.ReadFile(short)
 	os.WriteFile(short, b[:len(b)/2], 0o644)
-	st, err := OpenStreams(Options{Format: "shards", Path: dir, Shape: shape8})
+	st, err := OpenStreams(context.Background(), Options{Format: "shards", Path: dir, Shape: shape8})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -304,7 +304,7 @@ func TestShardsManifestErrors(t *testing.T) {
 		t.Errorf("truncated shard: %v", err)
 	}
 	// An unfinished copy (no manifest) says so.
-	_, err = OpenStreams(Options{Format: "shards", Path: t.TempDir(), Shape: shape8})
+	_, err = OpenStreams(context.Background(), Options{Format: "shards", Path: t.TempDir(), Shape: shape8})
 	if err == nil || !strings.Contains(err.Error(), "did not finish") {
 		t.Errorf("no manifest: %v", err)
 	}
@@ -318,7 +318,10 @@ func TestShardsManifestErrors(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "not empty") {
 		t.Errorf("non-empty output: %v", err)
 	}
-	if !errors.Is(func() error { _, err := OpenStreams(Options{Format: "fashion_mnist", Shape: shape8}); return err }(), ErrInMemoryOnly) {
+	if !errors.Is(func() error {
+		_, err := OpenStreams(context.Background(), Options{Format: "fashion_mnist", Shape: shape8})
+		return err
+	}(), ErrInMemoryOnly) {
 		t.Error("fashion_mnist should be read into memory")
 	}
 }

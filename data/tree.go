@@ -444,10 +444,10 @@ func (t *tree) index() {
 // ReadFile reads an image file, an object (s3://…, gs://…), or an archive
 // member named archive.tar:member (.tar, .tar.gz, .tgz, .zip), whole, within
 // lim's file size.
-func ReadFile(p string, lim Limits) ([]byte, error) {
+func ReadFile(ctx context.Context, p string, lim Limits) ([]byte, error) {
 	if store.IsURL(p) {
 		lim = lim.orDefaults()
-		b, err := store.ReadFile(context.Background(), p, lim.MaxFileBytes)
+		b, err := store.ReadFile(ctx, p, lim.MaxFileBytes)
 		if errors.Is(err, store.ErrTooLarge) {
 			return nil, fmt.Errorf("%w: %w (data.max_file_mib)", err, ErrTooLarge)
 		}

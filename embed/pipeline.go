@@ -273,7 +273,7 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	}
 	sort.Strings(paths)
 	enc := f.enc.enc
-	read := func(i int) ([]byte, error) { return data.ReadFile(paths[i], enc.Limits()) }
+	read := func(i int) ([]byte, error) { return data.ReadFile(ctx, paths[i], enc.Limits()) }
 	kept, idx, badImages, err := data.DecodeAll(len(paths), read, func(i int) string { return paths[i] }, enc.Shape, enc.Limits(), !f.Strict)
 	if b := (data.BadImage{}); errors.As(err, &b) {
 		return fmt.Errorf("%s: %w (without --strict, bad images are counted and left out)", b.Path, b.Err)

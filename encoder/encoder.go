@@ -297,7 +297,7 @@ type Result struct {
 // EncodeFilesSkipBad is EncodeFiles that leaves out the files that fail,
 // each reported in Result.Bad with its path and reason.
 func (e *Encoder) EncodeFilesSkipBad(ctx context.Context, paths ...string) (*Result, error) {
-	return e.decodeAndEncode(ctx, len(paths), func(i int) ([]byte, error) { return data.ReadFile(paths[i], e.limits) },
+	return e.decodeAndEncode(ctx, len(paths), func(i int) ([]byte, error) { return data.ReadFile(ctx, paths[i], e.limits) },
 		func(i int) string { return paths[i] })
 }
 

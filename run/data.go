@@ -1,6 +1,7 @@
 package run
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -49,7 +50,7 @@ func (r *Run) DataOptions(man *graph.Manifest) (data.Options, error) {
 // into memory, or lists it for streaming (data.streaming), and says what it
 // found. Formats that are a few files of fixed-size records are read into
 // memory either way.
-func (r *Run) LoadData(man *graph.Manifest, out io.Writer) (*Data, error) {
+func (r *Run) LoadData(ctx context.Context, man *graph.Manifest, out io.Writer) (*Data, error) {
 	cfg := &r.Config.Config
 	if err := r.Config.CheckData(); err != nil {
 		return nil, fmt.Errorf("%s: %w", filepath.Join(r.Dir, ConfigFile), err)
@@ -60,7 +61,7 @@ func (r *Run) LoadData(man *graph.Manifest, out io.Writer) (*Data, error) {
 	}
 	t := time.Now()
 	if cfg.Data.Streaming {
-		st, err := data.OpenStreams(o)
+		st, err := data.OpenStreams(ctx, o)
 		switch {
 		case err == nil:
 			tr := st.Train
@@ -78,7 +79,7 @@ func (r *Run) LoadData(man *graph.Manifest, out io.Writer) (*Data, error) {
 			return nil, err
 		}
 	}
-	s, err := data.Load(o)
+	s, err := data.Load(ctx, o)
 	if err != nil {
 		return nil, err
 	}

@@ -88,7 +88,7 @@ func EvaluateFolder(ctx context.Context, dir, dataPath string, o Options, out io
 		return nil, fmt.Errorf("evaluate %s: its model: %w", r.Dir, err)
 	}
 	defer m.Close()
-	d, err := r.LoadData(m.Manifest, out)
+	d, err := r.LoadData(ctx, m.Manifest, out)
 	if err != nil {
 		return nil, fmt.Errorf("evaluate %s: its data: %w", r.Dir, err)
 	}

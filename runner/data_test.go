@@ -4,6 +4,7 @@ import (
 	"archive/tar"
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/md5"
 	"encoding/hex"
 	"net/http"
@@ -66,7 +67,7 @@ func TestDataFetchCommand(t *testing.T) {
 	if out, err := run(serve(good).URL); err != nil {
 		t.Fatalf("good archive: %v\n%s", err, out)
 	}
-	s, err := data.Load(data.Options{Format: "cifar10", Path: filepath.Join(dir, "cifar-10-binary.tar.gz"), Shape: data.Shape{H: 32, W: 32, C: 3}})
+	s, err := data.Load(context.Background(), data.Options{Format: "cifar10", Path: filepath.Join(dir, "cifar-10-binary.tar.gz"), Shape: data.Shape{H: 32, W: 32, C: 3}})
 	if err != nil {
 		t.Fatal(err)
 	}

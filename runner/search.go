@@ -131,7 +131,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 		return fmt.Errorf("%s was made by another model (spec %.12s at step %d; %s now holds spec %.12s at step %d): index the images again",
 			o.Index, ix.ConfigHash, ix.Step, ix.Run, enc.ConfigHash, enc.Step)
 	}
-	q, err := data.ReadImage(o.Query, enc.Shape, enc.Limits())
+	q, err := data.ReadImage(ctx, o.Query, enc.Shape, enc.Limits())
 	if errors.Is(err, data.ErrTooLarge) {
 		return fmt.Errorf("query: %w", err)
 	} else if err != nil {
@@ -165,7 +165,7 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	}
 	row := report.GridRow{Query: q}
 	for _, h := range hits[0] {
-		px, err := data.ReadImage(h.Path, enc.Shape, enc.Limits())
+		px, err := data.ReadImage(ctx, h.Path, enc.Shape, enc.Limits())
 		if err != nil {
 			return fmt.Errorf("strip: %w", err)
 		}

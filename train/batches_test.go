@@ -19,7 +19,7 @@ func TestStreamBatchesSkipBadKeepBatchesWhole(t *testing.T) {
 	if err := os.WriteFile(bad, []byte("\x89PNG\r\n\x1a\nnot really"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	st, err := data.OpenStreams(data.Options{Format: "folder", Path: root, Shape: data.Shape{H: 28, W: 28, C: 1}, SkipBad: true})
+	st, err := data.OpenStreams(context.Background(), data.Options{Format: "folder", Path: root, Shape: data.Shape{H: 28, W: 28, C: 1}, SkipBad: true})
 	if err != nil {
 		t.Fatal(err)
 	}

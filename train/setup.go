@@ -52,7 +52,7 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 	}
 	fmt.Fprintln(out, devicesLine(t.model, cfg.Device))
 	fmt.Fprintf(out, "precision: %s\n", r.Precision)
-	if t.data, err = r.LoadData(t.model.Manifest, out); err != nil {
+	if t.data, err = r.LoadData(ctx, t.model.Manifest, out); err != nil {
 		return fail(err)
 	}
 	if tr, te := t.data.Labelled(); cfg.Eval.EveryEpochs > 0 && (len(tr) == 0 || len(te) == 0) {
