@@ -38,7 +38,7 @@ type Options struct {
 // retrieval grids of rep.Retrievals, the features and labels of both splits
 // as .npy, the projector's files, then report.json and report.md, each file
 // whole or not at all. It fills rep.Files with what it wrote.
-func Write(dir string, rep *eval.Report, train, test eval.Split, o Options) error {
+func Write(ctx context.Context, dir string, rep *eval.Report, train, test eval.Split, o Options) error {
 	var err error
 	if rep.Files.Grids, err = writeGrids(dir, rep.Retrievals, train, test); err != nil {
 		return err
@@ -49,7 +49,7 @@ func Write(dir string, rep *eval.Report, train, test eval.Split, o Options) erro
 	if rep.Files.Projector, err = writeProjector(dir, o, test); err != nil {
 		return err
 	}
-	return WriteReport(context.Background(), dir, rep)
+	return WriteReport(ctx, dir, rep)
 }
 
 // WriteReport writes report.json and report.md into dir, a local folder or

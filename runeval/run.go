@@ -130,7 +130,7 @@ func Evaluate(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step
 	if err := job.keepPixels(rep.Pixels); err != nil {
 		return nil, err
 	}
-	if err := report.Write(job.dir, rep, train, test, job.options); err != nil {
+	if err := report.Write(ctx, job.dir, rep, train, test, job.options); err != nil {
 		return nil, fmt.Errorf("the report of %s into %s: %w", r.Dir, job.dir, err)
 	}
 	report.Print(out, rep, job.dir)
