@@ -180,12 +180,12 @@ func (r *Run) LoadModel(opts graph.Options) (*graph.Model, error) {
 	opts.ConfigHash = r.Hash
 	m, err := graph.Load(r.model, opts)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("the model of %s: %w", r.Dir, err)
 	}
 	if r.State != nil {
 		if err := m.Restore(r.Checkpoints.PrefixPath(r.State.Prefix)); err != nil {
 			m.Close()
-			return nil, err
+			return nil, fmt.Errorf("%s: restoring its checkpoint at step %d: %w", r.Dir, r.State.Step, err)
 		}
 	}
 	return m, nil
@@ -223,7 +223,7 @@ func Create(dir string, cfg *config.Resolved, resume bool, out io.Writer) (*Run,
 		fmt.Fprintf(out, "train: --resume: %s has no checkpoint yet (the run stopped before its first save): starting at step 0\n", r.Checkpoints.Path)
 	case errors.Is(err, checkpoint.ErrNone):
 	default:
-		return nil, err
+		return nil, fmt.Errorf("%s: its checkpoints: %w", dir, err)
 	}
 	if err := os.MkdirAll(abs, 0o755); err != nil {
 		return nil, fmt.Errorf("run folder: %w", r.readOnly(err))
