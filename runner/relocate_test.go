@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/search"
 	"github.com/infomax/infomax/testkit/testmodel"
 )
@@ -132,7 +133,26 @@ func TestRunFolderIsRelocatable(t *testing.T) {
 		t.Errorf("search hits %s (%v): want %s first", out.String(), err, files[3])
 	}
 
-	// Evaluate, the report sent elsewhere: the original's figures.
+	// Evaluate, the report sent elsewhere: the original's figures, as on a
+	// machine without this source tree: no project root (INFOMAX_ROOT names
+	// a folder without pyexport/), the probe's program from the run's own
+	// model/ (its export carries it), the probes' exports in the user's
+	// cache folder, and a Python with TensorFlow named by INFOMAX_PYTHON.
+	root, err := exporter.Root()
+	if err != nil {
+		t.Fatal(err)
+	}
+	py, err := exporter.Python(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv(exporter.PythonEnv, py)
+	t.Setenv(exporter.RootEnv, t.TempDir())
+	cache := t.TempDir()
+	t.Setenv("XDG_CACHE_HOME", cache)
+	if _, err := exporter.Root(); err == nil {
+		t.Fatal("the source tree is still found")
+	}
 	evalOut := filepath.Join(elsewhere, "eval")
 	out.Reset()
 	if err := runEval(t.Context(), evalOptions{RunDirs: []string{ro}, Out: evalOut}, &out); err != nil {
@@ -141,6 +161,9 @@ func TestRunFolderIsRelocatable(t *testing.T) {
 	rep := readReport(t, evalOut)
 	if *rep.Model.KNN != *origReport.Model.KNN || rep.Model.Probe.Accuracy != origReport.Model.Probe.Accuracy {
 		t.Errorf("the copy's evaluation %+v, the original's %+v", *rep.Model.KNN, *origReport.Model.KNN)
+	}
+	if probes, _ := filepath.Glob(filepath.Join(cache, "infomax", "probes", "probe-*", "probe.json")); len(probes) == 0 {
+		t.Errorf("no probe exported into the user's cache folder %s", cache)
 	}
 
 	// What must write into the run folder says so.
