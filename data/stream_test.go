@@ -267,7 +267,7 @@ func TestShardsLoadInMemoryAsTheSource(t *testing.T) {
 	}
 }
 
-func TestShardsManifestErrors(t *testing.T) {
+func TestShardListErrors(t *testing.T) {
 	dir := streamSources(t)["shards"].Path
 	raw, err := os.ReadFile(filepath.Join(dir, ShardsFile))
 	if err != nil {
