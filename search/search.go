@@ -111,7 +111,7 @@ func Load(ctx context.Context, path string) (*Index, error) {
 	}
 	raw, err := store.ReadFile(ctx, path, maxIndexBytes)
 	if err != nil {
-		return nil, err
+		return nil, err // store's errors name the path
 	}
 	ix, rel, err := parse(raw)
 	if err != nil {
@@ -221,7 +221,7 @@ func (ix *Index) SearchWith(ctx context.Context, queries knn.Features, k int, o 
 	k = min(k, len(ix.Paths))
 	nb, err := knn.Search(ctx, ix.Features, queries, k, o)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("search an index of %d features: %w", ix.Features.Len(), err)
 	}
 	out := make([][]Hit, queries.Len())
 	for q := range out {

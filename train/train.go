@@ -129,7 +129,7 @@ func Fit(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) er
 		}
 		pixels, err := batches.next()
 		if err != nil {
-			return err
+			return fmt.Errorf("step %d: its batch: %w", step, err)
 		}
 		if err := r.scheduleLR(step+1, full); err != nil {
 			return fmt.Errorf("step %d: %w", step+1, err)
@@ -160,16 +160,16 @@ func Fit(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) er
 			return fmt.Errorf("step %d: the graph's step counter says %d: the checkpoint and latest.json disagree", step, losses.Step)
 		}
 		if err := log.step(step, losses, waited+batches.waited); err != nil {
-			return err
+			return fmt.Errorf("step %d: logging it in %s: %w", step, r.run.Dir, err)
 		}
 		if step%int64(r.cfg.Train.CheckpointEvery) == 0 || step == total {
 			if _, err := r.save(step, perEpoch); err != nil {
-				return err
+				return fmt.Errorf("step %d: saving the checkpoint into %s: %w", step, r.run.Checkpoints.Path, err)
 			}
 		}
 		if r.monitorDue(step, perEpoch, total) {
 			if err := r.runMonitor(ctx, log, step, perEpoch); err != nil {
-				return err
+				return fmt.Errorf("step %d: the kNN monitor: %w", step, err)
 			}
 		}
 	}
@@ -257,7 +257,7 @@ func (r *trainer) interrupted(step, perEpoch int64, prog *progress) error {
 func (r *trainer) finish(ctx context.Context, step int64, terms []string) error {
 	dir := r.run.Dir
 	if err := report.PlotLosses(dir, terms); err != nil {
-		return err
+		return fmt.Errorf("the loss curves of %s: %w", dir, err)
 	}
 	fmt.Fprintf(r.out, "train: loss curves in %s\n", filepath.Join(dir, "loss.png"))
 	if !r.cfg.Eval.AfterTraining {
@@ -266,7 +266,7 @@ func (r *trainer) finish(ctx context.Context, step int64, terms []string) error 
 			return err
 		}
 		if p, err := report.PlotCurve(dir, curve); err != nil {
-			return err
+			return fmt.Errorf("the kNN curve of %s: %w", dir, err)
 		} else if p != "" {
 			fmt.Fprintf(r.out, "train: kNN curve in %s\n", p)
 		}
@@ -387,7 +387,7 @@ func (r *trainer) rollBack(step int64, term string, l graph.Losses, full int64) 
 		return nil, fmt.Errorf("step %d: loss term %q is not finite and there is no checkpoint to roll back to: %w", step, term, err)
 	}
 	if err := r.model.Restore(r.run.Checkpoints.PrefixPath(st.Prefix)); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("rollback: restoring %s: %w", r.run.Checkpoints.PrefixPath(st.Prefix), err)
 	}
 	lr := l.LearningRate * r.cfg.Train.LRBackoff
 	if r.scheduled() {
