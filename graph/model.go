@@ -61,7 +61,7 @@ type Options struct {
 // ErrNoGPU means device gpu was asked for and TensorFlow sees none.
 var ErrNoGPU = errors.New(`device: gpu, but TensorFlow sees no GPU. With the CPU build, install the GPU one: ` +
 	"`make setup TF_BUILD=gpu` (the \"tensorflow[and-cuda]\" 2.18 wheel), or an official GPU libtensorflow 2.18 through TF_DIR. " +
-	"With a GPU build, check the driver (nvidia-smi) and that the wheel's CUDA libraries are on LD_LIBRARY_PATH (see the README's Devices section). " +
+	"With a GPU build, check the driver (nvidia-smi) and that the wheel's CUDA libraries are on LD_LIBRARY_PATH (see docs/reference.md, \"Devices\"). " +
 	"Or set device: auto or cpu")
 
 // Model is a loaded InfoMax SavedModel. Its methods are not safe for

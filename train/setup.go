@@ -95,7 +95,7 @@ func devicesLine(m *graph.Model, device string) string {
 	}
 	line := fmt.Sprintf("devices: %s; device %s: running on %s", strings.Join(devs, ", "), device, m.Using)
 	if (device == "auto" || device == "") && m.Using != "GPU" {
-		line += " (TensorFlow sees no GPU: this build is CPU-only or no GPU is visible; see the README's GPU section)"
+		line += " (TensorFlow sees no GPU: this build is CPU-only or no GPU is visible; see docs/reference.md, \"Devices\")"
 	}
 	return line
 }
