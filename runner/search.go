@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -20,8 +21,8 @@ import (
 )
 
 type indexOptions struct {
-	RunDir, Images, Out, Compute string
-	SkipBad                      bool
+	RunDir, Images, Out, Compute, Format string
+	SkipBad                              bool
 }
 
 func indexCmd() *cobra.Command {
@@ -36,7 +37,8 @@ func indexCmd() *cobra.Command {
 	}
 	cmd.Flags().StringVar(&o.RunDir, "run-dir", "", "the trained run whose encoder to use")
 	cmd.Flags().StringVar(&o.Images, "images", "", "a folder or .tar/.tar.gz/.zip of images (any layout, any size)")
-	cmd.Flags().StringVar(&o.Out, "out", "", "the index file to write")
+	cmd.Flags().StringVar(&o.Out, "out", "", "the index file to write (local, or s3:// and gs:// for --format parquet)")
+	cmd.Flags().StringVar(&o.Format, "format", "", "idx (this project's index file) or parquet (a row per image: path, feature; for DuckDB, pandas, Polars, Spark); default: parquet for an --out ending in .parquet, else idx")
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them")
 	cmd.Flags().StringVar(&o.Compute, "compute", config.PrecisionAuto, "compute the features in auto (bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else float32), float32 or bfloat16 (oneDNN's rewrite of a float32 model); a model trained in bfloat16 encodes in bfloat16")
 	cmd.Flags().StringVar(&o.Compute, "precision", config.PrecisionAuto, "the older name of --compute")
@@ -49,6 +51,16 @@ func indexCmd() *cobra.Command {
 
 func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	t := time.Now()
+	format := o.Format
+	if format == "" {
+		format = "idx"
+		if strings.HasSuffix(o.Out, ".parquet") {
+			format = "parquet"
+		}
+	}
+	if format != "idx" && format != "parquet" {
+		return fmt.Errorf("--format %q: want idx or parquet", o.Format)
+	}
 	enc, err := encoder.Load(ctx, o.RunDir, encoder.WithCompute(o.Compute))
 	if err != nil {
 		return err
@@ -67,8 +79,12 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 		return err
 	}
 	ix.Precision = enc.Compute
-	if err := ix.Save(o.Out); err != nil {
-		return err
+	save := func() error { return ix.Save(o.Out) }
+	if format == "parquet" {
+		save = func() error { return ix.SaveParquet(ctx, o.Out) }
+	}
+	if err := save(); err != nil {
+		return fmt.Errorf("index %s: %w", o.Out, err)
 	}
 	fmt.Fprintf(out, "index: %d images from %s (%d resized to %dx%d, %d left out) encoded by %s at step %d in %s (%s) → %s in %.1fs\n",
 		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, enc.Compute, enc.ComputeWhy, o.Out, time.Since(t).Seconds())

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -55,6 +56,29 @@ func TestIndexAndSearch(t *testing.T) {
 	}
 	if fi, err := os.Stat(strip); err != nil || fi.Size() == 0 {
 		t.Errorf("strip: %v", err)
+	}
+	// The same index as Parquet (--format from the extension): the same
+	// hits, and the same rows and features as the .idx file.
+	pq := filepath.Join(tmp, "images.parquet")
+	out.Reset()
+	if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: imgDir, Out: pq}, &out); err != nil {
+		t.Fatal(err)
+	}
+	a, errA := search.Load(t.Context(), idx)
+	b, errB := search.Load(t.Context(), pq)
+	if errA != nil || errB != nil || !slices.Equal(a.Paths, b.Paths) || !slices.Equal(a.Features.Data, b.Features.Data) || a.Step != b.Step || a.ConfigHash != b.ConfigHash || a.Run != b.Run {
+		t.Errorf("the Parquet index differs from the .idx one (%v, %v)", errA, errB)
+	}
+	out.Reset()
+	if err := runSearch(t.Context(), searchOptions{Index: pq, Query: query, K: 4, Metric: "cosine", JSON: true}, &out); err != nil {
+		t.Fatal(err)
+	}
+	var pqHits []search.Hit
+	if err := json.Unmarshal(out.Bytes(), &pqHits); err != nil || !slices.Equal(pqHits, hits) {
+		t.Errorf("search over Parquet: %+v (%v), over .idx: %+v", pqHits, err, hits)
+	}
+	if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: imgDir, Out: pq, Format: "csv"}, new(bytes.Buffer)); err == nil || !strings.Contains(err.Error(), `--format "csv"`) {
+		t.Errorf("--format csv: %v", err)
 	}
 	out.Reset()
 	if err := runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 3, Metric: "l2", Strip: ""}, &out); err != nil {

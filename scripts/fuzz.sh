@@ -16,6 +16,7 @@ targets=(
   "./data FuzzReadCache"
   "./data FuzzShards"
   "./search FuzzParse"
+  "./search FuzzParquet"
   "./tboard FuzzReadEvents"
   "./config FuzzLoad"
   "./checkpoint FuzzLatest"

@@ -93,7 +93,7 @@ func (ix *Index) Save(path string) error {
 	return fsutil.WriteFileAtomic(path, b.Bytes())
 }
 
-// Load reads an index written by Save, or a sharded index folder written by
+// Load reads an index written by Save or SaveParquet, or a sharded index folder written by
 // the batch embedding pipeline (a folder with an embedding.json). Either may
 // be in an object store (s3://bucket/key, gs://bucket/key; see
 // internal/store for credentials and endpoints).
@@ -113,7 +113,11 @@ func Load(ctx context.Context, path string) (*Index, error) {
 	if err != nil {
 		return nil, err // store's errors name the path
 	}
-	ix, rel, err := parse(raw)
+	parseAny := parse
+	if isParquet(raw) {
+		parseAny = func(raw []byte) (*Index, string, error) { return parseParquet(ctx, raw) }
+	}
+	ix, rel, err := parseAny(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}

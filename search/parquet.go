@@ -1,0 +1,306 @@
+package search
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"sync/atomic"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet"
+	"github.com/apache/arrow-go/v18/parquet/compress"
+	"github.com/apache/arrow-go/v18/parquet/file"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/infomax/infomax/internal/store"
+	"github.com/infomax/infomax/knn"
+)
+
+// An index as Apache Parquet, for the data stack (DuckDB, pandas, Polars,
+// Spark, BigQuery, vector stores): one row per image, the columns
+// ParquetPath ("path", string) and ParquetFeature ("feature", a fixed-size
+// list of float32 of the features' dimension), zstd-compressed, in row
+// groups of at most ParquetRowGroup rows. The file's key-value metadata
+// says which model made the features (the keys ParquetMeta* below).
+const (
+	ParquetPath    = "path"
+	ParquetFeature = "feature"
+	// ParquetRowGroup bounds a row group: 16,384 rows of 256 float32 are
+	// 16 MiB before compression.
+	ParquetRowGroup = 16384
+
+	ParquetMetaFormat     = "infomax.format" // ParquetFormat
+	ParquetMetaRun        = "infomax.run"
+	ParquetMetaRunRel     = "infomax.run_relative"
+	ParquetMetaConfigHash = "infomax.config_hash"
+	ParquetMetaStep       = "infomax.step"
+	ParquetMetaPrecision  = "infomax.precision"
+	ParquetMetaFeature    = "infomax.feature" // z_mean
+	ParquetMetaDim        = "infomax.dim"
+	ParquetMetaNormalised = "infomax.l2_normalised" // "false": features as the encoder gives them
+
+	ParquetFormat = "infomax-index-parquet-1"
+)
+
+// parquetMagic opens (and closes) every Parquet file.
+const parquetMagic = "PAR1"
+
+// SaveParquet writes the index to path (a local file, or s3:// and gs://
+// with package buckets linked) as Parquet, whole or not at all: a local
+// file by temporary file and rename, an object by one upload.
+func (ix *Index) SaveParquet(ctx context.Context, path string) error {
+	if err := ix.check(); err != nil {
+		return err
+	}
+	return store.Write(ctx, path, func(w io.Writer) error { return ix.writeParquet(w, RelativeRun(path, ix.Run)) })
+}
+
+// writeParquet writes the index as Parquet to w (runRel: its run relative
+// to where it goes).
+func (ix *Index) writeParquet(w io.Writer, runRel string) error {
+	dim := ix.Features.Dim
+	md := arrow.NewMetadata(
+		[]string{ParquetMetaFormat, ParquetMetaRun, ParquetMetaRunRel, ParquetMetaConfigHash, ParquetMetaStep, ParquetMetaPrecision, ParquetMetaFeature, ParquetMetaDim, ParquetMetaNormalised},
+		[]string{ParquetFormat, ix.Run, runRel, ix.ConfigHash, strconv.FormatInt(ix.Step, 10), ix.Precision, "z_mean", strconv.Itoa(dim), "false"})
+	schema := arrow.NewSchema([]arrow.Field{
+		{Name: ParquetPath, Type: arrow.BinaryTypes.String},
+		{Name: ParquetFeature, Type: arrow.FixedSizeListOf(int32(dim), arrow.PrimitiveTypes.Float32)},
+	}, &md)
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(ParquetRowGroup))
+	pw, err := pqarrow.NewFileWriter(schema, w, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
+	if err != nil {
+		return err
+	}
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	paths := b.Field(0).(*array.StringBuilder)
+	feats := b.Field(1).(*array.FixedSizeListBuilder)
+	values := feats.ValueBuilder().(*array.Float32Builder)
+	for lo := 0; lo < len(ix.Paths); lo += ParquetRowGroup {
+		hi := min(lo+ParquetRowGroup, len(ix.Paths))
+		paths.AppendValues(ix.Paths[lo:hi], nil)
+		for range hi - lo {
+			feats.Append(true)
+		}
+		values.AppendValues(ix.Features.Data[lo*dim:hi*dim], nil)
+		rec := b.NewRecordBatch()
+		err := pw.Write(rec)
+		rec.Release()
+		if err != nil {
+			pw.Close()
+			return err
+		}
+	}
+	return pw.Close()
+}
+
+// isParquet says whether raw is a Parquet file (by its leading magic).
+func isParquet(raw []byte) bool { return bytes.HasPrefix(raw, []byte(parquetMagic)) }
+
+// parseParquet reads an index written by SaveParquet (or any Parquet file
+// of its schema), checking the schema, the dimension its metadata states
+// and the size it claims before decoding.
+func parseParquet(ctx context.Context, raw []byte) (ix *Index, runRel string, err error) {
+	// Arrow's Parquet decoders panic on some corrupt metadata (an unknown
+	// logical type, a negative length): a hostile file is an error here.
+	defer func() {
+		if r := recover(); r != nil {
+			ix, runRel, err = nil, "", fmt.Errorf("a corrupt Parquet file (its decoder failed: %v)", r)
+		}
+	}()
+	if err := checkFooter(raw); err != nil {
+		return nil, "", err
+	}
+	mem := &budget{inner: memory.DefaultAllocator}
+	mem.left.Store(parquetBudget(len(raw)))
+	pr, err := file.NewParquetReader(bytes.NewReader(raw), file.WithReadProps(parquet.NewReaderProperties(mem)))
+	if err != nil {
+		return nil, "", fmt.Errorf("not a readable Parquet file (truncated or corrupt footer?): %w", err)
+	}
+	defer pr.Close()
+	kv := pr.MetaData().KeyValueMetadata()
+	meta := func(k string) string {
+		if v := kv.FindValue(k); v != nil {
+			return *v
+		}
+		return ""
+	}
+	// The Arrow schema a writer may store in the metadata (ARROW:schema, a
+	// flatbuffer) is not read: a corrupt one makes Arrow's decoder allocate
+	// what its counts claim (a fuzzed file asked for 132 GiB). The Parquet
+	// schema says all an index needs; its fixed-size list reads as a list.
+	for _, e := range pr.MetaData().KeyValueMetadata() {
+		if e != nil && e.Key == "ARROW:schema" {
+			e.Key = "ARROW:schema (not read)"
+		}
+	}
+	fr, err := pqarrow.NewFileReader(pr, pqarrow.ArrowReadProperties{BatchSize: ParquetRowGroup}, mem)
+	if err != nil {
+		return nil, "", fmt.Errorf("Parquet schema: %w", err)
+	}
+	schema, err := fr.Schema()
+	if err != nil {
+		return nil, "", fmt.Errorf("Parquet schema: %w", err)
+	}
+	pi, fi := schema.FieldIndices(ParquetPath), schema.FieldIndices(ParquetFeature)
+	if len(pi) != 1 || len(fi) != 1 || schema.Field(pi[0]).Type.ID() != arrow.STRING {
+		return nil, "", fmt.Errorf("not an index of this project's schema: want a string column %q and a fixed-size list of float32 %q, found %s", ParquetPath, ParquetFeature, schema)
+	}
+	// The feature column: a fixed-size list of float32 (SaveParquet's, and
+	// pyarrow's), or a plain list of float32 whose rows all have one length
+	// (what DuckDB, pandas or Spark write).
+	dim := 0
+	switch ft := schema.Field(fi[0]).Type.(type) {
+	case *arrow.FixedSizeListType:
+		if ft.Elem().ID() == arrow.FLOAT32 {
+			dim = int(ft.Len())
+		}
+	case *arrow.ListType:
+		if ft.Elem().ID() == arrow.FLOAT32 {
+			dim = -1 // from the metadata, or the rows
+		}
+	}
+	if dim == 0 {
+		return nil, "", fmt.Errorf("column %q is %s: want a fixed-size list of float32", ParquetFeature, schema.Field(fi[0]).Type)
+	}
+	if d := meta(ParquetMetaDim); d != "" {
+		n, err := strconv.Atoi(d)
+		if err != nil || n <= 0 || n > maxDim {
+			return nil, "", fmt.Errorf("metadata %s = %q: want a dimension from 1 to %d", ParquetMetaDim, d, maxDim)
+		}
+		if dim > 0 && n != dim {
+			return nil, "", fmt.Errorf("its metadata says dimension %d, its %q column holds %d", n, ParquetFeature, dim)
+		}
+		if dim < 0 {
+			dim = -n // a list: its rows are checked against the metadata's dimension
+		}
+	}
+	if dim > maxDim {
+		return nil, "", fmt.Errorf("feature dimension %d: want 1 to %d", dim, maxDim)
+	}
+	rows := pr.NumRows()
+	if rows < 0 || rows > maxImages || rows*int64(max(dim, 1))*4 > maxIndexBytes {
+		return nil, "", fmt.Errorf("%d rows of dimension %d: more than an index may hold", rows, dim)
+	}
+	var decoded int64
+	for i := range pr.NumRowGroups() {
+		decoded += pr.MetaData().RowGroup(i).TotalByteSize()
+	}
+	// What the row groups say they decode to, against what they can hold:
+	// a small file cannot make gigabytes appear.
+	if want := rows*int64(max(dim, 0))*4 + rows*4; decoded < 0 || decoded > maxIndexBytes || decoded < want/2 {
+		return nil, "", fmt.Errorf("its row groups claim %d decoded bytes for %d rows of dimension %d: corrupt", decoded, rows, dim)
+	}
+	// Every column chunk must lie inside the file before Arrow seeks to it:
+	// its reader allocates what a chunk's length claims (a negative one
+	// panics in it, a huge one exhausts memory).
+	size := int64(len(raw))
+	for i := range pr.NumRowGroups() {
+		rg := pr.MetaData().RowGroup(i)
+		for c := range rg.NumColumns() {
+			cc, err := rg.ColumnChunk(c)
+			if err != nil {
+				return nil, "", fmt.Errorf("row group %d, column %d: %w", i, c, err)
+			}
+			start, n := cc.DataPageOffset(), cc.TotalCompressedSize()
+			if cc.HasDictionaryPage() && cc.DictionaryPageOffset() > 0 && cc.DictionaryPageOffset() < start {
+				start = cc.DictionaryPageOffset()
+			}
+			if start < 4 || n < 0 || start > size || n > size-start || cc.TotalUncompressedSize() < 0 || cc.TotalUncompressedSize() > maxIndexBytes {
+				return nil, "", fmt.Errorf("row group %d, column %d: its chunk claims %d bytes at offset %d of a %d-byte file: corrupt", i, c, n, start, size)
+			}
+		}
+	}
+	tbl, err := fr.ReadTable(ctx)
+	if err != nil {
+		return nil, "", fmt.Errorf("reading its rows: %w", err)
+	}
+	defer tbl.Release()
+	ix = &Index{Run: meta(ParquetMetaRun), ConfigHash: meta(ParquetMetaConfigHash), Precision: meta(ParquetMetaPrecision),
+		Features: knn.Features{Dim: max(dim, 0)}, Paths: make([]string, 0, rows)}
+	if s := meta(ParquetMetaStep); s != "" {
+		if ix.Step, err = strconv.ParseInt(s, 10, 64); err != nil {
+			return nil, "", fmt.Errorf("metadata %s = %q: %w", ParquetMetaStep, s, err)
+		}
+	}
+	for _, c := range tbl.Column(pi[0]).Data().Chunks() {
+		s := c.(*array.String)
+		for i := range s.Len() {
+			if s.IsNull(i) {
+				return nil, "", fmt.Errorf("row %d has no %s", len(ix.Paths), ParquetPath)
+			}
+			ix.Paths = append(ix.Paths, s.Value(i))
+		}
+	}
+	for _, c := range tbl.Column(fi[0]).Data().Chunks() {
+		if c.NullN() > 0 {
+			return nil, "", fmt.Errorf("a row without its %s", ParquetFeature)
+		}
+		switch l := c.(type) {
+		case *array.FixedSizeList:
+			v := l.ListValues().(*array.Float32)
+			off := l.Offset() * dim
+			ix.Features.Data = append(ix.Features.Data, v.Float32Values()[off:off+l.Len()*dim]...)
+		case *array.List:
+			v := l.ListValues().(*array.Float32).Float32Values()
+			for i := range l.Len() {
+				lo, hi := l.ValueOffsets(i)
+				n := int(hi - lo)
+				switch {
+				case ix.Features.Dim == 0 && dim < 0:
+					if -dim != n {
+						return nil, "", fmt.Errorf("its metadata says dimension %d, its %q rows hold %d", -dim, ParquetFeature, n)
+					}
+					ix.Features.Dim = n
+				case ix.Features.Dim == 0:
+					ix.Features.Dim = n
+				}
+				if n != ix.Features.Dim || n == 0 || n > maxDim {
+					return nil, "", fmt.Errorf("row %d's %s has %d values, the rows before %d", len(ix.Features.Data)/max(ix.Features.Dim, 1), ParquetFeature, n, ix.Features.Dim)
+				}
+				ix.Features.Data = append(ix.Features.Data, v[lo:hi]...)
+			}
+		}
+	}
+	if err := ix.check(); err != nil {
+		return nil, "", err
+	}
+	return ix, meta(ParquetMetaRunRel), nil
+}
+
+// parquetBudget bounds what decoding a Parquet file of size bytes may
+// allocate: 256 MiB, plus 16 times its size (float32 features compress
+// little; a page header that claims 2^38 values asks far more).
+func parquetBudget(size int) int64 { return 256<<20 + 16*int64(size) }
+
+// budget is an Arrow allocator that refuses, by a panic that parseParquet
+// turns into an error, to allocate past what is left of its budget.
+type budget struct {
+	inner memory.Allocator
+	left  atomic.Int64
+}
+
+func (b *budget) take(n int) {
+	if b.left.Add(-int64(n)) < 0 {
+		panic(fmt.Sprintf("decoding it would allocate more than %d bytes beyond its budget: its pages claim more values than it holds", n))
+	}
+}
+
+func (b *budget) Allocate(size int) []byte {
+	b.take(size)
+	return b.inner.Allocate(size)
+}
+
+func (b *budget) Reallocate(size int, buf []byte) []byte {
+	b.take(size - len(buf))
+	return b.inner.Reallocate(size, buf)
+}
+
+func (b *budget) Free(buf []byte) {
+	b.left.Add(int64(len(buf)))
+	b.inner.Free(buf)
+}

@@ -1,0 +1,221 @@
+package search
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/apache/arrow-go/v18/arrow"
+	"github.com/apache/arrow-go/v18/arrow/array"
+	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/pqarrow"
+
+	"github.com/infomax/infomax/knn"
+)
+
+// parquetIndex is an index of n rows of dimension dim, seeded values.
+func parquetIndex(n, dim int) *Index {
+	ix := &Index{Run: "/runs/x", ConfigHash: "abc123", Step: 7, Precision: "float32", Features: knn.Features{Dim: dim, Data: make([]float32, n*dim)}}
+	for i := range n {
+		ix.Paths = append(ix.Paths, fmt.Sprintf("images/class %c/%s%05d.png", 'a'+i%5, strings.Repeat("é", i%3), i))
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range ix.Features.Data {
+		ix.Features.Data[i] = float32(rng.NormFloat64())
+	}
+	return ix
+}
+
+func parquetBytes(t testing.TB, ix *Index) []byte {
+	p := filepath.Join(t.TempDir(), "x.parquet")
+	if err := ix.SaveParquet(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return raw
+}
+
+// An index saved as Parquet loads back the same: paths, every feature bit
+// for bit, and the model's metadata; several row groups when it is large.
+func TestParquetRoundTrip(t *testing.T) {
+	for _, n := range []int{1, 10, ParquetRowGroup + 3} {
+		ix := parquetIndex(n, 16)
+		p := filepath.Join(t.TempDir(), "index.parquet")
+		if err := ix.SaveParquet(t.Context(), p); err != nil {
+			t.Fatal(err)
+		}
+		got, err := Load(t.Context(), p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(got.Paths, ix.Paths) || !slices.Equal(got.Features.Data, ix.Features.Data) || got.Features.Dim != 16 ||
+			got.ConfigHash != ix.ConfigHash || got.Step != ix.Step || got.Precision != ix.Precision || got.Run != ix.Run {
+			t.Errorf("%d rows: the Parquet index loads back differently", n)
+		}
+	}
+}
+
+// writeParquet writes a table of its own schema, as another program might.
+func writeParquet(t *testing.T, schema *arrow.Schema, fill func(b *array.RecordBuilder)) []byte {
+	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
+	defer b.Release()
+	fill(b)
+	rec := b.NewRecordBatch()
+	defer rec.Release()
+	var buf bytes.Buffer
+	w, err := pqarrow.NewFileWriter(schema, &buf, nil, pqarrow.DefaultWriterProps())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Write(rec); err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+// Parquet files of another schema, another dimension than their metadata
+// says, or a truncated footer: an error naming the file and what is wrong.
+func TestHostileParquetIndexes(t *testing.T) {
+	good := parquetBytes(t, parquetIndex(20, 8))
+	md := arrow.NewMetadata([]string{ParquetMetaDim}, []string{"9"})
+	otherDim := writeParquet(t, arrow.NewSchema([]arrow.Field{
+		{Name: ParquetPath, Type: arrow.BinaryTypes.String},
+		{Name: ParquetFeature, Type: arrow.FixedSizeListOf(8, arrow.PrimitiveTypes.Float32)},
+	}, &md), func(b *array.RecordBuilder) {
+		b.Field(0).(*array.StringBuilder).Append("a.png")
+		b.Field(1).(*array.FixedSizeListBuilder).Append(true)
+		b.Field(1).(*array.FixedSizeListBuilder).ValueBuilder().(*array.Float32Builder).AppendValues(make([]float32, 8), nil)
+	})
+	otherSchema := writeParquet(t, arrow.NewSchema([]arrow.Field{
+		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
+		{Name: "embedding", Type: arrow.ListOf(arrow.PrimitiveTypes.Float64)},
+	}, nil), func(b *array.RecordBuilder) {
+		b.Field(0).(*array.Int64Builder).Append(1)
+		b.Field(1).(*array.ListBuilder).Append(true)
+		b.Field(1).(*array.ListBuilder).ValueBuilder().(*array.Float64Builder).Append(0.5)
+	})
+	doubles := writeParquet(t, arrow.NewSchema([]arrow.Field{
+		{Name: ParquetPath, Type: arrow.BinaryTypes.String},
+		{Name: ParquetFeature, Type: arrow.FixedSizeListOf(2, arrow.PrimitiveTypes.Float64)},
+	}, nil), func(b *array.RecordBuilder) {
+		b.Field(0).(*array.StringBuilder).Append("a.png")
+		b.Field(1).(*array.FixedSizeListBuilder).Append(true)
+		b.Field(1).(*array.FixedSizeListBuilder).ValueBuilder().(*array.Float64Builder).AppendValues([]float64{1, 2}, nil)
+	})
+	for name, c := range map[string]struct {
+		raw  []byte
+		want string
+	}{
+		"truncated footer":        {good[:len(good)-9], "truncated or corrupt footer"},
+		"cut in half":             {good[:len(good)/2], "truncated or corrupt footer"},
+		"another schema":          {otherSchema, "not an index of this project's schema"},
+		"float64 features":        {doubles, "want a fixed-size list of float32"},
+		"metadata says dimension": {otherDim, "metadata says dimension 9"},
+	} {
+		p := filepath.Join(t.TempDir(), "x.parquet")
+		os.WriteFile(p, c.raw, 0o644)
+		_, err := Load(t.Context(), p)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), p) {
+			t.Errorf("%s: %v, want %q naming the file", name, err, c.want)
+		}
+	}
+}
+
+// FuzzParquet: no Parquet file, however corrupt, panics the reader or yields
+// an index whose features and paths disagree.
+func FuzzParquet(f *testing.F) {
+	for _, ix := range []*Index{parquetIndex(3, 4), parquetIndex(40, 2)} {
+		var b bytes.Buffer
+		if err := ix.writeParquet(&b, ""); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b.Bytes())
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ix, _, err := parseParquet(context.Background(), b)
+		if err == nil && ix.Features.Dim*len(ix.Paths) != len(ix.Features.Data) {
+			t.Fatalf("%d paths of dimension %d, %d values", len(ix.Paths), ix.Features.Dim, len(ix.Features.Data))
+		}
+	})
+}
+
+// The data stack's own readers, real ones: pyarrow and DuckDB (from the
+// project's .venv) read the Parquet index; the features equal Go's bit for
+// bit, the metadata round-trips, and DuckDB's cosine nearest neighbours of a
+// row, with list_cosine_similarity (DuckDB reads the column as FLOAT[]), are the ones package search finds.
+func TestParquetReadByPyArrowAndDuckDB(t *testing.T) {
+	py := filepath.Join("..", ".venv", "bin", "python")
+	if p := os.Getenv("INFOMAX_PYTHON"); p != "" {
+		py = p
+	}
+	if _, err := os.Stat(py); err != nil {
+		t.Skipf("no Python environment at %s (make setup)", py)
+	}
+	ix := parquetIndex(300, 16)
+	dir := t.TempDir()
+	p := filepath.Join(dir, "index.parquet")
+	if err := ix.SaveParquet(t.Context(), p); err != nil {
+		t.Fatal(err)
+	}
+	query := 17
+	hits, err := ix.Search(t.Context(), knn.Features{Dim: 16, Data: ix.Features.Data[query*16 : (query+1)*16]}, 3, knn.Cosine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := `
+import sys, duckdb, numpy as np, pyarrow.parquet as pq
+path, query = sys.argv[1], int(sys.argv[2])
+t = pq.read_table(path)
+meta = pq.read_metadata(path).metadata
+feats = np.stack(t.column("feature").to_numpy(zero_copy_only=False)).astype(np.float32)
+sys.stdout.buffer.write(feats.tobytes())
+sys.stderr.write("meta %s %s %s %s\n" % (meta[b"infomax.config_hash"].decode(), meta[b"infomax.step"].decode(), meta[b"infomax.dim"].decode(), t.schema.field("feature").type))
+con = duckdb.connect()
+n = con.execute("SELECT count(*) FROM read_parquet(?)", [path]).fetchone()[0]
+rows = con.execute("""
+  WITH q AS (SELECT feature FROM read_parquet(?) LIMIT 1 OFFSET ?)
+  SELECT p.path FROM read_parquet(?) p, q
+  ORDER BY list_cosine_similarity(p.feature, q.feature) DESC LIMIT 3""", [path, query, path]).fetchall()
+sys.stderr.write("duckdb %d %s\n" % (n, "|".join(r[0] for r in rows)))
+`
+	cmd := exec.Command(py, "-c", script, p, "17")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("pyarrow and DuckDB: %v\n%s", err, stderr.String())
+	}
+	want := make([]byte, 0, 4*len(ix.Features.Data))
+	for _, v := range ix.Features.Data {
+		want = binary.LittleEndian.AppendUint32(want, math.Float32bits(v))
+	}
+	if !bytes.Equal(out, want) {
+		t.Errorf("pyarrow's features differ from Go's (%d bytes against %d)", len(out), len(want))
+	}
+	lines := stderr.String()
+	if !strings.Contains(lines, "meta abc123 7 16 fixed_size_list<element: float>[16]") {
+		t.Errorf("pyarrow's metadata and type: %s", lines)
+	}
+	var names []string
+	for _, h := range hits[0] {
+		names = append(names, h.Path)
+	}
+	if wantLine := "duckdb 300 " + strings.Join(names, "|"); !strings.Contains(lines, wantLine) {
+		t.Errorf("DuckDB: %s\nwant %s", lines, wantLine)
+	}
+}
