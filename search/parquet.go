@@ -150,57 +150,33 @@ func parseParquet(ctx context.Context, raw []byte) (ix *Index, runRel string, er
 	if len(pi) != 1 || len(fi) != 1 || schema.Field(pi[0]).Type.ID() != arrow.STRING {
 		return nil, "", fmt.Errorf("not an index of this project's schema: want a string column %q and a fixed-size list of float32 %q, found %s", ParquetPath, ParquetFeature, schema)
 	}
-	// The feature column: a fixed-size list of float32 (SaveParquet's, and
-	// pyarrow's), or a plain list of float32 whose rows all have one length
-	// (what DuckDB, pandas or Spark write).
-	dim := 0
-	switch ft := schema.Field(fi[0]).Type.(type) {
-	case *arrow.FixedSizeListType:
-		if ft.Elem().ID() == arrow.FLOAT32 {
-			dim = int(ft.Len())
-		}
-	case *arrow.ListType:
-		if ft.Elem().ID() == arrow.FLOAT32 {
-			dim = -1 // from the metadata, or the rows
-		}
-	}
-	if dim == 0 {
+	// The feature column: a list of float32 whose rows all have one length.
+	// SaveParquet writes a fixed-size list; with ARROW:schema not read, it
+	// reads back as the list Parquet stores, as do the lists DuckDB, pandas
+	// or Spark write.
+	if ft, ok := schema.Field(fi[0]).Type.(*arrow.ListType); !ok || ft.Elem().ID() != arrow.FLOAT32 {
 		return nil, "", fmt.Errorf("column %q is %s: want a fixed-size list of float32", ParquetFeature, schema.Field(fi[0]).Type)
 	}
+	dim := 0 // the metadata's, else the first row's
 	if d := meta(ParquetMetaDim); d != "" {
-		n, err := strconv.Atoi(d)
-		if err != nil || n <= 0 || n > maxDim {
+		if dim, err = strconv.Atoi(d); err != nil || dim <= 0 || dim > maxDim {
 			return nil, "", fmt.Errorf("metadata %s = %q: want a dimension from 1 to %d", ParquetMetaDim, d, maxDim)
 		}
-		if dim > 0 && n != dim {
-			return nil, "", fmt.Errorf("its metadata says dimension %d, its %q column holds %d", n, ParquetFeature, dim)
-		}
-		if dim < 0 {
-			dim = -n // a list: its rows are checked against the metadata's dimension
-		}
-	}
-	if dim > maxDim {
-		return nil, "", fmt.Errorf("feature dimension %d: want 1 to %d", dim, maxDim)
 	}
 	rows := pr.NumRows()
 	if rows < 0 || rows > maxImages || rows*int64(max(dim, 1))*4 > maxIndexBytes {
 		return nil, "", fmt.Errorf("%d rows of dimension %d: more than an index may hold", rows, dim)
 	}
+	// What the row groups say they decode to, against what they can hold (a
+	// small file cannot make gigabytes appear); and every column chunk must
+	// lie inside the file before Arrow seeks to it: its reader allocates what
+	// a chunk's length claims (a negative one panics in it, a huge one
+	// exhausts memory).
+	size := int64(len(raw))
 	var decoded int64
 	for i := range pr.NumRowGroups() {
-		decoded += pr.MetaData().RowGroup(i).TotalByteSize()
-	}
-	// What the row groups say they decode to, against what they can hold:
-	// a small file cannot make gigabytes appear.
-	if want := rows*int64(max(dim, 0))*4 + rows*4; decoded < 0 || decoded > maxIndexBytes || decoded < want/2 {
-		return nil, "", fmt.Errorf("its row groups claim %d decoded bytes for %d rows of dimension %d: corrupt", decoded, rows, dim)
-	}
-	// Every column chunk must lie inside the file before Arrow seeks to it:
-	// its reader allocates what a chunk's length claims (a negative one
-	// panics in it, a huge one exhausts memory).
-	size := int64(len(raw))
-	for i := range pr.NumRowGroups() {
 		rg := pr.MetaData().RowGroup(i)
+		decoded += rg.TotalByteSize()
 		for c := range rg.NumColumns() {
 			cc, err := rg.ColumnChunk(c)
 			if err != nil {
@@ -215,13 +191,16 @@ func parseParquet(ctx context.Context, raw []byte) (ix *Index, runRel string, er
 			}
 		}
 	}
+	if want := rows*int64(dim)*4 + rows*4; decoded < 0 || decoded > maxIndexBytes || decoded < want/2 {
+		return nil, "", fmt.Errorf("its row groups claim %d decoded bytes for %d rows of dimension %d: corrupt", decoded, rows, dim)
+	}
 	tbl, err := fr.ReadTable(ctx)
 	if err != nil {
 		return nil, "", fmt.Errorf("reading its rows: %w", err)
 	}
 	defer tbl.Release()
 	ix = &Index{Run: meta(ParquetMetaRun), ConfigHash: meta(ParquetMetaConfigHash), Precision: meta(ParquetMetaPrecision),
-		Features: knn.Features{Dim: max(dim, 0)}, Paths: make([]string, 0, rows)}
+		Features: knn.Features{Dim: dim}, Paths: make([]string, 0, rows)}
 	if s := meta(ParquetMetaStep); s != "" {
 		if ix.Step, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return nil, "", fmt.Errorf("metadata %s = %q: %w", ParquetMetaStep, s, err)
@@ -237,33 +216,25 @@ func parseParquet(ctx context.Context, raw []byte) (ix *Index, runRel string, er
 		}
 	}
 	for _, c := range tbl.Column(fi[0]).Data().Chunks() {
-		if c.NullN() > 0 {
+		l := c.(*array.List)
+		if l.NullN() > 0 {
 			return nil, "", fmt.Errorf("a row without its %s", ParquetFeature)
 		}
-		switch l := c.(type) {
-		case *array.FixedSizeList:
-			v := l.ListValues().(*array.Float32)
-			off := l.Offset() * dim
-			ix.Features.Data = append(ix.Features.Data, v.Float32Values()[off:off+l.Len()*dim]...)
-		case *array.List:
-			v := l.ListValues().(*array.Float32).Float32Values()
-			for i := range l.Len() {
-				lo, hi := l.ValueOffsets(i)
-				n := int(hi - lo)
-				switch {
-				case ix.Features.Dim == 0 && dim < 0:
-					if -dim != n {
-						return nil, "", fmt.Errorf("its metadata says dimension %d, its %q rows hold %d", -dim, ParquetFeature, n)
-					}
-					ix.Features.Dim = n
-				case ix.Features.Dim == 0:
-					ix.Features.Dim = n
-				}
-				if n != ix.Features.Dim || n == 0 || n > maxDim {
-					return nil, "", fmt.Errorf("row %d's %s has %d values, the rows before %d", len(ix.Features.Data)/max(ix.Features.Dim, 1), ParquetFeature, n, ix.Features.Dim)
-				}
-				ix.Features.Data = append(ix.Features.Data, v[lo:hi]...)
+		v := l.ListValues().(*array.Float32).Float32Values()
+		for i := range l.Len() {
+			lo, hi := l.ValueOffsets(i)
+			n := int(hi - lo)
+			first := len(ix.Features.Data) == 0
+			if first && dim == 0 {
+				dim, ix.Features.Dim = n, n
 			}
+			switch {
+			case first && n != dim:
+				return nil, "", fmt.Errorf("its metadata says dimension %d, its %q rows hold %d", dim, ParquetFeature, n)
+			case n != dim || n == 0 || n > maxDim:
+				return nil, "", fmt.Errorf("row %d's %s has %d values, the rows before %d", len(ix.Features.Data)/max(dim, 1), ParquetFeature, n, dim)
+			}
+			ix.Features.Data = append(ix.Features.Data, v[lo:hi]...)
 		}
 	}
 	if err := ix.check(); err != nil {
