@@ -199,11 +199,11 @@ func ProbeDir(cache, program string, dim, classes, hidden int) (string, error) {
 	return filepath.Join(cache, fmt.Sprintf("%s-%dx%d-%x", name, dim, classes, sum[:6])), nil
 }
 
-// ProbeCache is the folder the probes' exports are kept in: the project's
-// exports/ folder when the program runs inside the source tree, else the
-// user's cache folder (infomax/probes).
-func ProbeCache() (string, error) {
-	if root, err := Root(); err == nil {
+// probeCache is the folder the probes' exports are kept in: the project's
+// exports/ folder when the program runs inside the source tree (root), else
+// the user's cache folder (infomax/probes).
+func probeCache(root string) (string, error) {
+	if root != "" {
 		return filepath.Join(root, "exports"), nil
 	}
 	dir, err := os.UserCacheDir()
@@ -217,7 +217,8 @@ func ProbeCache() (string, error) {
 // classes and hidden hidden units (0: the linear probe) with program (see
 // ProbeProgram), unless it is already there; it returns its folder.
 func ExportProbe(ctx context.Context, program string, dim, classes, hidden int, stderr io.Writer) (string, error) {
-	cache, err := ProbeCache()
+	root, _ := Root() // "": outside the source tree
+	cache, err := probeCache(root)
 	if err != nil {
 		return "", err
 	}
@@ -228,7 +229,6 @@ func ExportProbe(ctx context.Context, program string, dim, classes, hidden int, 
 	if _, err := os.Stat(filepath.Join(dir, "probe.json")); err == nil {
 		return dir, nil
 	}
-	root, _ := Root()
 	py, err := Python(root)
 	if err != nil {
 		return "", err

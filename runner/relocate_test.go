@@ -138,15 +138,7 @@ func TestRunFolderIsRelocatable(t *testing.T) {
 	// a folder without pyexport/), the probe's program from the run's own
 	// model/ (its export carries it), the probes' exports in the user's
 	// cache folder, and a Python with TensorFlow named by INFOMAX_PYTHON.
-	root, err := exporter.Root()
-	if err != nil {
-		t.Fatal(err)
-	}
-	py, err := exporter.Python(root)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv(exporter.PythonEnv, py)
+	t.Setenv(exporter.PythonEnv, testmodel.Python(t))
 	t.Setenv(exporter.RootEnv, t.TempDir())
 	cache := t.TempDir()
 	t.Setenv("XDG_CACHE_HOME", cache)

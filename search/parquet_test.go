@@ -20,6 +20,7 @@ import (
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/infomax/infomax/knn"
+	"github.com/infomax/infomax/testkit/testmodel"
 )
 
 // parquetIndex is an index of n rows of dimension dim, seeded values.
@@ -159,13 +160,7 @@ func FuzzParquet(f *testing.F) {
 // bit, the metadata round-trips, and DuckDB's cosine nearest neighbours of a
 // row, with list_cosine_similarity (DuckDB reads the column as FLOAT[]), are the ones package search finds.
 func TestParquetReadByPyArrowAndDuckDB(t *testing.T) {
-	py := filepath.Join("..", ".venv", "bin", "python")
-	if p := os.Getenv("INFOMAX_PYTHON"); p != "" {
-		py = p
-	}
-	if _, err := os.Stat(py); err != nil {
-		t.Skipf("no Python environment at %s (make setup)", py)
-	}
+	py := testmodel.Python(t)
 	ix := parquetIndex(300, 16)
 	dir := t.TempDir()
 	p := filepath.Join(dir, "index.parquet")
