@@ -144,6 +144,44 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 	}
 	t.Logf("40 images, largest difference %g", maxDiff)
 
+	// The same images embedded as .npy: the same features, bit for bit,
+	// and the same paths, shard by shard; the Parquet parts are named as
+	// Spark and Beam name theirs, and carry the model in their metadata.
+	o2 := o
+	o2.Output, o2.Format = filepath.Join(tmp, "npy"), search.FormatNPY
+	runPipeline(t, o2)
+	mp, err := search.ReadEmbedding(t.Context(), out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mn, err := search.ReadEmbedding(t.Context(), o2.Output)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mp.Format != search.FormatParquet || mn.Format != search.FormatNPY || len(mp.Shards) != len(mn.Shards) || mp.Shards[0] != "part-00000-of-00004" || mn.Shards[0] != "shard-00000-of-00004" {
+		t.Fatalf("formats %q and %q, shards %v and %v", mp.Format, mn.Format, mp.Shards, mn.Shards)
+	}
+	for i := range mp.Shards {
+		a, err := search.ReadShard(t.Context(), out, mp, mp.Shards[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := search.ReadShard(t.Context(), o2.Output, mn, mn.Shards[i])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(a.Paths, b.Paths) || !slices.Equal(a.Features.Data, b.Features.Data) {
+			t.Errorf("shard %d: Parquet and .npy hold different paths or features", i)
+		}
+		if _, err := os.Stat(filepath.Join(out, mp.Shards[i]+".parquet")); err != nil {
+			t.Error(err)
+		}
+	}
+	part, err := search.Load(t.Context(), filepath.Join(out, mp.Shards[0]+".parquet"))
+	if err != nil || part.ConfigHash != enc.ConfigHash || part.Step != enc.Step || part.Run != enc.Run || part.Precision != enc.Compute {
+		t.Errorf("a part read alone: %v; its model %s %d %s %s, want %s %d %s %s", err, part.ConfigHash, part.Step, part.Run, part.Precision, enc.ConfigHash, enc.Step, enc.Run, enc.Compute)
+	}
+
 	before := snapshot(t, out)
 	runPipeline(t, o)
 	after := snapshot(t, out)

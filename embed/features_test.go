@@ -16,8 +16,8 @@ import (
 	"github.com/infomax/infomax/testkit/testmodel"
 )
 
-// runner eval --features on embedded Fashion-MNIST images (bank in S3,
-// queries in a folder, classes from their folders) gives the kNN figures
+// runner eval --features on embedded Fashion-MNIST images (bank in S3 as
+// Parquet, queries in a folder as .npy, classes from their folders) gives the kNN figures
 // that eval.KNN gives for the same images encoded in memory and searched
 // as one bank, though the bank streams through the search in blocks of 40
 // features; features without classes are refused, naming the flag.
@@ -30,17 +30,17 @@ func TestEvaluateEmbeddedFeatures(t *testing.T) {
 		t.Fatal(err)
 	}
 	folder := testmodel.FashionMNISTFolder(t, 600, 200)
-	embed := func(split, out, classes string) {
+	embed := func(split, out, classes, format string) {
 		globs, err := Globs(filepath.Join(folder, split))
 		if err != nil {
 			t.Fatal(err)
 		}
-		runPipeline(t, Options{RunDir: runDir, Inputs: globs, Output: out, Shards: 5, Labels: classes})
+		runPipeline(t, Options{RunDir: runDir, Inputs: globs, Output: out, Shards: 5, Labels: classes, Format: format})
 	}
 	bank, queries, plain := "s3://feats/fashion/train", filepath.Join(tmp, "test"), filepath.Join(tmp, "plain")
-	embed("train", bank, "folders")
-	embed("test", queries, "folders")
-	embed("test", plain, "")
+	embed("train", bank, "folders", search.FormatParquet)
+	embed("test", queries, "folders", search.FormatNPY)
+	embed("test", plain, "", search.FormatParquet)
 
 	e := config.Defaults().Eval
 	e.ProbeEpochs, e.MLPProbeEpochs = 0, 0

@@ -7,12 +7,15 @@
 //	go run ./embed --run-dir runs/cifar10 --input 'photos/*/*.jpg' --output embeddings/
 //	go run ./runner search --index embeddings/ --query q.jpg
 //
-// It writes, into --output (a folder, or a prefix in an object store),
-// shard-NNNNN-of-MMMMM.npy (float32 [n, dim]), .paths.txt and with --classes
-// .labels.txt for every shard, bad.txt (images left out, with the reason) and
-// manifest.json (the model's spec hash and step, counts, shards). Images go to
-// shards by a hash of their path, and every file appears by rename when whole,
-// so a rerun or a retried bundle rewrites the same shards.
+// It writes, into --output (a folder, or a prefix in an object store), one
+// Apache Parquet file per shard, part-NNNNN-of-MMMMM.parquet (columns path,
+// label with --classes, feature: a fixed-size list of float32; the model in
+// its metadata), or with --format npy shard-NNNNN-of-MMMMM.npy (float32
+// [n, dim]) beside .paths.txt and with --classes .labels.txt; then bad.txt
+// (images left out, with the reason) and embedding.json (the model's spec
+// hash and step, counts, shards). Images go to shards by a hash of their
+// path, and every file appears by rename (or one upload) when whole, so a
+// rerun or a retried bundle rewrites the same shards.
 //
 // It is a binary of its own, not a runner subcommand: Beam registers its
 // flags in Go's global flag set and remote workers start the same binary with
@@ -39,6 +42,7 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/run"
+	"github.com/infomax/infomax/search"
 	_ "github.com/infomax/infomax/tflog"    // TensorFlow's log lines off unless --verbose
 	_ "github.com/infomax/infomax/tfonednn" // TensorFlow's oneDNN kernels on every CPU
 )
@@ -51,6 +55,7 @@ var (
 	classes = flag.String("classes", "", "record each image's class: folders (the name of the folder holding it), or a CSV file of path,class lines")
 	shards  = flag.Int("shards", 64, "how many shards the images are spread over")
 	strict  = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
+	format  = flag.String("format", search.FormatParquet, "the shards' format: parquet (part-NNNNN-of-MMMMM.parquet: path, label with --classes, feature; read by DuckDB, pandas, Polars, Spark) or npy (shard-NNNNN-of-MMMMM.npy beside .paths.txt and .labels.txt)")
 	// compute: auto is decided once, on the machine that launches the
 	// pipeline, so that every worker computes in the same precision.
 	computeFlag = flag.String("compute", config.PrecisionAuto, "compute the features in auto (bfloat16 where the launching machine's CPU computes it natively, AMX or AVX512_BF16, else float32; every worker the same), float32 or bfloat16 (oneDNN's rewrite of a float32 model); a model trained in bfloat16 encodes in bfloat16")
@@ -99,6 +104,9 @@ func options() (Options, error) {
 	if *shards < 1 {
 		return Options{}, fmt.Errorf("--shards %d: want at least 1", *shards)
 	}
+	if *format != search.FormatParquet && *format != search.FormatNPY {
+		return Options{}, fmt.Errorf("--format %q: want parquet or npy", *format)
+	}
 	inputs, err := Globs(*input)
 	if err != nil {
 		return Options{}, err
@@ -118,7 +126,7 @@ func options() (Options, error) {
 	default:
 		return Options{}, fmt.Errorf("--compute %q: want auto, float32 or bfloat16", p)
 	}
-	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Compute: p, Labels: *classes}, nil
+	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Compute: p, Labels: *classes, Format: *format}, nil
 }
 
 // check refuses, before the pipeline starts, a run folder that does not

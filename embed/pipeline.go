@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/csv"
 	"io"
 	"slices"
@@ -25,6 +26,7 @@ import (
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/internal/npy"
+	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/search"
 )
 
@@ -54,7 +56,13 @@ type Options struct {
 	Labels string
 	Shards int  // images are spread over this many shards by a hash of their path
 	Strict bool // a bad image fails the job instead of being counted
+	// Format is the shards' format: search.FormatParquet (also "") or
+	// search.FormatNPY.
+	Format string
 }
+
+// format is o.Format with its default.
+func (o Options) format() string { return cmp.Or(o.Format, search.FormatParquet) }
 
 // shardResult is what shards wrote; sumResults adds them up for the manifest.
 type shardResult struct {
@@ -78,8 +86,8 @@ func Build(s beam.Scope, o Options) {
 	globs := beam.Reshuffle(s, beam.CreateList(s, o.Inputs))
 	paths := beam.ParDo(s, listImages, globs)
 	grouped := beam.GroupByKey(s, beam.ParDo(s, &shardKeyFn{Shards: o.Shards}, paths))
-	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Shards: o.Shards, Strict: o.Strict, Labels: o.Labels}, grouped)
-	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Inputs: o.Inputs, Labels: o.Labels}, beam.Combine(s, sumResults, results))
+	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Shards: o.Shards, Strict: o.Strict, Labels: o.Labels, Format: o.format()}, grouped)
+	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Inputs: o.Inputs, Labels: o.Labels, Format: o.format()}, beam.Combine(s, sumResults, results))
 }
 
 // labeler gives an image its class.
@@ -181,8 +189,15 @@ func (f *shardKeyFn) ProcessElement(path string) (int, string) {
 	return int(h.Sum32() % uint32(f.Shards)), path
 }
 
-// ShardName is the base name of shard i of n.
-func ShardName(i, n int) string { return fmt.Sprintf("shard-%05d-of-%05d", i, n) }
+// ShardName is the base name of shard i of n in format: part-00000-of-00064
+// for Parquet (the name Spark and Beam give parts), shard-00000-of-00064
+// for .npy.
+func ShardName(format string, i, n int) string {
+	if format == search.FormatNPY {
+		return fmt.Sprintf("shard-%05d-of-%05d", i, n)
+	}
+	return fmt.Sprintf("part-%05d-of-%05d", i, n)
+}
 
 // withEncoder gives a DoFn the shared encoder of its run from Setup to
 // Teardown.
@@ -244,15 +259,17 @@ func release(runDir, compute string) {
 
 // encodeShardFn decodes a shard's images on every core (data.DecodeAll,
 // within the run's hostile-input limits), encodes them in batches and
-// writes the shard's features (.npy, float32 [n, dim]), paths (.paths.txt)
-// and, with Labels, classes (.labels.txt), each whole (by rename, or one
-// upload). A bad image is counted and named, or fails the job if Strict.
+// writes the shard whole (by rename, or one upload): in Parquet one file of
+// paths, classes (with Labels) and features; in .npy the features (float32
+// [n, dim]) beside paths (.paths.txt) and classes (.labels.txt). A bad
+// image is counted and named, or fails the job if Strict.
 type encodeShardFn struct {
 	withEncoder
 	Output string
 	Shards int
 	Strict bool
 	Labels string
+	Format string
 	labels *labeler
 }
 
@@ -292,21 +309,12 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	if err != nil {
 		return fmt.Errorf("shard %d: %w", shard, err)
 	}
-	name := ShardName(shard, f.Shards)
+	name := ShardName(f.Format, shard, f.Shards)
 	base := store.Join(f.Output, name)
-	raw, err := npy.Encode(feats, len(good), enc.Dim())
-	if err != nil {
-		return fmt.Errorf("shard %s: %w", name, err)
-	}
-	if err := store.WriteFile(ctx, base+".npy", raw); err != nil {
-		return err
-	}
-	if err := store.WriteFile(ctx, base+".paths.txt", lines(good)); err != nil {
-		return fmt.Errorf("shard %s: %w", name, err)
-	}
 	res := shardResult{Images: len(good), Bad: bad, Shards: []string{name}}
+	var classes []string
 	if f.labels != nil {
-		classes := make([]string, len(good))
+		classes = make([]string, len(good))
 		seen := map[string]bool{}
 		for i, p := range good {
 			c := f.labels.class(p)
@@ -318,6 +326,27 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 				res.Classes = append(res.Classes, c)
 			}
 		}
+	}
+	if f.Format == search.FormatParquet {
+		sh := search.Shard{Features: knn.Features{Data: feats, Dim: enc.Dim()}, Paths: good, Labels: classes}
+		p := search.Provenance{Run: enc.Run, ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute}
+		if err := sh.SaveParquet(ctx, base+".parquet", p); err != nil {
+			return fmt.Errorf("shard %s: %w", name, err)
+		}
+		emit(res)
+		return nil
+	}
+	raw, err := npy.Encode(feats, len(good), enc.Dim())
+	if err != nil {
+		return fmt.Errorf("shard %s: %w", name, err)
+	}
+	if err := store.WriteFile(ctx, base+".npy", raw); err != nil {
+		return err
+	}
+	if err := store.WriteFile(ctx, base+".paths.txt", lines(good)); err != nil {
+		return fmt.Errorf("shard %s: %w", name, err)
+	}
+	if classes != nil {
 		if err := store.WriteFile(ctx, base+".labels.txt", lines(classes)); err != nil {
 			return fmt.Errorf("shard %s: %w", name, err)
 		}
@@ -334,20 +363,21 @@ func lines(s []string) []byte {
 	return []byte(strings.Join(s, "\n") + "\n")
 }
 
-// writeManifestFn writes manifest.json (which model made the features, how
+// writeManifestFn writes embedding.json (which model made the features, how
 // many, which shards) and bad.txt, once every shard is written.
 type writeManifestFn struct {
 	withEncoder
 	Output string
 	Inputs []string
 	Labels string
+	Format string
 }
 
 func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) error {
 	sort.Strings(r.Shards)
 	sort.Strings(r.Bad)
 	enc := f.enc.enc
-	m := search.Embedding{Kind: search.EmbeddingKind, Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.EmbeddingFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Dim: enc.Dim(),
+	m := search.Embedding{Kind: search.EmbeddingKind, Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.EmbeddingFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Format: f.Format, Dim: enc.Dim(),
 		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
 	if f.Labels != "" {
 		m.Labels, m.Unlabelled = f.Labels, r.Unlabelled

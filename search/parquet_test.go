@@ -2,8 +2,10 @@ package search
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -68,8 +70,8 @@ func TestParquetRoundTrip(t *testing.T) {
 	}
 }
 
-// writeParquet writes a table of its own schema, as another program might.
-func writeParquet(t *testing.T, schema *arrow.Schema, fill func(b *array.RecordBuilder)) []byte {
+// otherParquet writes a table of its own schema, as another program might.
+func otherParquet(t *testing.T, schema *arrow.Schema, fill func(b *array.RecordBuilder)) []byte {
 	b := array.NewRecordBuilder(memory.DefaultAllocator, schema)
 	defer b.Release()
 	fill(b)
@@ -94,7 +96,7 @@ func writeParquet(t *testing.T, schema *arrow.Schema, fill func(b *array.RecordB
 func TestHostileParquetIndexes(t *testing.T) {
 	good := parquetBytes(t, parquetIndex(20, 8))
 	md := arrow.NewMetadata([]string{ParquetMetaDim}, []string{"9"})
-	otherDim := writeParquet(t, arrow.NewSchema([]arrow.Field{
+	otherDim := otherParquet(t, arrow.NewSchema([]arrow.Field{
 		{Name: ParquetPath, Type: arrow.BinaryTypes.String},
 		{Name: ParquetFeature, Type: arrow.FixedSizeListOf(8, arrow.PrimitiveTypes.Float32)},
 	}, &md), func(b *array.RecordBuilder) {
@@ -102,7 +104,7 @@ func TestHostileParquetIndexes(t *testing.T) {
 		b.Field(1).(*array.FixedSizeListBuilder).Append(true)
 		b.Field(1).(*array.FixedSizeListBuilder).ValueBuilder().(*array.Float32Builder).AppendValues(make([]float32, 8), nil)
 	})
-	otherSchema := writeParquet(t, arrow.NewSchema([]arrow.Field{
+	otherSchema := otherParquet(t, arrow.NewSchema([]arrow.Field{
 		{Name: "id", Type: arrow.PrimitiveTypes.Int64},
 		{Name: "embedding", Type: arrow.ListOf(arrow.PrimitiveTypes.Float64)},
 	}, nil), func(b *array.RecordBuilder) {
@@ -110,7 +112,7 @@ func TestHostileParquetIndexes(t *testing.T) {
 		b.Field(1).(*array.ListBuilder).Append(true)
 		b.Field(1).(*array.ListBuilder).ValueBuilder().(*array.Float64Builder).Append(0.5)
 	})
-	doubles := writeParquet(t, arrow.NewSchema([]arrow.Field{
+	doubles := otherParquet(t, arrow.NewSchema([]arrow.Field{
 		{Name: ParquetPath, Type: arrow.BinaryTypes.String},
 		{Name: ParquetFeature, Type: arrow.FixedSizeListOf(2, arrow.PrimitiveTypes.Float64)},
 	}, nil), func(b *array.RecordBuilder) {
@@ -140,17 +142,27 @@ func TestHostileParquetIndexes(t *testing.T) {
 // FuzzParquet: no Parquet file, however corrupt, panics the reader or yields
 // an index whose features and paths disagree.
 func FuzzParquet(f *testing.F) {
-	for _, ix := range []*Index{parquetIndex(3, 4), parquetIndex(40, 2)} {
+	for i, ix := range []*Index{parquetIndex(3, 4), parquetIndex(40, 2)} {
+		var labels []string // an embed shard's label column in the second
+		if i == 1 {
+			labels = make([]string, len(ix.Paths))
+			for j := range labels {
+				labels[j] = []string{"", "cat", "dog"}[j%3]
+			}
+		}
 		var b bytes.Buffer
-		if err := ix.writeParquet(&b, ""); err != nil {
+		if err := writeParquet(&b, ix.Paths, labels, ix.Features, ix.provenance("")); err != nil {
 			f.Fatal(err)
 		}
 		f.Add(b.Bytes())
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ix, _, err := parseParquet(context.Background(), b)
-		if err == nil && ix.Features.Dim*len(ix.Paths) != len(ix.Features.Data) {
-			t.Fatalf("%d paths of dimension %d, %d values", len(ix.Paths), ix.Features.Dim, len(ix.Features.Data))
+		tb, err := readParquet(context.Background(), b)
+		if err != nil {
+			return
+		}
+		if ix := tb.ix; ix.Features.Dim*len(ix.Paths) != len(ix.Features.Data) || tb.labels != nil && len(tb.labels) != len(ix.Paths) {
+			t.Fatalf("%d paths of dimension %d, %d values, %d labels", len(ix.Paths), ix.Features.Dim, len(ix.Features.Data), len(tb.labels))
 		}
 	})
 }
@@ -212,5 +224,74 @@ sys.stderr.write("duckdb %d %s\n" % (n, "|".join(r[0] for r in rows)))
 	}
 	if wantLine := "duckdb 300 " + strings.Join(names, "|"); !strings.Contains(lines, wantLine) {
 		t.Errorf("DuckDB: %s\nwant %s", lines, wantLine)
+	}
+}
+
+// A folder of Parquet parts (embed's output) whose parts disagree with its
+// embedding.json, or are cut short: each error names the part and what is
+// wrong.
+func TestHostileParquetFolders(t *testing.T) {
+	ctx := t.Context()
+	ix := parquetIndex(12, 8)
+	labels := make([]string, 12)
+	for i := range labels {
+		labels[i] = []string{"cat", "", "dog"}[i%3]
+	}
+	prov := Provenance{Run: ix.Run, ConfigHash: ix.ConfigHash, Step: ix.Step, Precision: ix.Precision}
+	folder := func(sh *Shard, p Provenance, m Embedding) (string, string) {
+		dir := t.TempDir()
+		if err := sh.SaveParquet(ctx, filepath.Join(dir, "part-00000-of-00001.parquet"), p); err != nil {
+			t.Fatal(err)
+		}
+		m.Kind, m.Format, m.Shards, m.Images = EmbeddingKind, FormatParquet, []string{"part-00000-of-00001"}, len(sh.Paths)
+		m.ConfigHash, m.Step, m.Dim = cmp.Or(m.ConfigHash, ix.ConfigHash), cmp.Or(m.Step, ix.Step), cmp.Or(m.Dim, 8)
+		raw, _ := json.Marshal(m)
+		os.WriteFile(filepath.Join(dir, EmbeddingFile), raw, 0o644)
+		return dir, filepath.Join(dir, "part-00000-of-00001.parquet")
+	}
+	labelled := &Shard{Paths: ix.Paths, Features: ix.Features, Labels: labels}
+
+	// A whole one reads back: paths, features bit for bit, and null labels
+	// as "".
+	dir, _ := folder(labelled, prov, Embedding{Labels: "folders"})
+	m, err := ReadEmbedding(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sh, err := ReadShard(ctx, dir, m, m.Shards[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(sh.Paths, ix.Paths) || !slices.Equal(sh.Features.Data, ix.Features.Data) || !slices.Equal(sh.Labels, labels) {
+		t.Errorf("the part reads back differently: labels %q", sh.Labels)
+	}
+
+	cases := map[string]struct {
+		dir, part, want string
+	}{}
+	add := func(name string, sh *Shard, p Provenance, m Embedding, want string) {
+		dir, part := folder(sh, p, m)
+		cases[name] = struct{ dir, part, want string }{dir, part, want}
+	}
+	add("another dimension", labelled, prov, Embedding{Labels: "folders", Dim: 16}, "features of dimension 8, ")
+	other := prov
+	other.ConfigHash = "fff"
+	add("another model", labelled, other, Embedding{Labels: "folders"}, "made by the model of spec fff")
+	add("no label column", &Shard{Paths: ix.Paths, Features: ix.Features}, prov, Embedding{Labels: "folders"}, `no "label" column`)
+	conv := prov
+	conv.Feature = "conv"
+	add("another feature", labelled, conv, Embedding{Labels: "folders"}, `feature "conv"`)
+	dir, part := folder(labelled, prov, Embedding{Labels: "folders"})
+	raw, _ := os.ReadFile(part)
+	os.WriteFile(part, raw[:len(raw)-20], 0o644)
+	cases["truncated"] = struct{ dir, part, want string }{dir, part, "truncated or corrupt footer"}
+	dir, part = folder(labelled, prov, Embedding{Labels: "folders"})
+	os.WriteFile(part, []byte("path,feature\n"), 0o644)
+	cases["not Parquet"] = struct{ dir, part, want string }{dir, part, "not a Parquet file"}
+	for name, c := range cases {
+		_, err := Load(ctx, c.dir)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), c.part) {
+			t.Errorf("%s: %v, want %q naming %s", name, err, c.want, c.part)
+		}
 	}
 }
