@@ -59,8 +59,8 @@ func TestEmbedChecksBeforeThePipeline(t *testing.T) {
 		if !c.ok && strings.Count(text, "\n") > 0 {
 			t.Errorf("%s: %d lines, want one:\n%s", c.name, strings.Count(text, "\n")+1, text)
 		}
-		if _, err := os.Stat(filepath.Join(out, search.EmbeddingFile)); (err == nil) != c.ok {
-			t.Errorf("%s: manifest.json written: %v", c.name, err == nil)
+		if _, err := os.Stat(filepath.Join(out, search.ParquetEmbeddingFile)); (err == nil) != c.ok {
+			t.Errorf("%s: _embedding.json written: %v", c.name, err == nil)
 		}
 	}
 }

@@ -77,25 +77,9 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 	if len(ix.Paths) != 40 {
 		t.Fatalf("%d images in the index, want 40", len(ix.Paths))
 	}
-	// A folder written before embedding.json had its name (manifest.json)
-	// still loads, the same; a folder with neither says so.
-	legacy := filepath.Join(tmp, "legacy")
-	if err := os.CopyFS(legacy, os.DirFS(out)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(filepath.Join(legacy, search.EmbeddingFile), filepath.Join(legacy, search.LegacyEmbeddingFile)); err != nil {
-		t.Fatal(err)
-	}
-	if old, err := search.Load(t.Context(), legacy); err != nil || !slices.Equal(old.Paths, ix.Paths) || !slices.Equal(old.Features.Data, ix.Features.Data) {
-		t.Errorf("a legacy manifest.json folder: %v", err)
-	}
-	os.Remove(filepath.Join(legacy, search.LegacyEmbeddingFile))
-	if _, err := search.ReadEmbedding(t.Context(), legacy); err == nil || !strings.Contains(err.Error(), search.EmbeddingFile) {
-		t.Errorf("a folder without embedding.json: %v", err)
-	}
-	bad, _ := os.ReadFile(filepath.Join(out, "bad.txt"))
+	bad, _ := os.ReadFile(filepath.Join(out, "_bad.txt"))
 	if !strings.Contains(string(bad), "huge.png") || !strings.Contains(string(bad), "100000×100000") || strings.Count(string(bad), "\n") != 1 {
-		t.Errorf("bad.txt:\n%s", bad)
+		t.Errorf("_bad.txt:\n%s", bad)
 	}
 
 	// What runner index computes, in one process.
@@ -161,6 +145,18 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 	if mp.Format != search.FormatParquet || mn.Format != search.FormatNPY || len(mp.Shards) != len(mn.Shards) || mp.Shards[0] != "part-00000-of-00004" || mn.Shards[0] != "shard-00000-of-00004" {
 		t.Fatalf("formats %q and %q, shards %v and %v", mp.Format, mn.Format, mp.Shards, mn.Shards)
 	}
+	if _, err := os.Stat(filepath.Join(o2.Output, "bad.txt")); err != nil {
+		t.Errorf("the .npy folder's bad.txt: %v", err)
+	}
+	// A folder written before embedding.json had its name (manifest.json)
+	// still loads, the same; a folder with neither says so.
+	legacy := o2.Output
+	if err := os.Rename(filepath.Join(legacy, search.EmbeddingFile), filepath.Join(legacy, search.LegacyEmbeddingFile)); err != nil {
+		t.Fatal(err)
+	}
+	if old, err := search.Load(t.Context(), legacy); err != nil || !sameRows(old, ix) {
+		t.Errorf("a legacy manifest.json folder: %v", err)
+	}
 	for i := range mp.Shards {
 		a, err := search.ReadShard(t.Context(), out, mp, mp.Shards[i])
 		if err != nil {
@@ -177,6 +173,10 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	os.Remove(filepath.Join(legacy, search.LegacyEmbeddingFile))
+	if _, err := search.ReadEmbedding(t.Context(), legacy); err == nil || !strings.Contains(err.Error(), search.EmbeddingFile) {
+		t.Errorf("a folder without embedding.json: %v", err)
+	}
 	part, err := search.Load(t.Context(), filepath.Join(out, mp.Shards[0]+".parquet"))
 	if err != nil || part.ConfigHash != enc.ConfigHash || part.Step != enc.Step || part.Run != enc.Run || part.Precision != enc.Compute {
 		t.Errorf("a part read alone: %v; its model %s %d %s %s, want %s %d %s %s", err, part.ConfigHash, part.Step, part.Run, part.Precision, enc.ConfigHash, enc.Step, enc.Run, enc.Compute)
@@ -189,10 +189,29 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 		t.Fatalf("files %v, then %v", keys(before), keys(after))
 	}
 	for name, b := range before {
-		if !bytes.Equal(after[name], b) && name != search.EmbeddingFile {
+		if !bytes.Equal(after[name], b) && name != search.ParquetEmbeddingFile {
 			t.Errorf("%s changed in the second run", name)
 		}
 	}
+}
+
+// sameRows says whether a and b hold the same paths with the same
+// features, bit for bit, in any order.
+func sameRows(a, b *search.Index) bool {
+	if len(a.Paths) != len(b.Paths) || a.Features.Dim != b.Features.Dim {
+		return false
+	}
+	d, row := a.Features.Dim, map[string]int{}
+	for i, p := range b.Paths {
+		row[p] = i
+	}
+	for i, p := range a.Paths {
+		j, ok := row[p]
+		if !ok || !slices.Equal(a.Features.Data[i*d:(i+1)*d], b.Features.Data[j*d:(j+1)*d]) {
+			return false
+		}
+	}
+	return true
 }
 
 func snapshot(t *testing.T, dir string) map[string][]byte {

@@ -364,7 +364,9 @@ func lines(s []string) []byte {
 }
 
 // writeManifestFn writes embedding.json (which model made the features, how
-// many, which shards) and bad.txt, once every shard is written.
+// many, which shards) and bad.txt, once every shard is written: last, so
+// that it says the folder is whole (in a Parquet folder _embedding.json and
+// _bad.txt, names the data stack's readers of the folder skip).
 type writeManifestFn struct {
 	withEncoder
 	Output string
@@ -377,7 +379,7 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	sort.Strings(r.Shards)
 	sort.Strings(r.Bad)
 	enc := f.enc.enc
-	m := search.Embedding{Kind: search.EmbeddingKind, Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.EmbeddingFile), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Format: f.Format, Dim: enc.Dim(),
+	m := search.Embedding{Kind: search.EmbeddingKind, Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.EmbeddingFileOf(f.Format)), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Format: f.Format, Dim: enc.Dim(),
 		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
 	if f.Labels != "" {
 		m.Labels, m.Unlabelled = f.Labels, r.Unlabelled
@@ -394,8 +396,8 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	if bad != "" {
 		bad += "\n"
 	}
-	if err := store.WriteFile(ctx, store.Join(f.Output, "bad.txt"), []byte(bad)); err != nil {
+	if err := store.WriteFile(ctx, store.Join(f.Output, search.BadFileOf(f.Format)), []byte(bad)); err != nil {
 		return err
 	}
-	return store.WriteFile(ctx, store.Join(f.Output, search.EmbeddingFile), append(raw, '\n'))
+	return store.WriteFile(ctx, store.Join(f.Output, search.EmbeddingFileOf(f.Format)), append(raw, '\n'))
 }

@@ -21,7 +21,7 @@ import (
 // fake-gcs-server and gofakes3, reached by the clients that reach the
 // clouds): the features equal those of the same images embedded from a
 // local folder, each image's class is its folder, the hostile image is
-// named in bad.txt, and `runner search --index s3://…` finds an image's
+// named in _bad.txt, and `runner search --index s3://…` finds an image's
 // nearest neighbours there.
 func TestEmbedFromGCSToS3(t *testing.T) {
 	emulators.Start(t, "corpus", "features")
@@ -91,9 +91,9 @@ func TestEmbedFromGCSToS3(t *testing.T) {
 	if err := check(ctx, Options{RunDir: runDir, Inputs: []string{"gs://corpus/images"}}); err == nil || !strings.Contains(err.Error(), "gs://corpus/images/*/*.jpg") {
 		t.Errorf("--input gs://corpus/images (no glob): %v", err)
 	}
-	bad, err := store.ReadFile(ctx, out+"/bad.txt", 1<<20)
+	bad, err := store.ReadFile(ctx, out+"/_bad.txt", 1<<20)
 	if err != nil || !strings.Contains(string(bad), "gs://corpus/images/a/huge.png") || strings.Count(string(bad), "\n") != 1 {
-		t.Errorf("bad.txt in S3 (%v):\n%s", err, bad)
+		t.Errorf("_bad.txt in S3 (%v):\n%s", err, bad)
 	}
 	m, err := search.ReadEmbedding(ctx, out)
 	if err != nil {

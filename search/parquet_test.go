@@ -246,7 +246,7 @@ func TestHostileParquetFolders(t *testing.T) {
 		m.Kind, m.Format, m.Shards, m.Images = EmbeddingKind, FormatParquet, []string{"part-00000-of-00001"}, len(sh.Paths)
 		m.ConfigHash, m.Step, m.Dim = cmp.Or(m.ConfigHash, ix.ConfigHash), cmp.Or(m.Step, ix.Step), cmp.Or(m.Dim, 8)
 		raw, _ := json.Marshal(m)
-		os.WriteFile(filepath.Join(dir, EmbeddingFile), raw, 0o644)
+		os.WriteFile(filepath.Join(dir, ParquetEmbeddingFile), raw, 0o644)
 		return dir, filepath.Join(dir, "part-00000-of-00001.parquet")
 	}
 	labelled := &Shard{Paths: ix.Paths, Features: ix.Features, Labels: labels}

@@ -102,7 +102,7 @@ func (ix *Index) Save(path string) error {
 // internal/store for credentials and endpoints).
 func Load(ctx context.Context, path string) (*Index, error) {
 	if store.IsURL(path) {
-		for _, name := range []string{EmbeddingFile, LegacyEmbeddingFile} {
+		for _, name := range EmbeddingFiles {
 			if there, err := store.Exists(ctx, store.Join(path, name)); err != nil {
 				return nil, err
 			} else if there {

@@ -20,11 +20,15 @@ import (
 // index the batch embedding pipeline (embed/) writes. Its shards are, in
 // the format FormatNPY, NAME.npy (float32 [n, dim]) beside NAME.paths.txt
 // (and NAME.labels.txt), or in FormatParquet NAME.parquet (see
-// SaveParquet). Folders written before it had this name hold the same as
-// LegacyEmbeddingFile, which is read too.
+// SaveParquet). A Parquet folder names it ParquetEmbeddingFile instead: the
+// data stack's readers (pyarrow, pandas, Spark) take a folder for a table
+// and skip only the files whose names open with "_" or ".". Folders written
+// before it had this name hold the same as LegacyEmbeddingFile, which is
+// read too.
 const (
-	EmbeddingFile       = "embedding.json"
-	LegacyEmbeddingFile = "manifest.json"
+	EmbeddingFile        = "embedding.json"
+	ParquetEmbeddingFile = "_embedding.json"
+	LegacyEmbeddingFile  = "manifest.json"
 	// EmbeddingKind is embedding.json's kind: no model manifest (kind
 	// encoder or none) or shard list passes for one.
 	EmbeddingKind = "infomax-embedding"
@@ -65,19 +69,45 @@ type Embedding struct {
 	File string `json:"-"`
 }
 
+// EmbeddingFiles are the names an embedding folder's description may
+// have, in the order they are looked for.
+var EmbeddingFiles = []string{EmbeddingFile, ParquetEmbeddingFile, LegacyEmbeddingFile}
+
+// EmbeddingFileOf is the name of the description of a folder of format:
+// ParquetEmbeddingFile for FormatParquet, else EmbeddingFile.
+func EmbeddingFileOf(format string) string {
+	if format == FormatParquet {
+		return ParquetEmbeddingFile
+	}
+	return EmbeddingFile
+}
+
+// BadFileOf is the name of the list of images embed left out, in a folder
+// of format: _bad.txt beside Parquet parts (which readers of the folder
+// skip), else bad.txt.
+func BadFileOf(format string) string {
+	if format == FormatParquet {
+		return "_bad.txt"
+	}
+	return "bad.txt"
+}
+
 // ReadEmbedding reads and checks the description of an embedding folder
-// (local, or a prefix in an object store): its embedding.json, or the
-// manifest.json of a folder written before that name.
+// (local, or a prefix in an object store): its embedding.json (in a
+// Parquet folder _embedding.json), or the manifest.json of a folder written
+// before that name.
 func ReadEmbedding(ctx context.Context, dir string) (*Embedding, error) {
-	mf := store.Join(dir, EmbeddingFile)
-	raw, err := store.ReadFile(ctx, mf, maxManifestBytes)
-	if errors.Is(err, store.ErrNotExist) {
-		legacy := store.Join(dir, LegacyEmbeddingFile)
-		if raw, err = store.ReadFile(ctx, legacy, maxManifestBytes); err == nil {
-			mf = legacy
-		} else if errors.Is(err, store.ErrNotExist) {
-			return nil, fmt.Errorf("%s: no %s (nor the older %s): not a folder the embed command wrote: %w", dir, EmbeddingFile, LegacyEmbeddingFile, err)
+	var mf string
+	var raw []byte
+	var err error
+	for _, name := range EmbeddingFiles {
+		mf = store.Join(dir, name)
+		if raw, err = store.ReadFile(ctx, mf, maxManifestBytes); !errors.Is(err, store.ErrNotExist) {
+			break
 		}
+	}
+	if errors.Is(err, store.ErrNotExist) {
+		return nil, fmt.Errorf("%s: no %s (nor %s, nor the older %s): not a folder the embed command wrote: %w", dir, EmbeddingFile, ParquetEmbeddingFile, LegacyEmbeddingFile, err)
 	}
 	if err != nil {
 		return nil, err
