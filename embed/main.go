@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,6 +41,7 @@ import (
 	_ "github.com/infomax/infomax/buckets" // s3:// and gs:// paths, here and on the workers
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
+	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/search"
@@ -48,14 +50,15 @@ import (
 )
 
 var (
-	verbose = flag.Bool("verbose", false, "show Beam's INFO lines and TensorFlow's log lines")
-	runDir  = flag.String("run-dir", "", "the trained run whose encoder embeds (required)")
-	input   = flag.String("input", "", "images: a folder, or glob patterns separated by commas (local, s3://bucket/…, gs://bucket/…)")
-	output  = flag.String("output", "", "the output folder, local or s3://bucket/prefix, gs://bucket/prefix (required)")
-	classes = flag.String("classes", "", "record each image's class: folders (the name of the folder holding it), or a CSV file of path,class lines")
-	shards  = flag.Int("shards", 64, "how many shards the images are spread over")
-	strict  = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
-	format  = flag.String("format", search.FormatParquet, "the shards' format: parquet (part-NNNNN-of-MMMMM.parquet: path, label with --classes, feature; read by DuckDB, pandas, Polars, Spark) or npy (shard-NNNNN-of-MMMMM.npy beside .paths.txt and .labels.txt)")
+	verbose  = flag.Bool("verbose", false, "show Beam's INFO lines and TensorFlow's log lines")
+	runDir   = flag.String("run-dir", "", "the trained run whose encoder embeds (required)")
+	input    = flag.String("input", "", "images: a folder, or glob patterns separated by commas (local, s3://bucket/…, gs://bucket/…)")
+	output   = flag.String("output", "", "the output folder, local or s3://bucket/prefix, gs://bucket/prefix (required)")
+	classes  = flag.String("classes", "", "record each image's class: folders (the name of the folder holding it), or a CSV file of path,class lines")
+	shards   = flag.Int("shards", 64, "how many shards the images are spread over")
+	strict   = flag.Bool("strict", false, "fail the job on a bad image instead of counting it")
+	features = flag.String("features", encoder.ZMean, "which features: z_mean (the code), conv (the last convolutional map, flattened: h·w·c values) or conv_avg (that map averaged over its positions: c values)")
+	format   = flag.String("format", search.FormatParquet, "the shards' format: parquet (part-NNNNN-of-MMMMM.parquet: path, label with --classes, feature; read by DuckDB, pandas, Polars, Spark) or npy (shard-NNNNN-of-MMMMM.npy beside .paths.txt and .labels.txt)")
 	// compute: auto is decided once, on the machine that launches the
 	// pipeline, so that every worker computes in the same precision.
 	computeFlag = flag.String("compute", config.PrecisionAuto, "compute the features in auto (bfloat16 where the launching machine's CPU computes it natively, AMX or AVX512_BF16, else float32; every worker the same), float32 or bfloat16 (oneDNN's rewrite of a float32 model); a model trained in bfloat16 encodes in bfloat16")
@@ -104,6 +107,9 @@ func options() (Options, error) {
 	if *shards < 1 {
 		return Options{}, fmt.Errorf("--shards %d: want at least 1", *shards)
 	}
+	if !slices.Contains(encoder.Features, *features) {
+		return Options{}, fmt.Errorf("--features %q: want %s", *features, strings.Join(encoder.Features, ", "))
+	}
 	if *format != search.FormatParquet && *format != search.FormatNPY {
 		return Options{}, fmt.Errorf("--format %q: want parquet or npy", *format)
 	}
@@ -126,7 +132,7 @@ func options() (Options, error) {
 	default:
 		return Options{}, fmt.Errorf("--compute %q: want auto, float32 or bfloat16", p)
 	}
-	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Compute: p, Labels: *classes, Format: *format}, nil
+	return Options{RunDir: *runDir, Inputs: inputs, Output: *output, Shards: *shards, Strict: *strict, Compute: p, Labels: *classes, Format: *format, Features: *features}, nil
 }
 
 // check refuses, before the pipeline starts, a run folder that does not

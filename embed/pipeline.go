@@ -59,6 +59,9 @@ type Options struct {
 	// Format is the shards' format: search.FormatParquet (also "") or
 	// search.FormatNPY.
 	Format string
+	// Features is which of the encoder's features to write: encoder.ZMean
+	// (also ""), encoder.Conv or encoder.ConvAvg.
+	Features string
 }
 
 // format is o.Format with its default.
@@ -86,8 +89,8 @@ func Build(s beam.Scope, o Options) {
 	globs := beam.Reshuffle(s, beam.CreateList(s, o.Inputs))
 	paths := beam.ParDo(s, listImages, globs)
 	grouped := beam.GroupByKey(s, beam.ParDo(s, &shardKeyFn{Shards: o.Shards}, paths))
-	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Shards: o.Shards, Strict: o.Strict, Labels: o.Labels, Format: o.format()}, grouped)
-	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute}, Output: o.Output, Inputs: o.Inputs, Labels: o.Labels, Format: o.format()}, beam.Combine(s, sumResults, results))
+	results := beam.ParDo(s, &encodeShardFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute, Features: o.Features}, Output: o.Output, Shards: o.Shards, Strict: o.Strict, Labels: o.Labels, Format: o.format()}, grouped)
+	beam.ParDo0(s, &writeManifestFn{withEncoder: withEncoder{RunDir: o.RunDir, Compute: o.Compute, Features: o.Features}, Output: o.Output, Inputs: o.Inputs, Labels: o.Labels, Format: o.format()}, beam.Combine(s, sumResults, results))
 }
 
 // labeler gives an image its class.
@@ -202,18 +205,23 @@ func ShardName(format string, i, n int) string {
 // withEncoder gives a DoFn the shared encoder of its run from Setup to
 // Teardown.
 type withEncoder struct {
-	RunDir  string
-	Compute string
-	enc     *sharedEncoder
+	RunDir   string
+	Compute  string
+	Features string
+	enc      *sharedEncoder
 }
+
+func (w *withEncoder) key() string { return w.RunDir + "\x00" + w.Compute + "\x00" + w.Features }
 
 func (w *withEncoder) Setup(ctx context.Context) error {
 	var err error
-	w.enc, err = acquire(ctx, w.RunDir, w.Compute)
+	w.enc, err = acquire(ctx, w.key(), func() (*encoder.Encoder, error) {
+		return encoder.Load(ctx, w.RunDir, encoder.WithCompute(w.Compute), encoder.WithFeatures(w.Features))
+	})
 	return err
 }
 
-func (w *withEncoder) Teardown() { release(w.RunDir, w.Compute) }
+func (w *withEncoder) Teardown() { release(w.key()) }
 
 // sharedEncoder is one encoder per worker process and run, shared by every
 // DoFn instance there (loading it costs a TensorFlow session; an Encoder is
@@ -228,15 +236,15 @@ var (
 	encoders   = map[string]*sharedEncoder{}
 )
 
-func acquire(ctx context.Context, runDir, compute string) (*sharedEncoder, error) {
+// acquire is the worker's encoder of key, loaded by load the first time.
+func acquire(ctx context.Context, key string, load func() (*encoder.Encoder, error)) (*sharedEncoder, error) {
 	encodersMu.Lock()
 	defer encodersMu.Unlock()
-	key := runDir + "\x00" + compute
 	if e, ok := encoders[key]; ok {
 		e.refs++
 		return e, nil
 	}
-	enc, err := encoder.Load(ctx, runDir, encoder.WithCompute(compute))
+	enc, err := load()
 	if err != nil {
 		return nil, err
 	}
@@ -245,10 +253,9 @@ func acquire(ctx context.Context, runDir, compute string) (*sharedEncoder, error
 	return e, nil
 }
 
-func release(runDir, compute string) {
+func release(key string) {
 	encodersMu.Lock()
 	defer encodersMu.Unlock()
-	key := runDir + "\x00" + compute
 	if e, ok := encoders[key]; ok {
 		if e.refs--; e.refs == 0 {
 			e.enc.Close()
@@ -329,7 +336,7 @@ func (f *encodeShardFn) ProcessElement(ctx context.Context, shard int, iter func
 	}
 	if f.Format == search.FormatParquet {
 		sh := search.Shard{Features: knn.Features{Data: feats, Dim: enc.Dim()}, Paths: good, Labels: classes}
-		p := search.Provenance{Run: enc.Run, ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute}
+		p := search.Provenance{Run: enc.Run, ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Feature: enc.Feature}
 		if err := sh.SaveParquet(ctx, base+".parquet", p); err != nil {
 			return fmt.Errorf("shard %s: %w", name, err)
 		}
@@ -379,7 +386,7 @@ func (f *writeManifestFn) ProcessElement(ctx context.Context, r shardResult) err
 	sort.Strings(r.Shards)
 	sort.Strings(r.Bad)
 	enc := f.enc.enc
-	m := search.Embedding{Kind: search.EmbeddingKind, Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.EmbeddingFileOf(f.Format)), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Format: f.Format, Dim: enc.Dim(),
+	m := search.Embedding{Kind: search.EmbeddingKind, Run: enc.Run, RunRelative: search.RelativeRun(store.Join(f.Output, search.EmbeddingFileOf(f.Format)), enc.Run), ConfigHash: enc.ConfigHash, Step: enc.Step, Precision: enc.Compute, Format: f.Format, Feature: enc.Feature, Dim: enc.Dim(),
 		Images: r.Images, Bad: len(r.Bad), Shards: r.Shards, Inputs: f.Inputs}
 	if f.Labels != "" {
 		m.Labels, m.Unlabelled = f.Labels, r.Unlabelled

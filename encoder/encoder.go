@@ -17,12 +17,14 @@
 package encoder
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"image"
 	"io"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"github.com/infomax/infomax/config"
@@ -43,7 +45,11 @@ type Encoder struct {
 	// for a model exported in bfloat16, which computes in bfloat16 whatever
 	// is asked.
 	Compute, ComputeWhy string
+	// Feature is which of the model's features the encoder gives: ZMean
+	// (the default), Conv or ConvAvg (WithFeatures).
+	Feature string
 
+	dim     int // the feature's size
 	limits  data.Limits
 	batch   int
 	session graph.Options
@@ -64,7 +70,23 @@ type options struct {
 	session   *graph.Options
 	precision string
 	batch     int
+	feature   string
 }
+
+// The features an Encoder can give (WithFeatures).
+const (
+	// ZMean is the encoder's code, z_mean: what it is trained to give.
+	ZMean = "z_mean"
+	// Conv is the last convolutional feature map, before the global max
+	// pool (the Deep InfoMax paper's "conv" features), flattened: h·w·c
+	// values, row-major h×w×c.
+	Conv = "conv"
+	// ConvAvg is that map averaged over its h×w positions: c values.
+	ConvAvg = "conv_avg"
+)
+
+// Features lists the features an Encoder can give.
+var Features = []string{ZMean, Conv, ConvAvg}
 
 // sessionOver is base (the run's threads and device, or none) with
 // WithSession and WithCompute applied, WithCompute's auto (the default)
@@ -111,6 +133,11 @@ func WithSession(s graph.Options) Option { return func(o *options) { o.session =
 // convolutions in bfloat16 whatever is asked. Encoder.Compute says what
 // the features were computed in.
 func WithCompute(p string) Option { return func(o *options) { o.precision = p } }
+
+// WithFeatures sets which features the encoder gives: ZMean (the
+// default), Conv or ConvAvg. The last two need the model's encode_conv
+// signature (every export has it now; graph.ErrNoConv for one from before).
+func WithFeatures(f string) Option { return func(o *options) { o.feature = f } }
 
 // WithBatchSize sets how many images go through the network at once
 // (default: the run's eval.batch_size).
@@ -178,6 +205,23 @@ func (e *Encoder) finish(o options, why string) (*Encoder, error) {
 	}
 	in := m.Manifest.Input.Shape
 	e.Shape = data.Shape{H: in[0], W: in[1], C: in[2]}
+	e.Feature = cmp.Or(o.feature, ZMean)
+	switch e.Feature {
+	case ZMean:
+		e.dim = m.Manifest.FeatureDim
+	case Conv, ConvAvg:
+		if m.ConvDim() == 0 {
+			m.Close()
+			return nil, fmt.Errorf("load encoder: features %s: %s: %w", e.Feature, e.Run, graph.ErrNoConv)
+		}
+		e.dim = m.ConvDim()
+		if e.Feature == ConvAvg {
+			e.dim = m.Manifest.FeatureMap[2]
+		}
+	default:
+		m.Close()
+		return nil, fmt.Errorf("load encoder: features %q: want %s", e.Feature, strings.Join(Features, ", "))
+	}
 	if o.limits != nil {
 		e.limits = *o.limits
 	}
@@ -191,8 +235,9 @@ func (e *Encoder) finish(o options, why string) (*Encoder, error) {
 	return e, nil
 }
 
-// Dim is the feature size.
-func (e *Encoder) Dim() int { return e.model.Manifest.FeatureDim }
+// Dim is the feature size: z_mean's, the flattened map's h·w·c (Conv) or
+// its channels c (ConvAvg).
+func (e *Encoder) Dim() int { return e.dim }
 
 // Session is the options of the encoder's TensorFlow session (the run's
 // threads and device, or WithSession's), for other sessions working beside
@@ -243,10 +288,46 @@ func (e *Encoder) EncodePixels(ctx context.Context, pixels []byte, n int) ([]flo
 	}
 	var out []float32
 	err := e.use(func() (err error) {
-		out, err = e.model.EncodeAll(ctx, pixels, e.batch)
+		switch e.Feature {
+		case Conv:
+			out, err = e.model.EncodeConvAll(ctx, pixels, e.batch)
+		case ConvAvg:
+			out, err = e.convAvg(ctx, pixels, n)
+		default:
+			out, err = e.model.EncodeAll(ctx, pixels, e.batch)
+		}
 		return err
 	})
 	return out, err
+}
+
+// convAvg is the last convolutional map of n images averaged over its
+// positions, a batch at a time (no more than a batch's maps held at once).
+func (e *Encoder) convAvg(ctx context.Context, pixels []byte, n int) ([]float32, error) {
+	per, c := len(pixels)/n, e.dim
+	hw := e.model.ConvDim() / c
+	out := make([]float32, n*c)
+	for lo := 0; lo < n; lo += e.batch {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		hi := min(lo+e.batch, n)
+		maps, err := e.model.EncodeConv(pixels[lo*per : hi*per])
+		if err != nil {
+			return nil, err
+		}
+		for i := range hi - lo {
+			row, m := out[(lo+i)*c:(lo+i+1)*c], maps[i*hw*c:(i+1)*hw*c]
+			for k := range c {
+				var sum float64
+				for p := range hw {
+					sum += float64(m[p*c+k])
+				}
+				row[k] = float32(sum / float64(hw))
+			}
+		}
+	}
+	return out, nil
 }
 
 // EncodeImages converts images of any size and colour model to the

@@ -273,3 +273,80 @@ func TestConcurrentUse(t *testing.T) {
 		t.Errorf("second Close: %v", err)
 	}
 }
+
+// WithFeatures: Conv gives the model's last convolutional map, flattened
+// (h·w·c values, as graph's encode_conv gives it), ConvAvg its mean over
+// the h×w positions (checked here against the mean of Conv's rows, summed
+// in float64), both through every Encode method, batch by batch; another
+// name is refused, naming the choices.
+func TestConvFeatures(t *testing.T) {
+	ctx := t.Context()
+	runDir, err := testmodel.Run(filepath.Join(t.TempDir(), "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	open := func(opts ...encoder.Option) *encoder.Encoder {
+		enc, err := encoder.Load(ctx, runDir, opts...)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { enc.Close() })
+		return enc
+	}
+	z := open()
+	conv := open(encoder.WithFeatures(encoder.Conv), encoder.WithBatchSize(3))
+	avg := open(encoder.WithFeatures(encoder.ConvAvg), encoder.WithBatchSize(3))
+	if z.Feature != encoder.ZMean || conv.Feature != encoder.Conv || avg.Feature != encoder.ConvAvg {
+		t.Errorf("features %q %q %q", z.Feature, conv.Feature, avg.Feature)
+	}
+	c := avg.Dim()
+	if c < 1 || conv.Dim()%c != 0 || conv.Dim() <= c {
+		t.Fatalf("dimensions: z_mean %d, conv %d, conv_avg %d", z.Dim(), conv.Dim(), c)
+	}
+	imgs := []image.Image{grey(1), grey(2), grey(3), grey(4), grey(5), grey(6), grey(7)}
+	maps, err := conv.EncodeImages(ctx, imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	means, err := avg.EncodeImages(ctx, imgs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(maps) != len(imgs)*conv.Dim() || len(means) != len(imgs)*c {
+		t.Fatalf("%d and %d values for %d images", len(maps), len(means), len(imgs))
+	}
+	hw := conv.Dim() / c
+	for i := range imgs {
+		for k := range c {
+			var sum float64
+			for p := range hw {
+				sum += float64(maps[i*conv.Dim()+p*c+k])
+			}
+			if want := float32(sum / float64(hw)); means[i*c+k] != want {
+				t.Fatalf("image %d, channel %d: conv_avg %v, the mean of conv's %d positions %v", i, k, means[i*c+k], hw, want)
+			}
+		}
+	}
+	// The same images one by one: the same maps (batches differ only in
+	// their size).
+	one, err := conv.EncodeFiles(ctx, writePNG(t, imgs[4]))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range one {
+		if d := v - maps[4*conv.Dim()+k]; d > 1e-5 || d < -1e-5 {
+			t.Fatalf("image 4 alone: value %d is %v, in a batch %v", k, v, maps[4*conv.Dim()+k])
+		}
+	}
+	if _, err := encoder.Load(ctx, runDir, encoder.WithFeatures("conv_max")); err == nil || !strings.Contains(err.Error(), "z_mean, conv, conv_avg") {
+		t.Errorf("features conv_max: %v", err)
+	}
+}
+
+func writePNG(t *testing.T, img image.Image) string {
+	p := filepath.Join(t.TempDir(), "x.png")
+	if err := os.WriteFile(p, pngBytes(t, img), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}

@@ -120,9 +120,12 @@ type Settings struct {
 	MLPProbeEpochs int
 	// ConvFeatures, if set and MLPProbeEpochs > 0, gives the training and
 	// test splits' last convolutional feature maps (the encode_conv
-	// signature), on which the MLP probe trains once more (Scores.MLPConv);
-	// release frees them.
+	// signature, rows of h·w·ConvChannels values): the kNN votes and the
+	// probes are scored once more on them flattened, and on them averaged
+	// over their positions (Scores.Conv, Scores.ConvAvg); release frees
+	// them.
 	ConvFeatures             func(ctx context.Context) (train, test knn.Features, release func(), err error)
+	ConvChannels             int
 	Seed                     int64
 	GridRows, GridNeighbours int // GridRows 0: no retrieval grids
 	PixelScale, PixelOffset  float32
@@ -163,7 +166,7 @@ func Evaluate(ctx context.Context, rep Report, train, test Split, s Settings) (*
 		}
 	}
 	if s.MLPProbeEpochs > 0 && s.ConvFeatures != nil {
-		if model.MLPConv, model.ConvDim, err = convProbe(ctx, train.Labels, test.Labels, s); err != nil {
+		if err := convScores(ctx, model, train.Labels, test.Labels, s); err != nil {
 			return nil, err
 		}
 	}
@@ -235,29 +238,54 @@ func Probes(ctx context.Context, bank knn.Rows, bankLabels []int, queries knn.Ro
 	return linear, mlp, nil
 }
 
-// convProbe trains the MLP probe on the last convolutional feature maps
-// (s.ConvFeatures), which live only while it trains (50,000 CIFAR-10 maps of
-// 4×4×256 are 819 MB).
-func convProbe(ctx context.Context, trainLabels, testLabels []int, s Settings) (*ProbeResult, int, error) {
+// convScores scores the last convolutional feature maps (s.ConvFeatures),
+// which live only while they are scored (50,000 CIFAR-10 maps of 4×4×256
+// are 819 MB): the kNN votes and the probes on the maps flattened
+// (sc.Conv, and sc.MLPConv as before the field) and averaged over their
+// positions (sc.ConvAvg).
+func convScores(ctx context.Context, sc *Scores, trainLabels, testLabels []int, s Settings) error {
 	train, test, release, err := s.ConvFeatures(ctx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("MLP probe on the last convolutional map: %w", err)
+		return fmt.Errorf("the last convolutional map: %w", err)
 	}
 	defer release()
 	if train.Len() != len(trainLabels) || test.Len() != len(testLabels) {
-		return nil, 0, fmt.Errorf("MLP probe on the last convolutional map: %d and %d maps for %d and %d labels", train.Len(), test.Len(), len(trainLabels), len(testLabels))
+		return fmt.Errorf("the last convolutional map: %d and %d maps for %d and %d labels", train.Len(), test.Len(), len(trainLabels), len(testLabels))
 	}
-	dir, err := s.ProbeGraph(ctx, train.Dim, s.Classes, MLPHidden)
-	if err != nil {
-		return nil, 0, err
+	c := s.ConvChannels
+	if c < 1 || train.Dim%c != 0 {
+		return fmt.Errorf("the last convolutional map: %d values a map, %d channels", train.Dim, c)
 	}
-	res, err := TrainProbe(dir, train, trainLabels, test, testLabels, ProbeSettings{
-		Epochs: s.MLPProbeEpochs, BatchSize: min(s.ProbeBatch, train.Len()), Seed: s.Seed, Session: s.Session,
-	})
-	if err != nil {
-		return nil, 0, fmt.Errorf("MLP probe on the last convolutional map: %w", err)
+	if sc.Conv, err = scores(ctx, train, trainLabels, test, testLabels, s); err != nil {
+		return fmt.Errorf("the last convolutional map, flattened: %w", err)
 	}
-	return res, train.Dim, nil
+	sc.Conv.Dim = train.Dim
+	sc.MLPConv, sc.ConvDim = sc.Conv.MLP, train.Dim
+	trainAvg, testAvg := AveragePositions(train, c), AveragePositions(test, c)
+	if sc.ConvAvg, err = scores(ctx, trainAvg, trainLabels, testAvg, testLabels, s); err != nil {
+		return fmt.Errorf("the last convolutional map, averaged: %w", err)
+	}
+	sc.ConvAvg.Dim = c
+	return nil
+}
+
+// AveragePositions is each row of maps (h·w positions of c channels,
+// row-major h×w×c) averaged over its positions: c values a row, summed in
+// float64. encoder.ConvAvg gives the same.
+func AveragePositions(maps knn.Features, c int) knn.Features {
+	n, hw := maps.Len(), maps.Dim/c
+	out := knn.Features{Dim: c, Data: make([]float32, n*c)}
+	for i := range n {
+		m := maps.Data[i*maps.Dim : (i+1)*maps.Dim]
+		for k := range c {
+			var sum float64
+			for p := range hw {
+				sum += float64(m[p*c+k])
+			}
+			out.Data[i*c+k] = float32(sum / float64(hw))
+		}
+	}
+	return out
 }
 
 // pixelScores are the raw-pixel figures.

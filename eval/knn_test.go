@@ -1,8 +1,10 @@
 package eval
 
 import (
+	"context"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/infomax/infomax/testkit/brute"
@@ -104,5 +106,67 @@ func TestMajorityTieGoesToNearestClass(t *testing.T) {
 	// Two votes each for classes 3 and 1; class 1's neighbour ranks first.
 	if got := Majority(4)([]float32{.9, .8, .7, .6}, []int{1, 3, 3, 1}, 5); got != 1 {
 		t.Errorf("tie: class %d, want 1", got)
+	}
+}
+
+// The last convolutional map's figures: the 1-NN votes on the maps
+// flattened and averaged over their positions equal brute force's on the
+// same rows (the averages taken here, position by position), and the
+// averaged rows are what AveragePositions gives.
+func TestConvScoresMatchBruteForce(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	const classes, hw, c = 4, 9, 6
+	sample := func(n int) (knn.Features, []int) {
+		f := randomFeatures(r, n, hw*c)
+		labels := make([]int, n)
+		for i := range labels {
+			labels[i] = r.IntN(classes)
+			for p := range hw { // a class shifts one channel at every position
+				f.Data[i*hw*c+p*c+labels[i]] += 0.4
+			}
+		}
+		return f, labels
+	}
+	bank, bl := sample(300)
+	queries, ql := sample(100)
+	s := Settings{Classes: classes, K: 5, WeightedK: 10, Temperature: 0.1, ConvChannels: c, MLPProbeEpochs: 0,
+		ConvFeatures: func(context.Context) (knn.Features, knn.Features, func(), error) { return bank, queries, func() {}, nil }}
+	sc := &Scores{}
+	if err := convScores(t.Context(), sc, bl, ql, s); err != nil {
+		t.Fatal(err)
+	}
+	mean := func(f knn.Features) knn.Features {
+		out := knn.Features{Dim: c}
+		for i := range f.Len() {
+			for k := range c {
+				var sum float64
+				for p := range hw {
+					sum += float64(f.Data[i*hw*c+p*c+k])
+				}
+				out.Data = append(out.Data, float32(sum/hw))
+			}
+		}
+		return out
+	}
+	avgBank, avgQueries := mean(bank), mean(queries)
+	if got := AveragePositions(bank, c); !slices.Equal(got.Data, avgBank.Data) || got.Dim != c {
+		t.Fatalf("AveragePositions differs from the mean of the positions")
+	}
+	for _, x := range []struct {
+		name          string
+		got           *Scores
+		bank, queries knn.Features
+	}{{"flattened", sc.Conv, bank, queries}, {"averaged", sc.ConvAvg, avgBank, avgQueries}} {
+		right := 0
+		for q := range x.queries.Len() {
+			if idx, _ := bruteForce(x.bank, x.queries, q); bl[idx[0]] == ql[q] {
+				right++
+			}
+		}
+		if want := float64(right) / float64(x.queries.Len()); x.got == nil || x.got.KNN.Top1NN != want || x.got.Dim != x.bank.Dim {
+			t.Errorf("%s: %+v, want 1-NN %.4f of dimension %d", x.name, x.got, want, x.bank.Dim)
+		} else {
+			t.Logf("%s (%d values): 1-NN %.4f, weighted kNN %.4f", x.name, x.got.Dim, x.got.KNN.Top1NN, x.got.KNN.Weighted)
+		}
 	}
 }

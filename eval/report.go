@@ -2,6 +2,7 @@ package eval
 
 import (
 	"fmt"
+	"math"
 	"strings"
 
 	"github.com/infomax/infomax/run"
@@ -18,6 +19,13 @@ type Scores struct {
 	// feature map (ConvDim = h·w·c values; the paper's "conv" column).
 	MLPConv *ProbeResult `json:"mlp_probe_conv,omitempty"`
 	ConvDim int          `json:"conv_dim,omitempty"`
+	// Conv and ConvAvg are the kNN votes and the probes on that map,
+	// flattened (h·w·c values, MLP = MLPConv) and averaged over its
+	// positions (c values): encoder's Conv and ConvAvg features.
+	Conv    *Scores `json:"conv,omitempty"`
+	ConvAvg *Scores `json:"conv_avg,omitempty"`
+	// Dim is the features' size (set in Conv and ConvAvg).
+	Dim int `json:"dim,omitempty"`
 	// BankImages of BankOf training images were the kNN bank and the
 	// probe's training set (the raw-pixel baseline samples large data sets;
 	// 0: all, in reports from before the field).
@@ -113,6 +121,32 @@ func (rep *Report) Markdown() string {
 	})
 	if c := rep.Model.MLPConv; c != nil {
 		fmt.Fprintf(&b, "| MLP probe (%d hidden units) on the last convolutional map (%d values) | %.4f | – |\n", MLPHidden, rep.Model.ConvDim, c.Accuracy)
+	}
+	if c, a := rep.Model.Conv, rep.Model.ConvAvg; c != nil && a != nil {
+		fmt.Fprintf(&b, "\n| top-1 accuracy | z_mean (%d) | conv, flattened (%d) | conv_avg (%d) |\n|---|---|---|---|\n", rep.FeatureDim, c.Dim, a.Dim)
+		for _, r := range []struct {
+			name string
+			get  func(*Scores) float64
+		}{
+			{"kNN weighted", func(s *Scores) float64 { return s.KNN.Weighted }},
+			{"kNN majority", func(s *Scores) float64 { return s.KNN.Majority }},
+			{"1-NN (cosine)", func(s *Scores) float64 { return s.KNN.Top1NN }},
+			{"1-NN (Euclidean)", func(s *Scores) float64 { return s.KNN.L2NN1 }},
+			{"linear probe", func(s *Scores) float64 {
+				if s.Probe == nil {
+					return math.NaN()
+				}
+				return s.Probe.Accuracy
+			}},
+			{fmt.Sprintf("MLP probe (%d hidden units)", MLPHidden), func(s *Scores) float64 {
+				if s.MLP == nil {
+					return math.NaN()
+				}
+				return s.MLP.Accuracy
+			}},
+		} {
+			fmt.Fprintf(&b, "| %s | %.4f | %.4f | %.4f |\n", r.name, r.get(&rep.Model), r.get(c), r.get(a))
+		}
 	}
 	if p := rep.Pixels; p != nil && p.BankImages > 0 && p.BankImages < p.BankOf {
 		fmt.Fprintf(&b, "\nRaw pixels: a seeded sample of %d of the %d training images as the bank and the probe's training set (eval.raw_pixel_mib).\n",

@@ -141,6 +141,9 @@ func EvaluateFeatures(ctx context.Context, o FeaturesOptions, out io.Writer) (*e
 		return nil, fmt.Errorf("the queries (%s: spec %.12s, step %d, dimension %d) and the bank (%s: spec %.12s, step %d, dimension %d) were made by different models: embed both with one run",
 			o.Queries, mq.ConfigHash, mq.Step, mq.Dim, o.Bank, mb.ConfigHash, mb.Step, mb.Dim)
 	}
+	if fq, fb := cmp.Or(mq.Feature, search.FeatureZMean), cmp.Or(mb.Feature, search.FeatureZMean); fq != fb {
+		return nil, fmt.Errorf("the queries (%s) are %s features, the bank (%s) %s: embed both with one --features", o.Queries, fq, o.Bank, fb)
+	}
 	names := slices.Compact(slices.Sorted(slices.Values(append(slices.Clone(mb.Classes), mq.Classes...))))
 	classes := map[string]int{}
 	for i, c := range names {

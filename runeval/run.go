@@ -197,6 +197,7 @@ func plan(ctx context.Context, r *run.Run, m *graph.Model, d *run.Data, step int
 			return exporter.ExportProbe(ctx, program, dim, classes, hidden, out)
 		},
 		ConvFeatures: convFeatures(m, d, j.batch, e.MLPProbeEpochs > 0 && e.MLPProbeConv, out),
+		ConvChannels: m.Manifest.FeatureMap[len(m.Manifest.FeatureMap)-1],
 	}
 	j.options = report.Options{ProjectorImages: e.ProjectorImages, ClassNames: classes, Seed: cfg.Seed}
 	return j, nil

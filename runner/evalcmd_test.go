@@ -96,6 +96,16 @@ func TestEvalComparesRuns(t *testing.T) {
 	if want := fmt.Sprintf("| MLP probe (200 hidden units) on the last convolutional map (%d values) | ", fm[0]*fm[1]*fm[2]); !strings.Contains(out.String(), want) {
 		t.Errorf("no %q row in:\n%s", want, out.String())
 	}
+	// The kNN votes and both probes on that map, flattened and averaged
+	// over its positions (eval's TestConvScoresMatchBruteForce checks the
+	// figures), and their table.
+	if c, a := mlp.Model.Conv, mlp.Model.ConvAvg; c == nil || a == nil || c.KNN == nil || a.KNN == nil || c.MLP != mlp.Model.MLPConv && *c.MLP != *mlp.Model.MLPConv ||
+		a.MLP == nil || a.Probe == nil || c.Probe == nil || c.Dim != fm[0]*fm[1]*fm[2] || a.Dim != fm[2] || mlp.Pixels.Conv != nil {
+		t.Errorf("conv-map figures: flattened %+v, averaged %+v (feature map %v)", c, a, fm)
+	}
+	if want := fmt.Sprintf("| top-1 accuracy | z_mean (%d) | conv, flattened (%d) | conv_avg (%d) |", mlp.FeatureDim, fm[0]*fm[1]*fm[2], fm[2]); !strings.Contains(out.String(), want) {
+		t.Errorf("no %q table in:\n%s", want, out.String())
+	}
 	// --eval.probe_epochs trains the linear probe as long as asked, for
 	// this evaluation only; the kNN figures do not move.
 	epochs := first.Model.Probe.Epochs + 1

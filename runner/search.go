@@ -21,8 +21,8 @@ import (
 )
 
 type indexOptions struct {
-	RunDir, Images, Out, Compute, Format string
-	SkipBad                              bool
+	RunDir, Images, Out, Compute, Format, Features string
+	SkipBad                                        bool
 }
 
 func indexCmd() *cobra.Command {
@@ -40,6 +40,7 @@ func indexCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Out, "out", "", "the index file to write (local, or s3:// and gs:// for --format parquet)")
 	cmd.Flags().StringVar(&o.Format, "format", "", "idx (this project's index file) or parquet (a row per image: path, feature; for DuckDB, pandas, Polars, Spark); default: parquet for an --out ending in .parquet, else idx")
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them")
+	cmd.Flags().StringVar(&o.Features, "features", encoder.ZMean, "which features: z_mean (the code), conv (the last convolutional map, flattened: h·w·c values) or conv_avg (that map averaged over its positions: c values)")
 	cmd.Flags().StringVar(&o.Compute, "compute", config.PrecisionAuto, "compute the features in auto (bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else float32), float32 or bfloat16 (oneDNN's rewrite of a float32 model); a model trained in bfloat16 encodes in bfloat16")
 	cmd.Flags().StringVar(&o.Compute, "precision", config.PrecisionAuto, "the older name of --compute")
 	cmd.Flags().MarkDeprecated("precision", "use --compute (model.precision is the trained dtype)")
@@ -61,7 +62,7 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	if format != "idx" && format != "parquet" {
 		return fmt.Errorf("--format %q: want idx or parquet", o.Format)
 	}
-	enc, err := encoder.Load(ctx, o.RunDir, encoder.WithCompute(o.Compute))
+	enc, err := encoder.Load(ctx, o.RunDir, encoder.WithCompute(o.Compute), encoder.WithFeatures(o.Features))
 	if err != nil {
 		return err
 	}
@@ -78,7 +79,7 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	ix.Precision = enc.Compute
+	ix.Precision, ix.Feature = enc.Compute, enc.Feature
 	save := func() error { return ix.Save(o.Out) }
 	if format == "parquet" {
 		save = func() error { return ix.SaveParquet(ctx, o.Out) }
@@ -86,8 +87,8 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	if err := save(); err != nil {
 		return fmt.Errorf("index %s: %w", o.Out, err)
 	}
-	fmt.Fprintf(out, "index: %d images from %s (%d resized to %dx%d, %d left out) encoded by %s at step %d in %s (%s) → %s in %.1fs\n",
-		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, enc.Compute, enc.ComputeWhy, o.Out, time.Since(t).Seconds())
+	fmt.Fprintf(out, "index: %d images from %s (%d resized to %dx%d, %d left out) encoded by %s at step %d in %s (%s), %s (%d values) → %s in %.1fs\n",
+		len(imgs.Paths), o.Images, imgs.Resized, enc.Shape.W, enc.Shape.H, len(imgs.Bad), o.RunDir, enc.Step, enc.Compute, enc.ComputeWhy, enc.Feature, enc.Dim(), o.Out, time.Since(t).Seconds())
 	for _, b := range imgs.Bad[:min(5, len(imgs.Bad))] {
 		fmt.Fprintf(out, "  left out: %s\n", b.Error())
 	}
@@ -138,7 +139,8 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	}
 	// The query in the precision the index was encoded in (an index from
 	// before the key: as exported, what encoding did then).
-	enc, err := encoder.Load(ctx, ix.Run, encoder.WithCompute(cmp.Or(ix.Precision, "float32")))
+	// And the index's features (an index from before the key: z_mean).
+	enc, err := encoder.Load(ctx, ix.Run, encoder.WithCompute(cmp.Or(ix.Precision, "float32")), encoder.WithFeatures(cmp.Or(ix.Feature, encoder.ZMean)))
 	if err != nil {
 		return fmt.Errorf("the encoder of index %s: %w", o.Index, err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/search"
 	"github.com/infomax/infomax/testkit/testmodel"
 )
@@ -76,6 +77,30 @@ func TestIndexAndSearch(t *testing.T) {
 	var pqHits []search.Hit
 	if err := json.Unmarshal(out.Bytes(), &pqHits); err != nil || !slices.Equal(pqHits, hits) {
 		t.Errorf("search over Parquet: %+v (%v), over .idx: %+v", pqHits, err, hits)
+	}
+	// The last convolutional map, flattened and averaged (--features):
+	// recorded in the index, so a search encodes its query the same way and
+	// finds the query itself first.
+	for _, f := range []string{encoder.Conv, encoder.ConvAvg} {
+		p := filepath.Join(tmp, f+".parquet")
+		if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: imgDir, Out: p, Features: f}, new(bytes.Buffer)); err != nil {
+			t.Fatal(err)
+		}
+		ix, err := search.Load(t.Context(), p)
+		if err != nil || ix.Feature != f || ix.Features.Dim == a.Features.Dim && f == encoder.Conv {
+			t.Fatalf("--features %s: %v; the index's feature %q, dimension %d", f, err, ix.Feature, ix.Features.Dim)
+		}
+		out.Reset()
+		if err := runSearch(t.Context(), searchOptions{Index: p, Query: query, K: 2, Metric: "cosine", JSON: true}, &out); err != nil {
+			t.Fatal(err)
+		}
+		var h []search.Hit
+		if err := json.Unmarshal(out.Bytes(), &h); err != nil || len(h) != 2 || h[0].Path != query || h[0].Score < 0.9999 {
+			t.Errorf("search over %s features: %+v (%v): want the query itself first", f, h, err)
+		}
+	}
+	if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: imgDir, Out: pq, Features: "pixels"}, new(bytes.Buffer)); err == nil || !strings.Contains(err.Error(), `features "pixels"`) {
+		t.Errorf("--features pixels: %v", err)
 	}
 	if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: imgDir, Out: pq, Format: "csv"}, new(bytes.Buffer)); err == nil || !strings.Contains(err.Error(), `--format "csv"`) {
 		t.Errorf("--format csv: %v", err)

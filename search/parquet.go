@@ -27,7 +27,8 @@ import (
 // ParquetPath ("path", string), with classes ParquetLabel ("label", string,
 // null for an image without one), and ParquetFeature ("feature", a
 // fixed-size list of float32 of the features' dimension), zstd-compressed,
-// in row groups of at most ParquetRowGroup rows. The file's key-value
+// in row groups of at most ParquetRowGroup rows (fewer for wide features:
+// ParquetRowGroupBytes). The file's key-value
 // metadata says which model made the features (the keys ParquetMeta*
 // below). `runner index` writes one such file, embed one per shard.
 const (
@@ -35,8 +36,11 @@ const (
 	ParquetLabel   = "label"
 	ParquetFeature = "feature"
 	// ParquetRowGroup bounds a row group: 16,384 rows of 256 float32 are
-	// 16 MiB before compression.
-	ParquetRowGroup = 16384
+	// 16 MiB before compression. Wider features go in fewer rows a group,
+	// at most ParquetRowGroupBytes of features (4,096 rows of a 4×4×256
+	// convolutional map).
+	ParquetRowGroup      = 16384
+	ParquetRowGroupBytes = 16 << 20
 
 	ParquetMetaFormat     = "infomax.format"  // ParquetFormat
 	ParquetMetaVersion    = "infomax.version" // the module version that wrote it
@@ -114,7 +118,8 @@ func writeParquet(w io.Writer, paths, labels []string, f knn.Features, p Provena
 	}
 	fields = append(fields, arrow.Field{Name: ParquetFeature, Type: arrow.FixedSizeListOf(int32(dim), arrow.PrimitiveTypes.Float32)})
 	schema := arrow.NewSchema(fields, &md)
-	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(ParquetRowGroup))
+	group := rowGroupRows(dim)
+	props := parquet.NewWriterProperties(parquet.WithCompression(compress.Codecs.Zstd), parquet.WithMaxRowGroupLength(int64(group)))
 	pw, err := pqarrow.NewFileWriter(schema, w, props, pqarrow.NewArrowWriterProperties(pqarrow.WithStoreSchema()))
 	if err != nil {
 		return err
@@ -128,8 +133,8 @@ func writeParquet(w io.Writer, paths, labels []string, f knn.Features, p Provena
 	}
 	feats := b.Field(len(fields) - 1).(*array.FixedSizeListBuilder)
 	values := feats.ValueBuilder().(*array.Float32Builder)
-	for lo := 0; lo < len(paths); lo += ParquetRowGroup {
-		hi := min(lo+ParquetRowGroup, len(paths))
+	for lo := 0; lo < len(paths); lo += group {
+		hi := min(lo+group, len(paths))
 		pathCol.AppendValues(paths[lo:hi], nil)
 		if labelCol != nil {
 			for _, l := range labels[lo:hi] {
@@ -153,6 +158,12 @@ func writeParquet(w io.Writer, paths, labels []string, f knn.Features, p Provena
 		}
 	}
 	return pw.Close()
+}
+
+// rowGroupRows is how many rows of dim features a row group holds:
+// ParquetRowGroup, fewer for features wider than 256 values.
+func rowGroupRows(dim int) int {
+	return max(1, min(ParquetRowGroup, ParquetRowGroupBytes/(4*max(dim, 1))))
 }
 
 // ModuleVersion is the version of this module in the running binary: its
@@ -314,9 +325,6 @@ func readParquet(ctx context.Context, raw []byte) (t *parquetTable, err error) {
 	defer tbl.Release()
 	ix := &Index{Run: meta(ParquetMetaRun), ConfigHash: meta(ParquetMetaConfigHash), Precision: meta(ParquetMetaPrecision),
 		Feature: meta(ParquetMetaFeature), Features: knn.Features{Dim: dim}, Paths: make([]string, 0, rows)}
-	if ix.Feature == FeatureZMean {
-		ix.Feature = ""
-	}
 	if s := meta(ParquetMetaStep); s != "" {
 		if ix.Step, err = strconv.ParseInt(s, 10, 64); err != nil {
 			return nil, fmt.Errorf("metadata %s = %q: %w", ParquetMetaStep, s, err)

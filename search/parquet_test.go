@@ -19,6 +19,7 @@ import (
 	"github.com/apache/arrow-go/v18/arrow"
 	"github.com/apache/arrow-go/v18/arrow/array"
 	"github.com/apache/arrow-go/v18/arrow/memory"
+	"github.com/apache/arrow-go/v18/parquet/file"
 	"github.com/apache/arrow-go/v18/parquet/pqarrow"
 
 	"github.com/infomax/infomax/knn"
@@ -53,8 +54,8 @@ func parquetBytes(t testing.TB, ix *Index) []byte {
 // An index saved as Parquet loads back the same: paths, every feature bit
 // for bit, and the model's metadata; several row groups when it is large.
 func TestParquetRoundTrip(t *testing.T) {
-	for _, n := range []int{1, 10, ParquetRowGroup + 3} {
-		ix := parquetIndex(n, 16)
+	for _, c := range []struct{ n, dim, groups int }{{1, 16, 1}, {10, 16, 1}, {ParquetRowGroup + 3, 16, 2}, {1030, 4096, 2}} {
+		ix := parquetIndex(c.n, c.dim)
 		p := filepath.Join(t.TempDir(), "index.parquet")
 		if err := ix.SaveParquet(t.Context(), p); err != nil {
 			t.Fatal(err)
@@ -63,10 +64,20 @@ func TestParquetRoundTrip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !slices.Equal(got.Paths, ix.Paths) || !slices.Equal(got.Features.Data, ix.Features.Data) || got.Features.Dim != 16 ||
+		if !slices.Equal(got.Paths, ix.Paths) || !slices.Equal(got.Features.Data, ix.Features.Data) || got.Features.Dim != c.dim ||
 			got.ConfigHash != ix.ConfigHash || got.Step != ix.Step || got.Precision != ix.Precision || got.Run != ix.Run {
-			t.Errorf("%d rows: the Parquet index loads back differently", n)
+			t.Errorf("%d rows of %d: the Parquet index loads back differently", c.n, c.dim)
 		}
+		// Row groups of at most 16 MiB of features: 16,384 rows of 16
+		// values, 1,024 of a 4×4×256 map.
+		pf, err := file.OpenParquetFile(p, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if g := pf.NumRowGroups(); g != c.groups {
+			t.Errorf("%d rows of %d: %d row groups, want %d", c.n, c.dim, g, c.groups)
+		}
+		pf.Close()
 	}
 }
 

@@ -33,8 +33,9 @@ type Index struct {
 	// Precision is what the encoder computed the features in (float32 or
 	// bfloat16; "": an index from before the key). Set it after New.
 	Precision string `json:"precision,omitempty"`
-	// Feature names which of the encoder's features the rows are (""
-	// for FeatureZMean, the code): a query must be encoded the same way.
+	// Feature names which of the encoder's features the rows are
+	// (FeatureZMean, the code, also when ""; or encoder's Conv, ConvAvg): a
+	// query must be encoded the same way.
 	Feature string `json:"feature,omitempty"`
 }
 

@@ -226,7 +226,7 @@ func readParquetShard(ctx context.Context, dir string, m *Embedding, name string
 		return nil, fmt.Errorf("%s: features of dimension %d, %s says %d", file, ix.Features.Dim, m.File, m.Dim)
 	case ix.ConfigHash != "" && ix.ConfigHash != m.ConfigHash || ix.Step != 0 && ix.Step != m.Step:
 		return nil, fmt.Errorf("%s: made by the model of spec %s at step %d, %s says %s at step %d", file, ix.ConfigHash, ix.Step, m.File, m.ConfigHash, m.Step)
-	case ix.Feature != m.Feature:
+	case cmp.Or(ix.Feature, FeatureZMean) != cmp.Or(m.Feature, FeatureZMean):
 		return nil, fmt.Errorf("%s: feature %q, %s says %q", file, cmp.Or(ix.Feature, FeatureZMean), m.File, cmp.Or(m.Feature, FeatureZMean))
 	case m.Labels != "" && t.labels == nil:
 		return nil, fmt.Errorf("%s: no %q column, and %s says the images have classes (%s)", file, ParquetLabel, m.File, m.Labels)
