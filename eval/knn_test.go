@@ -130,7 +130,9 @@ func TestConvScoresMatchBruteForce(t *testing.T) {
 	bank, bl := sample(300)
 	queries, ql := sample(100)
 	s := Settings{Classes: classes, K: 5, WeightedK: 10, Temperature: 0.1, ConvChannels: c, MLPProbeEpochs: 0,
-		ConvFeatures: func(context.Context) (knn.Features, knn.Features, func(), error) { return bank, queries, func() {}, nil }}
+		ConvFeatures: func(context.Context) (knn.Features, knn.Features, func(), error) {
+			return bank, queries, func() {}, nil
+		}}
 	sc := &Scores{}
 	if err := convScores(t.Context(), sc, bl, ql, s); err != nil {
 		t.Fatal(err)
