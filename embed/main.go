@@ -139,7 +139,11 @@ func options() (Options, error) {
 // open and inputs that match no image: each a line here rather than a
 // failure inside a Beam step.
 func check(ctx context.Context, o Options) error {
-	r, err := run.Open(o.RunDir)
+	dir, err := run.Local(ctx, o.RunDir)
+	if err != nil {
+		return fmt.Errorf("--run-dir: %w", err)
+	}
+	r, err := run.Open(dir)
 	if err != nil {
 		return fmt.Errorf("--run-dir: %w", err)
 	}

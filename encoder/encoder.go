@@ -30,12 +30,13 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/run"
 )
 
 // Encoder is a trained encoder, safe for concurrent use.
 type Encoder struct {
-	Run        string     // the run folder (or the exported encoder's), absolute
+	Run        string     // the run folder (or the exported encoder's), absolute; or the URL of a run in an object store
 	Step       int64      // the checkpoint's training step
 	ConfigHash string     // the manifest's spec hash: which model made the features
 	Shape      data.Shape // the input every image is converted to
@@ -146,8 +147,10 @@ func WithBatchSize(n int) Option { return func(o *options) { o.batch = n } }
 // Load opens a run folder (from any working directory; a read-only copy
 // will do) and restores its latest checkpoint; or a trained encoder exported
 // on its own (`runner export --run-dir RUN --out DIR`: its weights inside,
-// the default limits, threads and batch size). A cancelled ctx stops it
-// before the model loads.
+// the default limits, threads and batch size). A run in an object store
+// (s3://bucket/prefix, gs://bucket/prefix; with package buckets linked)
+// is copied once into a local cache (run.Fetch) and read there. A
+// cancelled ctx stops it before the model loads.
 func Load(ctx context.Context, runDir string, opts ...Option) (*Encoder, error) {
 	var o options
 	for _, f := range opts {
@@ -155,6 +158,14 @@ func Load(ctx context.Context, runDir string, opts ...Option) (*Encoder, error) 
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("load encoder %s: %w", runDir, err)
+	}
+	url := ""
+	if store.IsURL(runDir) {
+		local, err := run.Fetch(ctx, runDir)
+		if err != nil {
+			return nil, fmt.Errorf("load encoder: %w", err)
+		}
+		url, runDir = runDir, local
 	}
 	if man, err := graph.ReadManifest(runDir); err == nil && man.Kind == graph.KindEncoder {
 		return loadExport(runDir, man, o)
@@ -171,7 +182,7 @@ func Load(ctx context.Context, runDir string, opts ...Option) (*Encoder, error) 
 	if err != nil {
 		return nil, fmt.Errorf("load encoder: %w", err)
 	}
-	e := &Encoder{Run: r.Dir, Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, limits: r.Config.Data.Limits(), batch: r.Config.Eval.BatchSize,
+	e := &Encoder{Run: cmp.Or(url, r.Dir), Step: r.State.Step, ConfigHash: m.Manifest.ConfigHash, limits: r.Config.Data.Limits(), batch: r.Config.Eval.BatchSize,
 		session: session, model: m}
 	return e.finish(o, why)
 }

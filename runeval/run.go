@@ -30,6 +30,7 @@ import (
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/fsutil"
 	"github.com/infomax/infomax/internal/offheap"
+	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/run"
@@ -75,6 +76,17 @@ func (v Overrides) apply(e *config.Eval) {
 // evaluates it (`runner eval`). data.path may be changed first through
 // dataPath (the data moved since training; "": as the run says).
 func EvaluateFolder(ctx context.Context, dir, dataPath string, o Options, out io.Writer) (*eval.Report, error) {
+	if store.IsURL(dir) {
+		if o.Out == "" {
+			return nil, fmt.Errorf("%s: a run in an object store is read from a local, read-only copy: pass --out DIR for the report", dir)
+		}
+		local, err := run.Fetch(ctx, dir)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(out, "eval: %s, its latest checkpoint copied to %s\n", dir, local)
+		dir = local
+	}
 	r, err := run.Open(dir)
 	if err != nil {
 		return nil, err

@@ -82,7 +82,11 @@ func runExportTrained(ctx context.Context, o trainedOptions, stdout, stderr io.W
 	if o.Format != "savedmodel" && o.Format != "onnx" {
 		return fmt.Errorf("export --format %q: want savedmodel or onnx", o.Format)
 	}
-	r, err := run.Open(o.RunDir)
+	dir, err := run.Local(ctx, o.RunDir)
+	if err != nil {
+		return fmt.Errorf("export: %w", err)
+	}
+	r, err := run.Open(dir)
 	if err != nil {
 		return fmt.Errorf("export: %w", err)
 	}

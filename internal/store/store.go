@@ -29,6 +29,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem"
@@ -157,6 +158,35 @@ func Open(ctx context.Context, p string) (io.ReadCloser, int64, error) {
 		return nil, 0, notExist(p, err)
 	}
 	return readCloser{r, func() error { return errors.Join(r.Close(), f.Close()) }}, size, nil
+}
+
+// List lists the files or objects a glob pattern matches (in a store, *
+// does not cross a "/"), sorted.
+func List(ctx context.Context, glob string) ([]string, error) {
+	if !IsURL(glob) {
+		m, err := filepath.Glob(glob)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", glob, err)
+		}
+		files := m[:0]
+		for _, p := range m {
+			if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+				files = append(files, p)
+			}
+		}
+		return files, nil
+	}
+	f, err := fs(ctx, glob)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	m, err := f.List(ctx, glob)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", glob, err)
+	}
+	slices.Sort(m)
+	return m, nil
 }
 
 // notExist marks a store's "no such object" as ErrNotExist (what package
