@@ -173,6 +173,19 @@ func TestPipelineMatchesIndexAndIsIdempotent(t *testing.T) {
 			t.Error(err)
 		}
 	}
+	// And a search over either finds the same images, scores and all.
+	npyIx, err := search.Load(t.Context(), legacy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		q := knn.Features{Data: ix.Features.Data[i*ix.Features.Dim : (i+1)*ix.Features.Dim], Dim: ix.Features.Dim}
+		a, errA := ix.Search(t.Context(), q, 5, knn.Cosine)
+		b, errB := npyIx.Search(t.Context(), q, 5, knn.Cosine)
+		if errA != nil || errB != nil || !slices.Equal(a[0], b[0]) {
+			t.Errorf("query %d: over Parquet %v (%v), over .npy %v (%v)", i, a, errA, b, errB)
+		}
+	}
 	os.Remove(filepath.Join(legacy, search.LegacyEmbeddingFile))
 	if _, err := search.ReadEmbedding(t.Context(), legacy); err == nil || !strings.Contains(err.Error(), search.EmbeddingFile) {
 		t.Errorf("a folder without embedding.json: %v", err)
