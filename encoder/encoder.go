@@ -316,7 +316,6 @@ func (e *Encoder) EncodePixels(ctx context.Context, pixels []byte, n int) ([]flo
 // positions, a batch at a time (no more than a batch's maps held at once).
 func (e *Encoder) convAvg(ctx context.Context, pixels []byte, n int) ([]float32, error) {
 	per, c := len(pixels)/n, e.dim
-	hw := e.model.ConvDim() / c
 	out := make([]float32, n*c)
 	for lo := 0; lo < n; lo += e.batch {
 		if err := ctx.Err(); err != nil {
@@ -327,16 +326,7 @@ func (e *Encoder) convAvg(ctx context.Context, pixels []byte, n int) ([]float32,
 		if err != nil {
 			return nil, err
 		}
-		for i := range hi - lo {
-			row, m := out[(lo+i)*c:(lo+i+1)*c], maps[i*hw*c:(i+1)*hw*c]
-			for k := range c {
-				var sum float64
-				for p := range hw {
-					sum += float64(m[p*c+k])
-				}
-				row[k] = float32(sum / float64(hw))
-			}
-		}
+		graph.AveragePositions(out[lo*c:hi*c], maps, c)
 	}
 	return out, nil
 }

@@ -270,21 +270,11 @@ func convScores(ctx context.Context, sc *Scores, trainLabels, testLabels []int, 
 }
 
 // AveragePositions is each row of maps (h·w positions of c channels,
-// row-major h×w×c) averaged over its positions: c values a row, summed in
-// float64. encoder.ConvAvg gives the same.
+// row-major h×w×c) averaged over its positions (graph.AveragePositions, as
+// encoder.ConvAvg computes them): c values a row.
 func AveragePositions(maps knn.Features, c int) knn.Features {
-	n, hw := maps.Len(), maps.Dim/c
-	out := knn.Features{Dim: c, Data: make([]float32, n*c)}
-	for i := range n {
-		m := maps.Data[i*maps.Dim : (i+1)*maps.Dim]
-		for k := range c {
-			var sum float64
-			for p := range hw {
-				sum += float64(m[p*c+k])
-			}
-			out.Data[i*c+k] = float32(sum / float64(hw))
-		}
-	}
+	out := knn.Features{Dim: c, Data: make([]float32, maps.Len()*c)}
+	graph.AveragePositions(out.Data, maps.Data, c)
 	return out
 }
 

@@ -515,6 +515,29 @@ func (m *Model) EncodeConv(pixels []byte) ([]float32, error) {
 	return m.run("encode_conv", m.convIn, m.convOut, pixels)
 }
 
+// AveragePositions writes into dst, c values a map, each convolutional map
+// of maps averaged over its positions, summed in float64. maps holds
+// len(dst)/c maps of h×w positions of c channels each (row-major h×w×c,
+// as EncodeConv gives them).
+func AveragePositions(dst, maps []float32, c int) {
+	n := len(dst) / c
+	if n == 0 {
+		return
+	}
+	per := len(maps) / n
+	hw := per / c
+	for i := range n {
+		m, row := maps[i*per:(i+1)*per], dst[i*c:(i+1)*c]
+		for k := range c {
+			var sum float64
+			for p := range hw {
+				sum += float64(m[p*c+k])
+			}
+			row[k] = float32(sum / float64(hw))
+		}
+	}
+}
+
 func (m *Model) run(what string, in, out tf.Output, pixels []byte) ([]float32, error) {
 	x, err := m.images(pixels)
 	if err != nil {
