@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"io/fs"
 	"math"
 	"os"
 	"os/exec"
@@ -32,20 +31,7 @@ func TestEmbedFromGCSToS3(t *testing.T) {
 		t.Fatal(err)
 	}
 	folder := imageFolder(t, 36)
-	err = filepath.WalkDir(folder, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		b, err := os.ReadFile(p)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(folder, p)
-		return store.WriteFile(ctx, "gs://corpus/images/"+filepath.ToSlash(rel), b)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	emulators.Upload(t, folder, "gs://corpus/images")
 	globs, err := Globs(folder)
 	if err != nil {
 		t.Fatal(err)

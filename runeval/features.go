@@ -62,9 +62,12 @@ func OpenFeatures(ctx context.Context, queries, bank, dir string, v Overrides, o
 			}
 			return exporter.ExportProbe(ctx, program, dim, classes, hidden, out)
 		}}
-	if local, err := run.Local(ctx, m.Run); err != nil {
-		fmt.Fprintf(out, "eval: %s does not open here (%v): the default evaluation settings\n", m.Run, err)
-	} else if r, err := run.Open(local); err == nil {
+	local, err := run.Local(ctx, m.Run)
+	var r *run.Run
+	if err == nil {
+		r, err = run.Open(local)
+	}
+	if err == nil {
 		o.Eval, o.Seed, o.Session = r.Config.Eval, r.Config.Seed, r.Session()
 		modelDir = r.ModelPath()
 		fmt.Fprintf(out, "eval: the evaluation settings of %s (weighted k %d, t %g; majority k %d; probe %d epochs)\n",
