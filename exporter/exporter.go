@@ -20,6 +20,7 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/fsutil"
 )
 
 // PythonEnv names the variable that overrides the Python interpreter.
@@ -206,11 +207,11 @@ func probeCache(root string) (string, error) {
 	if root != "" {
 		return filepath.Join(root, "exports"), nil
 	}
-	dir, err := os.UserCacheDir()
+	dir, err := fsutil.UserCache("probes")
 	if err != nil {
 		return "", fmt.Errorf("a folder for the probes' exports: %w", err)
 	}
-	return filepath.Join(dir, "infomax", "probes"), nil
+	return dir, nil
 }
 
 // ExportProbe writes the probe's SavedModel for dim features, classes

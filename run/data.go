@@ -5,12 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"path/filepath"
 	"time"
 
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/fsutil"
 )
 
 // Data is a run's data set: in memory (Splits), or listed to be streamed
@@ -29,11 +29,11 @@ func (r *Run) DataOptions(man *graph.Manifest) (data.Options, error) {
 	case "off":
 		cache = ""
 	case "":
-		d, err := os.UserCacheDir()
+		d, err := fsutil.UserCache("data")
 		if err != nil {
 			return data.Options{}, fmt.Errorf("data.cache_dir: %w (set a folder, or \"off\")", err)
 		}
-		cache = filepath.Join(d, "infomax", "data")
+		cache = d
 	}
 	in := man.Input.Shape
 	return data.Options{

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/internal/fsutil"
 	"github.com/infomax/infomax/internal/store"
 )
 
@@ -57,7 +58,7 @@ func Fetch(ctx context.Context, url string) (string, error) {
 		return "", err
 	}
 	sum := sha256.Sum256([]byte(url + "\x00" + string(latest)))
-	dir := filepath.Join(root, "runs", hex.EncodeToString(sum[:10]))
+	dir := filepath.Join(root, hex.EncodeToString(sum[:10]))
 	if _, err := os.Stat(filepath.Join(dir, fetchedMark)); err == nil {
 		return dir, nil
 	}
@@ -149,15 +150,15 @@ func readOnly(dir string) {
 	})
 }
 
-// cacheRoot is where fetched runs are kept: $INFOMAX_CACHE, else the
-// user's cache folder's infomax.
+// cacheRoot is where fetched runs are kept: $INFOMAX_CACHE/runs, else the
+// user's cache folder's infomax/runs.
 func cacheRoot() (string, error) {
 	if d := os.Getenv("INFOMAX_CACHE"); d != "" {
-		return d, nil
+		return filepath.Join(d, "runs"), nil
 	}
-	d, err := os.UserCacheDir()
+	d, err := fsutil.UserCache("runs")
 	if err != nil {
 		return "", fmt.Errorf("run cache: %w (set INFOMAX_CACHE to a folder)", err)
 	}
-	return filepath.Join(d, "infomax"), nil
+	return d, nil
 }

@@ -82,3 +82,14 @@ func SyncDir(dir string) error {
 	defer d.Close()
 	return d.Sync()
 }
+
+// UserCache is the folder infomax/sub in the user's cache folder
+// (os.UserCacheDir: $XDG_CACHE_HOME, else ~/.cache on Linux), where the
+// data sets' decoded copies, the probes' exports and fetched runs are kept.
+func UserCache(sub string) (string, error) {
+	d, err := os.UserCacheDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(d, "infomax", sub), nil
+}
