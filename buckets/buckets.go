@@ -19,17 +19,60 @@
 package buckets
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"strings"
 
 	"cloud.google.com/go/storage"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/gcs"
 	_ "github.com/apache/beam/sdks/v2/go/pkg/beam/io/filesystem/s3"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/infomax/infomax/internal/store"
 )
 
-func init() { store.Enable(notFound) }
+func init() { store.Enable(notFound, stat) }
+
+// stat asks the store for an object's size and checksums: S3's HeadObject
+// (with its checksums asked for), GCS's object attributes. The clients come
+// from the same standard configuration as Beam's filesystems.
+func stat(ctx context.Context, url string) (store.Object, error) {
+	scheme, rest, _ := strings.Cut(url, "://")
+	bucket, key, _ := strings.Cut(rest, "/")
+	switch scheme {
+	case "s3":
+		cfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return store.Object{}, fmt.Errorf("loading the AWS configuration: %w", err)
+		}
+		h, err := s3.NewFromConfig(cfg).HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ChecksumMode: types.ChecksumModeEnabled})
+		if err != nil {
+			return store.Object{}, err
+		}
+		o := store.Object{Size: aws.ToInt64(h.ContentLength), ETag: aws.ToString(h.ETag)}
+		if h.ChecksumType == types.ChecksumTypeFullObject {
+			o.CRC32 = aws.ToString(h.ChecksumCRC32)
+		}
+		return o, nil
+	case "gs":
+		c, err := storage.NewClient(ctx)
+		if err != nil {
+			return store.Object{}, err
+		}
+		defer c.Close()
+		a, err := c.Bucket(bucket).Object(key).Attrs(ctx)
+		if err != nil {
+			return store.Object{}, err
+		}
+		return store.Object{Size: a.Size, CRC32C: a.CRC32C, HasCRC32C: true}, nil
+	}
+	return store.Object{}, fmt.Errorf("no store for %s://", scheme)
+}
 
 // notFound is a store's "no such object": the GCS client's
 // ErrObjectNotExist, an S3 API error NotFound (HEAD) or NoSuchKey.

@@ -88,8 +88,11 @@ func Dir(p string) string {
 var notFound func(error) bool
 
 // Enable is called by package buckets, which registers Beam's S3 and GCS
-// filesystems: notFound recognises their "no such object" errors.
-func Enable(isNotFound func(error) bool) { notFound = isNotFound }
+// filesystems: isNotFound recognises their "no such object" errors, and
+// objectStat asks a store for an object's size and checksums.
+func Enable(isNotFound func(error) bool, objectStat func(ctx context.Context, url string) (Object, error)) {
+	notFound, stat = isNotFound, objectStat
+}
 
 // ErrNoStores is the error of a URL in a program that did not link the
 // object stores in.

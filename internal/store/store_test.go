@@ -4,7 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -70,6 +73,47 @@ func TestFailedWriteLeavesNothing(t *testing.T) {
 		}
 		if there, err := store.Exists(ctx, p); there || err != nil {
 			t.Errorf("%s: a failed write left it there (%v)", p, err)
+		}
+	}
+}
+
+// Verify compares an object with a local file by size and by the checksum
+// the store reports: GCS's CRC32C, S3's ETag (the emulator gives the MD5
+// of the bytes, in one part or in many).
+func TestVerifyUploads(t *testing.T) {
+	emulators.Start(t, "bucket")
+	ctx := context.Background()
+	dir := t.TempDir()
+	for _, n := range []int{100, store.UploadPartSize + 12345} {
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7 / 3)
+		}
+		local := filepath.Join(dir, "f")
+		if err := os.WriteFile(local, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		for _, url := range []string{"s3://bucket/v", "gs://bucket/v"} {
+			if err := store.WriteFile(ctx, url, b); err != nil {
+				t.Fatal(err)
+			}
+			if err := store.Verify(ctx, url, local); err != nil {
+				t.Errorf("%d bytes: %v", n, err)
+			}
+			other := filepath.Join(dir, "other")
+			b2 := bytes.Clone(b)
+			b2[n/2] ^= 1
+			os.WriteFile(other, b2, 0o644)
+			if err := store.Verify(ctx, url, other); err == nil || !strings.Contains(err.Error(), url+": its") || !strings.Contains(err.Error(), "differs") {
+				t.Errorf("%s against a file with one bit changed: %v", url, err)
+			}
+			os.WriteFile(other, b[:n-1], 0o644)
+			if err := store.Verify(ctx, url, other); err == nil || !strings.Contains(err.Error(), fmt.Sprintf("%d bytes in the store, %d in", n, n-1)) {
+				t.Errorf("%s against a shorter file: %v", url, err)
+			}
+			if err := store.Verify(ctx, url+"-missing", local); !errors.Is(err, store.ErrNotExist) {
+				t.Errorf("a missing object: %v", err)
+			}
 		}
 	}
 }
