@@ -178,16 +178,16 @@ func (d Dir) Clean() error {
 func (d Dir) removePrefix(prefix string) {
 	entries, _ := os.ReadDir(d.Path)
 	for _, e := range entries {
-		if ownPrefix(e.Name()) == prefix {
+		if PrefixOf(e.Name()) == prefix {
 			os.RemoveAll(filepath.Join(d.Path, e.Name()))
 		}
 	}
 }
 
-// ownPrefix is the checkpoint prefix a file of the folder belongs to
+// PrefixOf is the checkpoint prefix a file of the folder belongs to
 // (ckpt-000500.index, ckpt-000500.data-00000-of-00001 and the saver's
 // ckpt-000500_temp/ belong to ckpt-000500), or "" for other files.
-func ownPrefix(name string) string {
+func PrefixOf(name string) string {
 	if !strings.HasPrefix(name, "ckpt-") {
 		return ""
 	}
@@ -205,7 +205,7 @@ func (d Dir) prune(kept []string) error {
 	}
 	for _, e := range entries {
 		name := e.Name()
-		prefix := ownPrefix(name)
+		prefix := PrefixOf(name)
 		if prefix == "" || (slices.Contains(kept, prefix) && !strings.Contains(name, "_temp")) {
 			continue
 		}

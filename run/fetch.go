@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -86,11 +87,27 @@ func Fetch(ctx context.Context, url string) (string, error) {
 			files = append(files, strings.TrimPrefix(u, url+"/"))
 		}
 	}
+	// A checkpoint uploaded by training has a manifest (sizes, CRC32C).
+	ckpts := store.Join(url, CheckpointsDir)
+	man, err := readSums(ctx, store.Join(ckpts, sumsName(st.Prefix)))
+	switch {
+	case err == nil:
+		if err := man.check(ctx, ckpts); err != nil {
+			return "", fmt.Errorf("run %s: %w", url, err)
+		}
+	case !errors.Is(err, store.ErrNotExist):
+		return "", fmt.Errorf("run %s: %w", url, err)
+	}
 	if !strings.Contains(strings.Join(files, "\n"), CheckpointsDir+"/"+st.Prefix+".index") {
 		return "", fmt.Errorf("%s points at checkpoint %s, and the bucket holds no %s/%s.index: an incomplete upload; the run's machine may still be writing it", latestURL, st.Prefix, CheckpointsDir, st.Prefix)
 	}
 	for _, f := range files {
 		if err := download(ctx, store.Join(url, f), filepath.Join(tmp, filepath.FromSlash(f))); err != nil {
+			return "", fmt.Errorf("run %s: %w", url, err)
+		}
+	}
+	if man != nil {
+		if err := man.checkLocal(ckpts, filepath.Join(tmp, CheckpointsDir)); err != nil {
 			return "", fmt.Errorf("run %s: %w", url, err)
 		}
 	}

@@ -3,11 +3,22 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"net/http"
 	"os"
+	"os/exec"
+	"path"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"syscall"
 	"testing"
 
+	"github.com/infomax/infomax/checkpoint"
+	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/testkit/emulators"
 )
 
@@ -45,5 +56,143 @@ func TestEvalARunInABucket(t *testing.T) {
 	}
 	if err := runEval(ctx, evalOptions{RunDirs: []string{url}}, new(bytes.Buffer)); err == nil || !strings.Contains(err.Error(), "--out") {
 		t.Errorf("eval of a bucket's run without --out: %v", err)
+	}
+}
+
+// bucketFile copies one object of a run in a bucket into a local folder
+// (for the helpers that read run files).
+func bucketFile(t *testing.T, url, rel string) string {
+	t.Helper()
+	b, err := store.ReadFile(context.Background(), store.Join(url, rel), 1<<30)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, filepath.Base(rel)), b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+func bucketLatest(t *testing.T, url string) checkpoint.State {
+	t.Helper()
+	var st checkpoint.State
+	if err := json.Unmarshal(must(store.ReadFile(context.Background(), store.Join(url, "checkpoints", "latest.json"), 1<<20)), &st); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}
+
+// resumedLosses compares two runs' metrics.jsonl step by step (the tolerance
+// of interruptAndResume: a resumed run's first steps may round differently).
+func resumedLosses(t *testing.T, a, b []metric) {
+	t.Helper()
+	if len(a) != len(b) {
+		t.Fatalf("metrics: %d steps against %d", len(a), len(b))
+	}
+	for i := range a {
+		if a[i].Step != b[i].Step {
+			t.Fatalf("line %d: step %d against %d", i, a[i].Step, b[i].Step)
+		}
+		for _, pair := range [][2]float64{{a[i].Loss, b[i].Loss}, {a[i].Global, b[i].Global}, {a[i].Local, b[i].Local}, {a[i].Prior, b[i].Prior}} {
+			if math.Abs(pair[0]-pair[1]) > 1e-4*math.Max(1, math.Abs(pair[0])) {
+				t.Fatalf("step %d: %+v against %+v", a[i].Step, a[i], b[i])
+			}
+		}
+	}
+}
+
+var heldCheckpoint = regexp.MustCompile(`checkpoints/(ckpt-0000[4-6]0)\.`)
+
+// The issue's test: a run trains into s3://…, is killed (SIGKILL) while a
+// checkpoint's upload is held by the network, loses every local file, and
+// resumes from the bucket on an empty cache from an unrelated working
+// directory: the same losses as an uninterrupted run, and the bucket holds
+// the whole run folder (report, plots, model) with only the kept
+// checkpoints.
+func TestTrainInABucketKilledMidUpload(t *testing.T) {
+	ctx := context.Background()
+	cfg := smallRun(t, "")
+	whole := filepath.Join(t.TempDir(), "whole")
+	if err := runTrain(ctx, trainOptions{ConfigFile: cfg, RunDir: whole, Flags: flags(t)}, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	proxy := emulators.Start(t, "runs").Faulty(t, "s3")
+	const url = "s3://runs/team/small"
+	// The first upload of a checkpoint after step 30 never completes.
+	proxy.Set(func(r *http.Request) emulators.Fault {
+		if r.Method == http.MethodPut && heldCheckpoint.MatchString(r.URL.Path) {
+			return emulators.Hold
+		}
+		return emulators.Pass
+	})
+	first := t.TempDir()
+	cmd := exec.Command(runnerBinary(t), "train", "--config", cfg, "--run-dir", url)
+	cmd.Env = append(os.Environ(), "INFOMAX_CACHE="+first)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	var held *http.Request
+	select {
+	case held = <-proxy.Held():
+	case err := <-exited:
+		t.Fatalf("the run ended (%v) before an upload was held:\n%s", err, out.String())
+	}
+	cmd.Process.Signal(syscall.SIGKILL)
+	<-exited
+	proxy.Set(nil)
+	heldPrefix := heldCheckpoint.FindStringSubmatch(held.URL.Path)[1]
+	st := bucketLatest(t, url)
+	if st.Prefix >= heldPrefix {
+		t.Fatalf("killed while %s uploaded, yet latest.json names %s", heldPrefix, st.Prefix)
+	}
+	t.Logf("killed during the upload of %s; the bucket's latest checkpoint: %s", held.URL.Path, st.Prefix)
+	if err := os.RemoveAll(first); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Setenv("INFOMAX_CACHE", t.TempDir())
+	t.Chdir(t.TempDir())
+	var log bytes.Buffer
+	if err := runTrain(ctx, trainOptions{RunDir: url, Resume: true, Flags: flags(t)}, &log); err != nil {
+		t.Fatalf("resume: %v\n%s", err, log.String())
+	}
+	if want := fmt.Sprintf("resumed %s from %s", url, st.Prefix); !strings.Contains(log.String(), want) {
+		t.Errorf("the resume does not say %q:\n%s", want, log.String())
+	}
+	resumedLosses(t, readMetrics(t, whole), readMetrics(t, bucketFile(t, url, "metrics.jsonl")))
+	for _, f := range []string{"config.yaml", "model/saved_model.pb", "model/manifest.json", "report.json", "report.md", "loss.png", "features_test.npy"} {
+		if ok, err := store.Exists(ctx, store.Join(url, f)); !ok || err != nil {
+			t.Errorf("the bucket has no %s (%v)", f, err)
+		}
+	}
+	ckpts := must(store.List(ctx, store.Join(url, "checkpoints", "*")))
+	last := bucketLatest(t, url)
+	if last.Step != 60 || !slices.Equal(last.Kept, []string{"ckpt-000050", "ckpt-000060"}) {
+		t.Errorf("latest.json at the end: %+v", last)
+	}
+	for _, o := range ckpts {
+		if p := checkpoint.PrefixOf(path.Base(o)); p != "" && !slices.Contains(last.Kept, p) {
+			t.Errorf("%s is left in the bucket; latest.json keeps %v", o, last.Kept)
+		}
+	}
+	// What reads a run reads this one: the figures the run's report has.
+	rep := filepath.Join(t.TempDir(), "report")
+	if err := runEval(ctx, evalOptions{RunDirs: []string{url}, Out: rep}, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := readReport(t, rep), readReport(t, bucketFile(t, url, "report.json")); *got.Model.KNN != *want.Model.KNN || got.Step != 60 {
+		t.Errorf("runner eval of the bucket's run: %+v at step %d; the run's own report: %+v", *got.Model.KNN, got.Step, *want.Model.KNN)
 	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/exporter"
+	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/train"
 )
@@ -54,7 +55,7 @@ func trainCmd() *cobra.Command {
 // runTrain is `runner train`: it resolves the config (defaults, file,
 // environment, flags) and package train does the rest.
 func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
-	file, err := configFile(o, out)
+	file, err := configFile(ctx, o, out)
 	if err != nil {
 		return err
 	}
@@ -76,10 +77,18 @@ func runTrain(ctx context.Context, o trainOptions, out io.Writer) error {
 
 // configFile is the config to train with: --config, else the run folder's
 // own config.yaml on --resume, else the default.
-func configFile(o trainOptions, out io.Writer) (string, error) {
+func configFile(ctx context.Context, o trainOptions, out io.Writer) (string, error) {
 	switch {
 	case o.ConfigFile != "":
 		return o.ConfigFile, nil
+	case o.Resume && store.IsURL(o.RunDir):
+		// The bucket's run, pulled into its work folder (training finds
+		// it there).
+		local, err := run.Pull(ctx, o.RunDir, out)
+		if err != nil {
+			return "", err
+		}
+		return filepath.Join(local, run.ConfigFile), nil
 	case o.Resume && o.RunDir != "":
 		file := filepath.Join(o.RunDir, run.ConfigFile)
 		if _, err := os.Stat(file); err != nil {

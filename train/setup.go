@@ -10,6 +10,7 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/graph"
+	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/run"
 )
 
@@ -20,6 +21,18 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 	dir := o.RunDir
 	if dir == "" {
 		dir = filepath.Join("runs", cfg.Name)
+	}
+	shown := dir
+	// A run folder in a bucket trains through a local work folder, which
+	// it uploads to the bucket as it goes (package run's Remote).
+	var remote *run.Remote
+	if store.IsURL(dir) {
+		var err error
+		if remote, err = run.OpenRemote(ctx, dir, o.Resume, out); err != nil {
+			return nil, 0, err
+		}
+		fmt.Fprintf(out, "train: the run folder is %s; working in %s (a cache: uploaded as the run goes)\n", remote.URL, remote.Local)
+		dir, shown = remote.Local, remote.URL
 	}
 	// The run folder first: it is cheap to check, and a run killed during
 	// start-up then still holds the config it was started with.
@@ -42,7 +55,7 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 			return nil, 0, err
 		}
 	}
-	t := &trainer{run: r, cfg: cfg, out: out, command: o.command(), lrScale: 1}
+	t := &trainer{run: r, cfg: cfg, out: out, command: o.command(), lrScale: 1, shown: shown}
 	if t.model, err = r.LoadModel(r.Session()); err != nil {
 		return nil, 0, err
 	}
@@ -59,6 +72,10 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 		return fail(fmt.Errorf("eval.every_epochs = %d: the kNN monitor needs labelled training and test images, and %s has %d and %d: set eval.every_epochs: 0 (or --eval.every_epochs 0)",
 			cfg.Eval.EveryEpochs, cfg.Data.Path, len(tr), len(te)))
 	}
+	if remote != nil {
+		t.remote = remote
+		remote.Start()
+	}
 	state := r.State
 	if state == nil {
 		return t, 0, nil
@@ -66,7 +83,7 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 	if state.LRScale > 0 {
 		t.lrScale = state.LRScale
 	}
-	fmt.Fprintf(out, "train: resumed %s from %s (step %d, epoch %d, position %d)\n", dir, state.Prefix, state.Step, state.Epoch, state.EpochStep)
+	fmt.Fprintf(out, "train: resumed %s from %s (step %d, epoch %d, position %d)\n", shown, state.Prefix, state.Step, state.Epoch, state.EpochStep)
 	return t, state.Step, nil
 }
 

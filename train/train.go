@@ -67,8 +67,10 @@ type trainer struct {
 	data    *run.Data
 	log     *run.Log
 	out     io.Writer
-	command string  // Options.command(), for the hints
-	lrScale float64 // a scheduled learning rate's multiplier after rollbacks (1: none)
+	command string      // Options.command(), for the hints
+	lrScale float64     // a scheduled learning rate's multiplier after rollbacks (1: none)
+	shown   string      // the run folder as the user named it (a bucket's URL, or the local folder)
+	remote  *run.Remote // the run folder in a bucket, when it is there
 }
 
 // ErrInterrupted ends a run stopped by a signal (a cancelled ctx) after its
@@ -76,12 +78,39 @@ type trainer struct {
 var ErrInterrupted = errors.New("interrupted")
 
 // Fit trains cfg as o says, printing progress and the final report to out.
-func Fit(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) error {
+func Fit(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) (err error) {
 	r, start, err := setUp(ctx, cfg, o, out)
 	if err != nil {
 		return err
 	}
 	defer r.model.Close()
+	if r.remote != nil {
+		defer func() { err = r.closeRemote(err) }()
+	}
+	return r.fit(ctx, start, o)
+}
+
+// closeRemote waits for the uploads of a run in a bucket and says where
+// the run stands there; an upload error is the run's error unless it has
+// one already (then it is printed).
+func (r *trainer) closeRemote(err error) error {
+	fmt.Fprintf(r.out, "train: uploading the rest of the run to %s\n", r.remote.URL)
+	uerr := r.remote.Close()
+	if uerr != nil && err != nil {
+		fmt.Fprintf(r.out, "train: %v\n", uerr)
+		return err
+	}
+	if uerr != nil {
+		return uerr
+	}
+	if st := r.remote.Uploaded(); st != nil {
+		fmt.Fprintf(r.out, "train: %s holds the run, its latest checkpoint at step %d\n", r.remote.URL, st.Step)
+	}
+	return err
+}
+
+// fit is Fit's training and evaluation, from step start.
+func (r *trainer) fit(ctx context.Context, start int64, o Options) error {
 	batch := r.cfg.Train.BatchSize
 	images, _ := r.data.TrainingImages()
 	perEpoch, total, err := schedule(images, batch, r.cfg.Train.Epochs, o.MaxSteps)
@@ -90,7 +119,7 @@ func Fit(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) er
 	}
 	full := int64(r.cfg.Train.Epochs) * perEpoch // the learning rate schedule's length (--max-steps stops early within it)
 	in := r.model.Manifest.Input.Shape
-	fmt.Fprintf(out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
+	fmt.Fprintf(r.out, "train: %s, %d images of %dx%dx%d, batch %d, %d steps per epoch, %d steps (step %d now)\n",
 		r.cfg.Data.Format, images, in[0], in[1], in[2], batch, perEpoch, total, start)
 	log, err := r.newStepLog(start, total, perEpoch)
 	if err != nil {
@@ -179,14 +208,14 @@ func Fit(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) er
 	// buffer's images): end it before the evaluation after training.
 	waited += batches.stop()
 	batches = nil
-	fmt.Fprintf(out, "train: %d steps in %s (%.0f images/s); waiting for data %.2f%% of that time; peak resident memory %.0f MiB\n",
+	fmt.Fprintf(r.out, "train: %d steps in %s (%.0f images/s); waiting for data %.2f%% of that time; peak resident memory %.0f MiB\n",
 		step-start, wall.Round(time.Second), float64((step-start)*int64(batch))/wall.Seconds(),
 		100*waited.Seconds()/wall.Seconds(), memstat.PeakMiB())
 	if log.monitored > 0 {
-		fmt.Fprintf(out, "train: and %s in the kNN monitor\n", log.monitored.Round(time.Second))
+		fmt.Fprintf(r.out, "train: and %s in the kNN monitor\n", log.monitored.Round(time.Second))
 	}
 	if r.data.Streams != nil {
-		data.PrintBad(out, r.data.Streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
+		data.PrintBad(r.out, r.data.Streams.Train.Bad(), "skipped, each in its batch replaced by a copy of another image of the batch")
 	}
 	if o.BeforeEvaluation != nil && r.cfg.Eval.AfterTraining {
 		o.BeforeEvaluation()
@@ -249,7 +278,7 @@ func (r *trainer) interrupted(step, perEpoch int64, prog *progress) error {
 		return err
 	}
 	prog.finish()
-	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  %s train --run-dir %s --resume\n", step, r.command, shellQuote(r.run.Dir))
+	fmt.Fprintf(r.out, "\ntrain: stopped at step %d, checkpoint written; resume with:\n  %s train --run-dir %s --resume\n", step, r.command, shellQuote(r.shown))
 	return fmt.Errorf("training stopped at step %d: %w", step, ErrInterrupted)
 }
 
@@ -403,11 +432,17 @@ func (r *trainer) rollBack(step int64, term string, l graph.Losses, full int64) 
 	return st, nil
 }
 
+// save writes step's checkpoint, and for a run in a bucket queues its
+// upload (an upload that failed for good before stops the run here).
 func (r *trainer) save(step, perEpoch int64) (*checkpoint.State, error) {
-	return r.run.Checkpoints.Save(r.model, checkpoint.State{
+	st, err := r.run.Checkpoints.Save(r.model, checkpoint.State{
 		Step: step, Epoch: int(step / perEpoch), EpochStep: int(step % perEpoch), ConfigHash: r.run.Hash,
 		LRScale: lrScaleField(r.lrScale),
 	})
+	if err != nil || r.remote == nil {
+		return st, err
+	}
+	return st, r.remote.Checkpoint(st)
 }
 
 func termsText(l graph.Losses, names []string) string {
