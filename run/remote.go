@@ -55,6 +55,7 @@ type Remote struct {
 	inBucket []string          // checkpoints complete in the bucket, oldest first
 	stamps   map[string]stamp  // files uploaded as they are now
 	uploaded *checkpoint.State // the newest checkpoint complete in the bucket
+	repoint  *checkpoint.State // a checkpoint pulled instead of a damaged latest, for latest.json to name again
 }
 
 // upload is one checkpoint to upload: its state and its files, linked
@@ -128,8 +129,15 @@ func OpenRemote(ctx context.Context, url string, resume bool, out io.Writer) (*R
 			return nil, err
 		}
 		var st checkpoint.State
-		if err == nil && json.Unmarshal(raw, &st) == nil {
+		if json.Unmarshal(raw, &st) == nil {
 			m.inBucket, m.uploaded = st.Kept, &st
+			// Resumed from an older checkpoint than latest.json names (that
+			// one is damaged): the bucket's latest.json is pointed back at
+			// it first, and the damaged one deleted.
+			if own, err := (checkpoint.Dir{Path: filepath.Join(m.Local, CheckpointsDir)}).Latest(); err == nil && own.Prefix != st.Prefix {
+				m.repoint = own
+				m.inBucket = slices.DeleteFunc(slices.Clone(st.Kept), func(p string) bool { return p == st.Prefix })
+			}
 		}
 	default:
 		if m.Local, err = workDir(url); err != nil {
@@ -390,12 +398,17 @@ func crc32cOf(path string) (uint32, int64, error) {
 // stagingDir is where a checkpoint's files wait for their upload.
 const stagingDir = ".upload"
 
-// Start starts the uploads: config.yaml and model/ first.
-func (m *Remote) Start() {
+// Start starts the uploads: config.yaml and model/ first, and a
+// checkpoint pulled in place of a damaged latest one.
+func (m *Remote) Start() error {
 	m.mu.Lock()
 	m.started = true
 	m.mu.Unlock()
 	go m.loop()
+	if m.repoint != nil {
+		return m.Checkpoint(m.repoint)
+	}
+	return nil
 }
 
 // Checkpoint queues the upload of a checkpoint just saved in the work
@@ -572,7 +585,10 @@ func (m *Remote) uploadCheckpoint(u *upload) error {
 	man := sums{State: u.state}
 	for _, name := range u.files {
 		local := filepath.Join(u.staged, name)
-		if err := m.put(local, store.Join(ckpts, name)); err != nil {
+		url := store.Join(ckpts, name)
+		if store.Verify(m.ctx, url, local) == nil {
+			// There already (a checkpoint pulled, pointed at again).
+		} else if err := m.put(local, url); err != nil {
 			return err
 		}
 		sum, size, err := crc32cOf(local)

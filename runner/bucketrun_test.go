@@ -14,11 +14,13 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/internal/store"
+	"github.com/infomax/infomax/run"
 	"github.com/infomax/infomax/testkit/emulators"
 )
 
@@ -193,6 +195,183 @@ func TestTrainInABucketKilledMidUpload(t *testing.T) {
 		t.Fatal(err)
 	}
 	if got, want := readReport(t, rep), readReport(t, bucketFile(t, url, "report.json")); *got.Model.KNN != *want.Model.KNN || got.Step != 60 {
+		t.Errorf("runner eval of the bucket's run: %+v at step %d; the run's own report: %+v", *got.Model.KNN, got.Step, *want.Model.KNN)
+	}
+}
+
+// The store failing: requests answered 500 and connections dropped are
+// tried again and the run goes on; a checkpoint's upload failing for good
+// stops the run with an error naming the object, the bucket's last
+// complete checkpoint intact, and --resume continues from it. A damaged
+// checkpoint (truncated, missing, or latest.json pointing at none) is an
+// error naming the object for what reads the run, and --resume says so and
+// continues from the newest complete one.
+func TestBucketRunFaults(t *testing.T) {
+	ctx := context.Background()
+	cfg := smallRun(t, "")
+	whole := filepath.Join(t.TempDir(), "whole")
+	if err := runTrain(ctx, trainOptions{ConfigFile: cfg, RunDir: whole, Flags: flags(t)}, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	proxy := emulators.Start(t, "runs").Faulty(t, "s3")
+	t.Setenv("INFOMAX_CACHE", t.TempDir())
+
+	t.Run("transient", func(t *testing.T) {
+		const url = "s3://runs/transient"
+		var mu sync.Mutex
+		tries := map[string]int{}
+		proxy.Set(func(r *http.Request) emulators.Fault {
+			if r.Method != http.MethodPut || !strings.Contains(r.URL.Path, "/checkpoints/") {
+				return emulators.Pass
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			tries[r.URL.Path]++
+			switch n := tries[r.URL.Path]; {
+			case strings.HasSuffix(r.URL.Path, "latest.json") && n == 1:
+				return emulators.Drop
+			case n <= 2:
+				return emulators.Fail
+			}
+			return emulators.Pass
+		})
+		defer proxy.Set(nil)
+		var log bytes.Buffer
+		if err := runTrain(ctx, trainOptions{ConfigFile: cfg, RunDir: url, MaxSteps: 30, Flags: flags(t)}, &log); err != nil {
+			t.Fatalf("%v\n%s", err, log.String())
+		}
+		if proxy.Count(emulators.Fail) == 0 || proxy.Count(emulators.Drop) == 0 {
+			t.Errorf("no fault was injected: %d failed, %d dropped", proxy.Count(emulators.Fail), proxy.Count(emulators.Drop))
+		}
+		if st := bucketLatest(t, url); st.Step != 30 {
+			t.Errorf("the bucket's latest checkpoint is at step %d, want 30", st.Step)
+		}
+		resumedLosses(t, readMetrics(t, whole)[:30], readMetrics(t, bucketFile(t, url, "metrics.jsonl")))
+	})
+
+	const url = "s3://runs/failing"
+	t.Run("permanent", func(t *testing.T) {
+		proxy.Set(func(r *http.Request) emulators.Fault {
+			if r.Method == http.MethodPut && heldCheckpoint.MatchString(r.URL.Path) || strings.Contains(r.URL.Path, "ckpt-000030.") {
+				return emulators.Fail
+			}
+			return emulators.Pass
+		})
+		var log bytes.Buffer
+		err := runTrain(ctx, trainOptions{ConfigFile: cfg, RunDir: url, Flags: flags(t)}, &log)
+		proxy.Set(nil)
+		st := bucketLatest(t, url)
+		if err == nil || !regexp.MustCompile(`s3://runs/failing/checkpoints/ckpt-0000[3-6]0\.`).MatchString(err.Error()) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("tried %d times", run.Tries)) ||
+			!strings.Contains(err.Error(), fmt.Sprintf("its checkpoint of step %d is complete there", st.Step)) ||
+			!strings.Contains(err.Error(), "--run-dir "+url+" --resume") {
+			t.Fatalf("error %v (the bucket's latest: step %d)\n%s", err, st.Step, log.String())
+		}
+		if st.Step >= 30 {
+			t.Fatalf("the bucket's latest checkpoint is at step %d: uploads after step 30 failed", st.Step)
+		}
+		log.Reset()
+		if err := runTrain(ctx, trainOptions{RunDir: url, Resume: true, Flags: flags(t)}, &log); err != nil {
+			t.Fatalf("resume: %v\n%s", err, log.String())
+		}
+		if !strings.Contains(log.String(), fmt.Sprintf("from %s", st.Prefix)) {
+			t.Errorf("the resume does not start at %s:\n%s", st.Prefix, log.String())
+		}
+		resumedLosses(t, readMetrics(t, whole), readMetrics(t, bucketFile(t, url, "metrics.jsonl")))
+	})
+
+	// Each read and resume below is on a new machine (an empty cache).
+	evalErr := func() error {
+		t.Setenv("INFOMAX_CACHE", t.TempDir())
+		return runEval(ctx, evalOptions{RunDirs: []string{url}, Out: t.TempDir()}, new(bytes.Buffer))
+	}
+	resume := func(t *testing.T, want ...string) {
+		t.Helper()
+		t.Setenv("INFOMAX_CACHE", t.TempDir())
+		var log bytes.Buffer
+		if err := runTrain(ctx, trainOptions{RunDir: url, Resume: true, Flags: flags(t)}, &log); err != nil {
+			t.Fatalf("resume: %v\n%s", err, log.String())
+		}
+		for _, w := range want {
+			if !strings.Contains(log.String(), w) {
+				t.Errorf("the resume does not say %q:\n%s", w, log.String())
+			}
+		}
+		if st := bucketLatest(t, url); st.Step != 60 {
+			t.Errorf("after the resume the bucket's latest is step %d", st.Step)
+		}
+		if err := evalErr(); err != nil {
+			t.Errorf("eval after the resume: %v", err)
+		}
+	}
+	data := url + "/checkpoints/ckpt-000060.data-00000-of-00001"
+	index := url + "/checkpoints/ckpt-000060.index"
+	t.Run("truncated", func(t *testing.T) {
+		b := must(store.ReadFile(ctx, data, 1<<30))
+		if err := store.WriteFile(ctx, data, b[:len(b)/2]); err != nil {
+			t.Fatal(err)
+		}
+		if err := evalErr(); err == nil || !strings.Contains(err.Error(), data+": ") || !strings.Contains(err.Error(), "truncated") {
+			t.Errorf("eval of a run whose checkpoint is truncated: %v", err)
+		}
+		resume(t, "cannot resume from "+url+"/checkpoints/ckpt-000060", "resuming from ckpt-000050 (step 50)")
+	})
+	t.Run("missing", func(t *testing.T) {
+		if err := store.Remove(ctx, index); err != nil {
+			t.Fatal(err)
+		}
+		if err := evalErr(); err == nil || !strings.Contains(err.Error(), index+" is missing") {
+			t.Errorf("eval of a run whose checkpoint has no .index: %v", err)
+		}
+		resume(t, index+" is missing", "resuming from ckpt-000050 (step 50)")
+	})
+	t.Run("latest names none", func(t *testing.T) {
+		st := bucketLatest(t, url)
+		st.Prefix, st.Step = "ckpt-000070", 70
+		if err := store.WriteFile(ctx, url+"/checkpoints/latest.json", must(json.Marshal(st))); err != nil {
+			t.Fatal(err)
+		}
+		if err := evalErr(); err == nil || !strings.Contains(err.Error(), "ckpt-000070") {
+			t.Errorf("eval of a run whose latest.json names a checkpoint not there: %v", err)
+		}
+		resume(t, url+"/checkpoints/ckpt-000070.index is missing", "resuming from ckpt-000060 (step 60)")
+	})
+}
+
+// A bucket the run cannot write to is one message before any work.
+func TestBucketRunNotWritable(t *testing.T) {
+	emulators.Start(t, "runs")
+	var log bytes.Buffer
+	err := runTrain(context.Background(), trainOptions{ConfigFile: smallRun(t, ""), RunDir: "s3://no-such-bucket/run", Flags: flags(t)}, &log)
+	if err == nil || !strings.Contains(err.Error(), "cannot write the run folder s3://no-such-bucket/run") || !strings.Contains(err.Error(), "credentials") {
+		t.Fatalf("error %v", err)
+	}
+	if strings.Contains(log.String(), "step") {
+		t.Errorf("the run started before the check:\n%s", log.String())
+	}
+}
+
+// Training into GCS: the run's report in the bucket, and encoder.Load and
+// runner eval of the bucket's run from anywhere give its figures.
+func TestTrainInGCS(t *testing.T) {
+	ctx := context.Background()
+	emulators.Start(t, "runs")
+	t.Setenv("INFOMAX_CACHE", t.TempDir())
+	const url = "gs://runs/small"
+	var log bytes.Buffer
+	if err := runTrain(ctx, trainOptions{ConfigFile: smallRun(t, ""), RunDir: url, MaxSteps: 20, Flags: flags(t)}, &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), url+" holds the run, its latest checkpoint at step 20") {
+		t.Errorf("the run does not say where it is:\n%s", log.String())
+	}
+	t.Chdir(t.TempDir())
+	rep := filepath.Join(t.TempDir(), "report")
+	if err := runEval(ctx, evalOptions{RunDirs: []string{url}, Out: rep}, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	got, want := readReport(t, rep), readReport(t, bucketFile(t, url, "report.json"))
+	if *got.Model.KNN != *want.Model.KNN || got.Step != 20 {
 		t.Errorf("runner eval of the bucket's run: %+v at step %d; the run's own report: %+v", *got.Model.KNN, got.Step, *want.Model.KNN)
 	}
 }

@@ -74,7 +74,9 @@ func setUp(ctx context.Context, cfg *config.Resolved, o Options, out io.Writer) 
 	}
 	if remote != nil {
 		t.remote = remote
-		remote.Start()
+		if err := remote.Start(); err != nil {
+			return fail(err)
+		}
 	}
 	state := r.State
 	if state == nil {
