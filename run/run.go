@@ -16,6 +16,10 @@
 // directory, it trains on, evaluates, encodes and searches. Open never
 // writes, so a read-only copy serves every reader; Create (training) is the
 // only writer of the folder's own files.
+//
+// A run folder may also be a bucket's prefix (s3://, gs://): Fetch copies
+// one into a read-only local cache for readers, and Remote trains one
+// through a local work folder that it uploads as the run goes.
 package run
 
 import (

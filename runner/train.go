@@ -45,7 +45,7 @@ func trainCmd() *cobra.Command {
 		},
 	}
 	configFlags(cmd, &o.ConfigFile)
-	cmd.Flags().StringVar(&o.RunDir, "run-dir", "", "folder for checkpoints, metrics and the report (default runs/<name>)")
+	cmd.Flags().StringVar(&o.RunDir, "run-dir", "", "folder for checkpoints, metrics and the report (default runs/<name>); s3://B/P or gs://B/P keeps it in a bucket")
 	cmd.Flags().Int64Var(&o.MaxSteps, "max-steps", 0, "stop after this many steps in all (0: the config's epochs)")
 	cmd.Flags().BoolVar(&o.Resume, "resume", false, "continue from the run folder's latest checkpoint")
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them (same as --data.skip_bad)")

@@ -32,7 +32,7 @@ import (
 // Options of one training run; the config is resolved by the caller
 // (config.Load: defaults, file, environment, flags).
 type Options struct {
-	RunDir   string // default runs/<config name>
+	RunDir   string // default runs/<config name>; s3://… or gs://… for a run folder in a bucket (run.Remote)
 	MaxSteps int64  // stop after this many steps in all (0: the config's epochs)
 	Resume   bool   // continue the run folder's latest checkpoint
 	// BeforeEvaluation, if set, is called once training's data and batches
