@@ -304,14 +304,7 @@ func SearchBlocks(ctx context.Context, blocks iter.Seq2[Rows, error], queries Ro
 		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, seen)
 	}
 	if metric == L2 {
-		row := make([]float32, queries.Width())
-		for r := range top.Sim {
-			if r%k == 0 {
-				queries.Row(r/k, row)
-			}
-			d2 := sqNorm(row) - float64(top.Sim[r])
-			top.Sim[r] = -float32(math.Sqrt(math.Max(d2, 0)))
-		}
+		euclidean(top, queries)
 	}
 	return top, nil
 }

@@ -192,3 +192,62 @@ func TestSearchBlocksOfUnevenSizes(t *testing.T) {
 		t.Errorf("k past the bank: %v", err)
 	}
 }
+
+// A Bank prepared once gives what Search gives, by both metrics, with
+// blocks smaller and larger than k, a last block shorter than the rest,
+// partial query chunks; searched again, and from two goroutines at once,
+// it gives the same again.
+func TestPreparedBankMatchesSearch(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	bank, queries := randomFeatures(r, 301, 16), randomFeatures(r, 40, 16)
+	for _, metric := range []Metric{Cosine, L2} {
+		want, err := Search(t.Context(), bank, queries, 20, Options{Metric: metric})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, rows := range []int{7, 37, 300, 0} {
+			b, err := NewBank(bank, Options{Metric: metric, BankRows: rows, Chunk: 16})
+			if err != nil {
+				t.Fatal(err)
+			}
+			results := make([]*Neighbours, 3)
+			errs := make([]error, 3)
+			results[0], errs[0] = b.Search(t.Context(), queries, 20)
+			done := make(chan int)
+			for g := 1; g < 3; g++ {
+				go func() {
+					results[g], errs[g] = b.Search(t.Context(), queries, 20)
+					done <- g
+				}()
+			}
+			<-done
+			<-done
+			for g, got := range results {
+				if errs[g] != nil {
+					t.Fatal(errs[g])
+				}
+				for i := range want.Index {
+					tie := math.Abs(float64(got.Sim[i]-want.Sim[i])) <= 1e-6*math.Max(1, math.Abs(float64(want.Sim[i])))
+					if !tie || got.Index[i] != want.Index[i] && !tiesAt(want, i, got.Index[i]) {
+						t.Fatalf("%s, blocks of %d rows, search %d: query %d rank %d: %d (%v), Search: %d (%v)",
+							metric, rows, g, i/20, i%20, got.Index[i], got.Sim[i], want.Index[i], want.Sim[i])
+					}
+				}
+			}
+			if _, err := b.Search(t.Context(), Features{Data: make([]float32, 6), Dim: 3}, 1); err == nil {
+				t.Error("queries of another dimension accepted")
+			}
+			if _, err := b.Search(t.Context(), queries, 302); err == nil {
+				t.Error("k larger than the bank accepted")
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			cancel()
+			if _, err := b.Search(ctx, queries, 3); !errors.Is(err, context.Canceled) {
+				t.Errorf("a cancelled search: %v", err)
+			}
+			if err := b.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}

@@ -215,19 +215,54 @@ func (ix *Index) Search(ctx context.Context, queries knn.Features, k int, metric
 }
 
 // SearchWith is Search with the search's options: its metric, and the
-// TensorFlow session's threads and device (an Encoder's Session()).
+// TensorFlow session's threads and device (an Encoder's Session()). It
+// prepares the features for one search; a Searcher keeps them prepared
+// for many.
 func (ix *Index) SearchWith(ctx context.Context, queries knn.Features, k int, o knn.Options) ([][]Hit, error) {
+	s, err := ix.Searcher(o)
+	if err != nil {
+		return nil, err
+	}
+	defer s.Close()
+	return s.Search(ctx, queries, k)
+}
+
+// Searcher is an index made ready for many searches: its features held by
+// TensorFlow once, in blocks (knn.Bank), so that a search costs its
+// queries' scoring and nothing else. Safe for concurrent use; Close frees
+// it.
+type Searcher struct {
+	ix   *Index
+	bank *knn.Bank
+	o    knn.Options
+}
+
+// Searcher prepares the index for searches with o's metric and session.
+func (ix *Index) Searcher(o knn.Options) (*Searcher, error) {
 	if err := ix.check(); err != nil {
 		return nil, err
 	}
 	if len(ix.Paths) == 0 {
 		return nil, ErrEmpty
 	}
+	bank, err := knn.NewBank(ix.Features, o)
+	if err != nil {
+		return nil, fmt.Errorf("search an index of %d features: %w", ix.Features.Len(), err)
+	}
+	return &Searcher{ix: ix, bank: bank, o: o}, nil
+}
+
+// Close frees what the searcher holds.
+func (s *Searcher) Close() error { return s.bank.Close() }
+
+// Search returns the k nearest images to each query row, best first.
+func (s *Searcher) Search(ctx context.Context, queries knn.Features, k int) ([][]Hit, error) {
+	ix, o := s.ix, s.o
 	if queries.Dim != ix.Features.Dim {
 		return nil, fmt.Errorf("search: queries of dimension %d, the index has %d", queries.Dim, ix.Features.Dim)
 	}
 	k = min(k, len(ix.Paths))
-	nb, err := knn.Search(ctx, ix.Features, queries, k, o)
+	nb, err := s.bank.Search(ctx, queries, k)
 	if err != nil {
 		return nil, fmt.Errorf("search an index of %d features: %w", ix.Features.Len(), err)
 	}
