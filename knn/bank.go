@@ -1,11 +1,16 @@
 package knn
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"math"
+	"runtime"
+	"sync"
+	"unsafe"
 
 	tf "github.com/wamuir/graft/tensorflow"
+	"github.com/wamuir/graft/tensorflow/op"
 
 	"github.com/infomax/infomax/graph"
 	"github.com/infomax/infomax/internal/tfutil"
@@ -13,15 +18,19 @@ import (
 
 // BankBlockRows is how many rows each of a Bank's tensors holds: a block
 // of queries is scored against one block of the bank at a time, so the
-// scores fit the caches (1,024 queries × 8,192 rows: 32 MiB), and a query
+// scores stay small (1,024 queries × 8,192 rows: 32 MiB), and a query
 // block reads the bank once whatever its size.
 const BankBlockRows = 8192
 
 // Bank is a bank made ready for many searches (a search index's features):
 // its rows are made into TensorFlow tensors once (normalised for cosine,
-// extended for Euclidean) in blocks of BankBlockRows, with one session, so
-// a search feeds only its queries. Search is safe for concurrent use.
-// Close frees the tensors and the session.
+// extended for Euclidean; as columns, so that the product needs no
+// transpose) in blocks of BankBlockRows, with one session, so that a
+// search feeds only its queries. TensorFlow computes each block of scores;
+// the k best of each query are kept in Go as the blocks go, in one pass
+// over the scores against the k-th best so far (TensorFlow's TopKV2 took
+// about 40% of a batch's time: docs/speed.md, "Exact search"). Search is
+// safe for concurrent use. Close frees the tensors and the session.
 type Bank struct {
 	metric Metric
 	rs     rows
@@ -29,8 +38,9 @@ type Bank struct {
 	blocks []*tf.Tensor
 	sizes  []int
 	chunk  int
-	g      *knnGraph
 	sess   *tf.Session
+	// The graph: scores = queries · bank block.
+	queries, bank, scores tf.Output
 }
 
 // NewBank prepares bank for searches with o's metric, session, block size
@@ -44,24 +54,28 @@ func NewBank(bank Rows, o Options) (*Bank, error) {
 	if err != nil {
 		return nil, err
 	}
-	g, err := newKNNGraph(int64(rs.width))
+	s := op.NewScope()
+	b := &Bank{metric: o.metric(), rs: rs, n: bank.Len(), dim: bank.Width(), chunk: o.Chunk}
+	w := int64(rs.width)
+	b.queries = op.Placeholder(s.SubScope("queries"), tf.Float, op.PlaceholderShape(tf.MakeShape(-1, w)))
+	b.bank = op.Placeholder(s.SubScope("bank"), tf.Float, op.PlaceholderShape(tf.MakeShape(w, -1)))
+	b.scores = op.MatMul(s, b.queries, b.bank)
+	g, err := s.Finalize()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("knn graph: %w", err)
 	}
-	sess, err := graph.NewSession(g.graph, o.Session)
-	if err != nil {
+	if b.sess, err = graph.NewSession(g, o.Session); err != nil {
 		return nil, fmt.Errorf("knn: %w", err)
 	}
 	per := o.BankRows
 	if per <= 0 {
 		per = BankBlockRows
 	}
-	b := &Bank{metric: o.metric(), rs: rs, n: bank.Len(), dim: bank.Width(), g: g, sess: sess, chunk: o.Chunk}
 	if b.chunk <= 0 {
 		b.chunk = ChunkFor(per)
 	}
 	for b0 := 0; b0 < bank.Len(); b0 += per {
-		t, err := rowTensor(Slice(bank, b0, min(b0+per, bank.Len())), rs.width, rs.bank)
+		t, err := columnTensor(Slice(bank, b0, min(b0+per, bank.Len())), rs.width, rs.bank)
 		if err != nil {
 			b.Close()
 			return nil, err
@@ -94,52 +108,13 @@ func (b *Bank) Search(ctx context.Context, queries Rows, k int) (*Neighbours, er
 	if k < 1 || k > b.n {
 		return nil, fmt.Errorf("knn: k = %d, the bank has %d rows", k, b.n)
 	}
-	kTs := map[int]*tf.Tensor{}
-	defer func() {
-		for _, t := range kTs {
-			tfutil.Free(t)
-		}
-	}()
-	out := &Neighbours{K: k, Index: make([]int32, 0, queries.Len()*k), Sim: make([]float32, 0, queries.Len()*k)}
+	out := &Neighbours{K: k, Index: make([]int32, queries.Len()*k), Sim: make([]float32, queries.Len()*k)}
+	filled := make([]int, queries.Len()) // how many of each query's k are found yet
 	for start := 0; start < queries.Len(); start += b.chunk {
-		q := Slice(queries, start, min(start+b.chunk, queries.Len()))
-		qT, err := rowTensor(q, b.rs.width, b.rs.query)
-		if err != nil {
+		end := min(start+b.chunk, queries.Len())
+		if err := b.searchChunk(ctx, Slice(queries, start, end), k, out.Sim[start*k:end*k], out.Index[start*k:end*k], filled[start:end]); err != nil {
 			return nil, err
 		}
-		var top *Neighbours
-		seen := 0
-		for i, blk := range b.blocks {
-			if err := ctx.Err(); err != nil {
-				tfutil.Free(qT)
-				return nil, err
-			}
-			kb := min(k, b.sizes[i])
-			if kTs[kb] == nil {
-				if kTs[kb], err = tf.NewTensor(int32(kb)); err != nil {
-					tfutil.Free(qT)
-					return nil, err
-				}
-			}
-			sims, idxs, err := b.run(blk, kTs[kb], qT)
-			if err != nil {
-				tfutil.Free(qT)
-				return nil, err
-			}
-			nb := &Neighbours{K: kb, Index: idxs, Sim: sims}
-			if top == nil {
-				top = nb
-			} else {
-				for j := range nb.Index {
-					nb.Index[j] += int32(seen)
-				}
-				top = merge(top, nb, k)
-			}
-			seen += b.sizes[i]
-		}
-		tfutil.Free(qT)
-		out.Index = append(out.Index, top.Index...)
-		out.Sim = append(out.Sim, top.Sim...)
 	}
 	if b.metric == L2 {
 		euclidean(out, queries)
@@ -147,18 +122,110 @@ func (b *Bank) Search(ctx context.Context, queries Rows, k int) (*Neighbours, er
 	return out, nil
 }
 
-func (b *Bank) run(bankT, kT, qT *tf.Tensor) ([]float32, []int32, error) {
-	res, err := b.sess.Run(map[tf.Output]*tf.Tensor{b.g.bank: bankT, b.g.queries: qT, b.g.k: kT}, []tf.Output{b.g.vals, b.g.idx}, nil)
+// scored is one block's scores, or the error that stopped them.
+type scored struct {
+	t     *tf.Tensor
+	block int
+	err   error
+}
+
+// searchChunk keeps the k best of a chunk of queries over every block:
+// TensorFlow scores the next block while Go selects from the last one, in
+// place in TensorFlow's memory.
+func (b *Bank) searchChunk(ctx context.Context, q Rows, k int, sim []float32, idx []int32, filled []int) error {
+	qT, err := rowTensor(q, b.rs.width, b.rs.query)
 	if err != nil {
-		return nil, nil, fmt.Errorf("knn: %w", err)
+		return err
 	}
-	defer tfutil.Free(res...)
-	sims, err := tfutil.Float32s(res[0])
-	if err != nil {
-		return nil, nil, err
+	defer tfutil.Free(qT)
+	ch := make(chan scored, 1)
+	stop := make(chan struct{})
+	go func() {
+		defer close(ch)
+		for i, blk := range b.blocks {
+			if err := ctx.Err(); err != nil {
+				ch <- scored{err: err}
+				return
+			}
+			res, err := b.sess.Run(map[tf.Output]*tf.Tensor{b.bank: blk, b.queries: qT}, []tf.Output{b.scores}, nil)
+			if err != nil {
+				ch <- scored{err: fmt.Errorf("knn: %w", err)}
+				return
+			}
+			select {
+			case ch <- scored{t: res[0], block: i}:
+			case <-stop:
+				tfutil.Free(res...)
+				return
+			}
+		}
+	}()
+	defer func() {
+		close(stop)
+		for s := range ch { // the producer's last block, if it made one
+			tfutil.Free(s.t)
+		}
+	}()
+	seen := 0
+	for s := range ch {
+		if s.err != nil {
+			return s.err
+		}
+		scores, err := tfutil.Float32View(s.t)
+		if err == nil && len(scores) != q.Len()*b.sizes[s.block] {
+			err = fmt.Errorf("knn: %d scores for %d queries × %d rows", len(scores), q.Len(), b.sizes[s.block])
+		}
+		if err != nil {
+			tfutil.Free(s.t)
+			return err
+		}
+		keepBest(scores, b.sizes[s.block], int32(seen), k, sim, idx, filled)
+		runtime.KeepAlive(s.t)
+		tfutil.Free(s.t)
+		seen += b.sizes[s.block]
 	}
-	idxs, err := tfutil.Int32s(res[1])
-	return sims, idxs, err
+	return nil
+}
+
+// keepBest merges each row of scores (rows of `width` bank rows, the first
+// of them bank row `base`) into its query's k best so far (sim, idx: k
+// each, best first; filled: how many are set), rows split between the
+// cores. A score enters only when it beats the k-th best, so on equal
+// scores the lower bank index stays first.
+func keepBest(scores []float32, width int, base int32, k int, sim []float32, idx []int32, filled []int) {
+	rows := len(filled)
+	workers := min(runtime.GOMAXPROCS(0), max(1, rows*width/(1<<16)))
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(r0, r1 int) {
+			defer wg.Done()
+			for r := r0; r < r1; r++ {
+				s, ix := sim[r*k:(r+1)*k], idx[r*k:(r+1)*k]
+				n := filled[r]
+				row := scores[r*width : (r+1)*width]
+				for j, v := range row {
+					if n == k && !(v > s[k-1]) {
+						continue
+					}
+					// Insert v after the scores at least as good.
+					p := n
+					if n == k {
+						p = k - 1
+					} else {
+						n++
+					}
+					for p > 0 && s[p-1] < v {
+						s[p], ix[p] = s[p-1], ix[p-1]
+						p--
+					}
+					s[p], ix[p] = v, base+int32(j)
+				}
+				filled[r] = n
+			}
+		}(w*rows/workers, (w+1)*rows/workers)
+	}
+	wg.Wait()
 }
 
 // euclidean turns the graph's 2·q·b − |b|² into −|q − b|.
@@ -171,4 +238,20 @@ func euclidean(top *Neighbours, queries Rows) {
 		d2 := sqNorm(row) - float64(top.Sim[r])
 		top.Sim[r] = -float32(math.Sqrt(math.Max(d2, 0)))
 	}
+}
+
+// columnTensor makes a float32 [width, f.Len()] tensor: f's rows, each
+// written by row, as columns.
+func columnTensor(f Rows, width int, row func(dst, src []float32)) (*tf.Tensor, error) {
+	n := f.Len()
+	cols := make([]float32, width*n)
+	src, tmp := make([]float32, f.Width()), make([]float32, width)
+	for i := 0; i < n; i++ {
+		f.Row(i, src)
+		row(tmp, src)
+		for j, v := range tmp {
+			cols[j*n+i] = v
+		}
+	}
+	return tf.ReadTensor(tf.Float, []int64{int64(width), int64(n)}, bytes.NewReader(unsafe.Slice((*byte)(unsafe.Pointer(unsafe.SliceData(cols))), 4*len(cols))))
 }

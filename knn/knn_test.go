@@ -6,6 +6,7 @@ import (
 	"iter"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -200,6 +201,7 @@ func TestSearchBlocksOfUnevenSizes(t *testing.T) {
 func TestPreparedBankMatchesSearch(t *testing.T) {
 	r := rand.New(rand.NewPCG(9, 10))
 	bank, queries := randomFeatures(r, 301, 16), randomFeatures(r, 40, 16)
+	copy(bank.Data[250*16:251*16], bank.Data[3*16:4*16]) // rows 3 and 250 tie for every query
 	for _, metric := range []Metric{Cosine, L2} {
 		want, err := Search(t.Context(), bank, queries, 20, Options{Metric: metric})
 		if err != nil {
@@ -225,6 +227,12 @@ func TestPreparedBankMatchesSearch(t *testing.T) {
 			for g, got := range results {
 				if errs[g] != nil {
 					t.Fatal(errs[g])
+				}
+				for q := 0; q < queries.Len(); q++ {
+					row := got.Index[q*20 : (q+1)*20]
+					if a, b := slices.Index(row, 3), slices.Index(row, 250); b >= 0 && (a < 0 || a > b) {
+						t.Fatalf("%s, blocks of %d rows: query %d: row 250 ranks before its twin row 3: %v", metric, rows, q, row)
+					}
 				}
 				for i := range want.Index {
 					tie := math.Abs(float64(got.Sim[i]-want.Sim[i])) <= 1e-6*math.Max(1, math.Abs(float64(want.Sim[i])))

@@ -86,6 +86,40 @@ func Float32s(t *tf.Tensor) ([]float32, error) {
 	return out, copyOut(t, out)
 }
 
+// Float32sInto copies a float32 tensor's contents into dst, which must
+// hold exactly its elements (a buffer reused across calls).
+func Float32sInto(t *tf.Tensor, dst []float32) error {
+	if t.DataType() != tf.Float {
+		return fmt.Errorf("tensor is dtype %d, want float32", t.DataType())
+	}
+	if n := numElements(t); n != len(dst) {
+		return fmt.Errorf("tensor holds %d values, the buffer %d", n, len(dst))
+	}
+	return copyOut(t, dst)
+}
+
+// Float32View is a float32 tensor's contents in place, without a copy:
+// valid until the tensor is freed (Free) or collected, so the caller keeps
+// the tensor alive while it reads (runtime.KeepAlive). Where graft's layout
+// is not the one this package knows, it is a copy.
+func Float32View(t *tf.Tensor) ([]float32, error) {
+	if t.DataType() != tf.Float {
+		return nil, fmt.Errorf("tensor is dtype %d, want float32", t.DataType())
+	}
+	if !Layout() {
+		return Float32s(t)
+	}
+	c := *(**C.TF_Tensor)(unsafe.Add(unsafe.Pointer(t), cOffset))
+	n := numElements(t)
+	if c == nil || n == 0 {
+		return nil, nil
+	}
+	if int(C.TF_TensorByteSize(c)) != 4*n {
+		return nil, fmt.Errorf("tensor holds %d bytes for %d float32s", int(C.TF_TensorByteSize(c)), n)
+	}
+	return unsafe.Slice((*float32)(C.TF_TensorData(c)), n), nil
+}
+
 // Int32s copies an int32 tensor's contents into a new flat slice.
 func Int32s(t *tf.Tensor) ([]int32, error) {
 	if t.DataType() != tf.Int32 {
