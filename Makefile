@@ -48,6 +48,8 @@ clean:
 ## bench: speed and memory figures (prints them; asserts none)
 bench: setup
 	@$(ENV) go test -run '^$$' -bench . -benchtime 1x -timeout 120m ./data ./eval ./graph ./train ./runner
+	@# The search as the runner runs it: oneDNN's kernels on (package tfonednn).
+	@$(ENV) TF_ENABLE_ONEDNN_OPTS=1 go test -run '^$$' -bench . -benchtime 1x -timeout 60m ./search
 
 ## profile: where a training step of $(CONFIG) spends its time on this CPU, op by op (ARGS: e.g. --steps 40 --model.precision bfloat16)
 profile: setup

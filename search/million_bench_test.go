@@ -11,11 +11,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/infomax/infomax/exporter"
 	"github.com/infomax/infomax/internal/cpuinfo"
+	"github.com/infomax/infomax/internal/memstat"
 	"github.com/infomax/infomax/internal/npy"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/testkit/testmodel"
@@ -56,6 +58,43 @@ func clustered(n, dim, clusters int, seed uint64) knn.Features {
 		}
 	}
 	return knn.Features{Data: out, Dim: dim}
+}
+
+// runFeatures reads a run folder's (or report folder's) features_train.npy
+// and the first 1,000 rows of features_test.npy, rows normalised.
+func runFeatures(tb testing.TB, dir string) (bank, queries knn.Features) {
+	read := func(name string) knn.Features {
+		raw, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		hl := int(binary.LittleEndian.Uint16(raw[8:10]))
+		var d int
+		if _, err := fmt.Sscanf(string(raw[10:10+hl])[strings.Index(string(raw[10:10+hl]), "'shape': (")+len("'shape': ("):], "%d, %d", new(int), &d); err != nil {
+			tb.Fatalf("%s: %v", name, err)
+		}
+		data, _, err := npy.ParseFloat32Rows(raw, name, d)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		for r := 0; r < len(data)/d; r++ {
+			row := data[r*d : (r+1)*d]
+			ss := 0.0
+			for _, v := range row {
+				ss += float64(v) * float64(v)
+			}
+			inv := float32(1 / math.Sqrt(max(ss, 1e-30)))
+			for j := range row {
+				row[j] *= inv
+			}
+		}
+		return knn.Features{Data: data, Dim: d}
+	}
+	bank, queries = read("features_train.npy"), read("features_test.npy")
+	if queries.Len() > 1000 {
+		queries.Data = queries.Data[:1000*queries.Dim]
+	}
+	return bank, queries
 }
 
 // readInt32Rows reads the int32 [n, k] .npy the FAISS script writes.
@@ -134,15 +173,24 @@ func BenchmarkSearchVsFAISS(b *testing.B) {
 	n, dim := benchVectors(), 256
 	dir := b.TempDir()
 	t0 := time.Now()
-	bank := clustered(n, dim, 1000, 1)
-	queries := clustered(1000, dim, 1000, 2)
+	what := "synthetic clustered"
+	var bank, queries knn.Features
+	if real := os.Getenv("INFOMAX_BENCH_FEATURES"); real != "" {
+		// A run's evaluation features: the training split is the bank, the
+		// first 1,000 test images the queries, rows normalised (cosine).
+		bank, queries = runFeatures(b, real)
+		n, dim, what = bank.Len(), bank.Dim, "real features of "+real
+	} else {
+		bank = clustered(n, dim, 1000, 1)
+		queries = clustered(1000, dim, 1000, 2)
+	}
 	if err := npy.Write(filepath.Join(dir, "bank.npy"), bank.Data, n, dim); err != nil {
 		b.Fatal(err)
 	}
 	if err := npy.Write(filepath.Join(dir, "queries.npy"), queries.Data, queries.Len(), dim); err != nil {
 		b.Fatal(err)
 	}
-	fmt.Printf("search benchmark: %d synthetic clustered unit vectors of dimension %d and 1,000 queries made in %s\n", n, dim, time.Since(t0).Round(time.Second))
+	fmt.Printf("search benchmark: a bank of %d (%s, rows of unit length, dimension %d) and %d queries, ready in %s\n", n, what, dim, queries.Len(), time.Since(t0).Round(time.Second))
 	args := []string{filepath.Join(root, "scripts", "faiss_bench.py"), "--bank", filepath.Join(dir, "bank.npy"),
 		"--queries", filepath.Join(dir, "queries.npy"), "--truth", filepath.Join(dir, "truth.npy")}
 	if os.Getenv("INFOMAX_BENCH_HNSW") == "" {
@@ -169,12 +217,14 @@ func BenchmarkSearchVsFAISS(b *testing.B) {
 		b.Fatal(err)
 	}
 	t0 = time.Now()
+	rss := memstat.ResidentMiB()
 	s, err := ix.Searcher(knn.Options{Metric: knn.Cosine})
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer s.Close()
 	build := time.Since(t0)
+	added := memstat.ResidentMiB() - rss
 	ctx := context.Background()
 	for i := 0; i < b.N; i++ {
 		// One query at a time: 100 queries (or 20 s).
@@ -198,8 +248,9 @@ func BenchmarkSearchVsFAISS(b *testing.B) {
 		if v := os.Getenv("TF_ENABLE_ONEDNN_OPTS"); v != "" {
 			kernels = "TF_ENABLE_ONEDNN_OPTS=" + v
 		}
-		fmt.Printf("exact search, %d × %d synthetic clustered (cosine), CPU %s, %s; FAISS %s on %d threads:\n", n, dim, cpuinfo.Describe(), kernels, f.Version, f.Threads)
-		fmt.Printf("  build: infomax %.2f s, FAISS IndexFlatIP %.2f s\n", build.Seconds(), f.Flat.Build)
+		fmt.Printf("exact search, %d × %d %s (cosine), CPU %s, %s; FAISS %s on %d threads:\n", n, dim, what, cpuinfo.Describe(), kernels, f.Version, f.Threads)
+		fmt.Printf("  build: infomax %.2f s, +%.0f MiB resident (beside the index's own %.0f MiB of features); FAISS IndexFlatIP %.2f s, +%.0f MiB\n",
+			build.Seconds(), added, float64(4*len(bank.Data))/(1<<20), f.Flat.Build, f.Flat.RSS)
 		fmt.Printf("  batch 1:     infomax %8.1f queries/s (recall@10 %.4f), FAISS %8.1f (%.4f): FAISS is %.2f× faster\n",
 			qps1, recallAt10(one, truth), f.Flat.QPS1, f.Flat.Recall1, f.Flat.QPS1/qps1)
 		fmt.Printf("  batch 1,000: infomax %8.1f queries/s (recall@10 %.4f), FAISS %8.1f (%.4f): FAISS is %.2f× faster\n",
