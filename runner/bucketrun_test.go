@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -17,6 +18,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/infomax/infomax/checkpoint"
 	"github.com/infomax/infomax/internal/store"
@@ -373,5 +375,48 @@ func TestTrainInGCS(t *testing.T) {
 	got, want := readReport(t, rep), readReport(t, bucketFile(t, url, "report.json"))
 	if *got.Model.KNN != *want.Model.KNN || got.Step != 20 {
 		t.Errorf("runner eval of the bucket's run: %+v at step %d; the run's own report: %+v", *got.Model.KNN, got.Step, *want.Model.KNN)
+	}
+}
+
+// Ctrl-C of a run in a bucket: the checkpoint written at the interrupt
+// reaches the bucket before the process exits (status 130), and the
+// printed resume command names the bucket.
+func TestBucketRunInterrupted(t *testing.T) {
+	cfg := smallConfigWith(t, smallRun(t, ""), "train: {batch_size: 32, epochs: 10, log_every: 1, checkpoint_every: 10, keep_checkpoints: 2, intra_op_threads: 2, inter_op_threads: 1}")
+	emulators.Start(t, "runs")
+	const url = "s3://runs/interrupted"
+	cmd := exec.Command(runnerBinary(t), "train", "--config", cfg, "--run-dir", url)
+	cmd.Env = append(os.Environ(), "INFOMAX_CACHE="+t.TempDir())
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	// Interrupt once a first checkpoint is in the bucket, however slow the
+	// machine; a run that ends first fails below.
+	for {
+		if ok, _ := store.Exists(context.Background(), url+"/checkpoints/latest.json"); ok {
+			break
+		}
+		select {
+		case err := <-exited:
+			t.Fatalf("the run ended (%v) before its first checkpoint reached the bucket:\n%s", err, out.String())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	cmd.Process.Signal(syscall.SIGINT)
+	err := <-exited
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 130 {
+		t.Fatalf("after SIGINT: %v, want exit status 130\n%s", err, out.String())
+	}
+	m := regexp.MustCompile(`stopped at step (\d+), checkpoint written; resume with:\n  \S+ train --run-dir (\S+) --resume`).FindStringSubmatch(out.String())
+	if m == nil || m[2] != url {
+		t.Fatalf("no resume hint naming %s:\n%s", url, out.String())
+	}
+	if st := bucketLatest(t, url); fmt.Sprint(st.Step) != m[1] {
+		t.Errorf("stopped at step %s, and the bucket's latest checkpoint is step %d", m[1], st.Step)
 	}
 }
