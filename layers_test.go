@@ -17,7 +17,7 @@ const module = "github.com/infomax/infomax/"
 // layers is the structure docs/design.md draws, bottom up: a package may
 // import only packages of lower layers. The fixtures are for tests alone.
 var layers = [][]string{
-	{"internal/cpuinfo", "internal/fsutil", "internal/memstat", "internal/offheap", "internal/tfutil", "tboard", "tflog", "tfonednn"},
+	{"internal/cpuinfo", "internal/fsutil", "internal/hnsw", "internal/memstat", "internal/offheap", "internal/tfutil", "tboard", "tflog", "tfonednn"},
 	{"internal/store"},
 	{"buckets"},
 	{"data", "checkpoint", "graph", "internal/npy"},
