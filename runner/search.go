@@ -15,6 +15,8 @@ import (
 	"github.com/infomax/infomax/config"
 	"github.com/infomax/infomax/data"
 	"github.com/infomax/infomax/encoder"
+	"github.com/infomax/infomax/internal/memstat"
+	"github.com/infomax/infomax/internal/store"
 	"github.com/infomax/infomax/knn"
 	"github.com/infomax/infomax/report"
 	"github.com/infomax/infomax/search"
@@ -23,6 +25,8 @@ import (
 type indexOptions struct {
 	RunDir, Images, Out, Compute, Format, Features string
 	SkipBad                                        bool
+	ANN                                            string // "" or "hnsw"
+	ANNM, ANNEfConstruction, ANNEf                 int
 }
 
 func indexCmd() *cobra.Command {
@@ -42,6 +46,10 @@ func indexCmd() *cobra.Command {
 	cmd.Flags().BoolVar(&o.SkipBad, "skip-bad", false, "leave out images that fail to decode, and report them")
 	cmd.Flags().StringVar(&o.Features, "features", encoder.ZMean, "which features: z_mean (the code), conv (the last convolutional map, flattened: h·w·c values) or conv_avg (that map averaged over its positions: c values)")
 	cmd.Flags().StringVar(&o.Compute, "compute", config.PrecisionAuto, "compute the features in auto (bfloat16 where the CPU computes it natively, AMX or AVX512_BF16, else float32), float32 or bfloat16 (oneDNN's rewrite of a float32 model); a model trained in bfloat16 encodes in bfloat16")
+	cmd.Flags().StringVar(&o.ANN, "ann", "", "also build an approximate index beside it: hnsw (hnswlib's HNSW graph, cosine), written to OUT.hnsw")
+	cmd.Flags().IntVar(&o.ANNM, "ann.m", 32, "HNSW: links per node (2× on the bottom layer)")
+	cmd.Flags().IntVar(&o.ANNEfConstruction, "ann.ef-construction", 100, "HNSW: candidates weighed per insertion")
+	cmd.Flags().IntVar(&o.ANNEf, "ann.ef", 64, "HNSW: candidates weighed per search (recorded; runner search --ef changes it)")
 	cmd.Flags().StringVar(&o.Compute, "precision", config.PrecisionAuto, "the older name of --compute")
 	cmd.Flags().MarkDeprecated("precision", "use --compute (model.precision is the trained dtype)")
 	for _, f := range []string{"run-dir", "images", "out"} {
@@ -61,6 +69,9 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	}
 	if format != "idx" && format != "parquet" {
 		return fmt.Errorf("--format %q: want idx or parquet", o.Format)
+	}
+	if o.ANN != "" && o.ANN != "hnsw" {
+		return fmt.Errorf("--ann %q: want hnsw (or none)", o.ANN)
 	}
 	enc, err := encoder.Load(ctx, o.RunDir, encoder.WithCompute(o.Compute), encoder.WithFeatures(o.Features))
 	if err != nil {
@@ -92,13 +103,29 @@ func runIndex(ctx context.Context, o indexOptions, out io.Writer) error {
 	for _, b := range imgs.Bad[:min(5, len(imgs.Bad))] {
 		fmt.Fprintf(out, "  left out: %s\n", b.Error())
 	}
+	if o.ANN == "" {
+		return nil
+	}
+	rss := memstat.ResidentMiB()
+	ann, err := search.BuildANN(ctx, ix, search.ANNParams{M: o.ANNM, EfConstruction: o.ANNEfConstruction}, o.ANNEf, knn.Options{Session: enc.Session()})
+	if err != nil {
+		return fmt.Errorf("the approximate index of %s: %w", o.Out, err)
+	}
+	defer ann.Close()
+	path := search.ANNPath(o.Out)
+	if err := ann.Save(ctx, path); err != nil {
+		return fmt.Errorf("the approximate index: %w", err)
+	}
+	h := ann.Header
+	fmt.Fprintf(out, "approximate index: HNSW (M %d, efConstruction %d) of %d images built in %.1fs (+%.0f MiB resident, graph %.1f MB); recall@10 %.4f at efSearch %d on %d held-out images → %s\n",
+		h.M, h.EfConstruction, h.Rows, h.BuildSeconds, memstat.ResidentMiB()-rss, float64(h.GraphBytes)/1e6, h.Recall, h.EfSearch, h.RecallQueries, path)
 	return nil
 }
 
 type searchOptions struct {
 	Index, Query, Metric, Strip string
-	K                           int
-	JSON                        bool
+	K, Ef                       int
+	JSON, Exact                 bool
 }
 
 func searchCmd() *cobra.Command {
@@ -117,6 +144,8 @@ func searchCmd() *cobra.Command {
 	cmd.Flags().StringVar(&o.Metric, "metric", "cosine", "cosine or l2")
 	cmd.Flags().StringVar(&o.Strip, "strip", "", "write a PNG of the query and its neighbours to this file (none unless given)")
 	cmd.Flags().BoolVar(&o.JSON, "json", false, "print the hits as JSON")
+	cmd.Flags().BoolVar(&o.Exact, "exact", false, "search every feature even when the index has an approximate index (INDEX.hnsw)")
+	cmd.Flags().IntVar(&o.Ef, "ef", 0, "the approximate index's search width (0: the one it was built with)")
 	cmd.MarkFlagRequired("index")
 	cmd.MarkFlagRequired("query")
 	return cmd
@@ -159,9 +188,12 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hits, err := ix.SearchWith(ctx, knn.Features{Data: feat, Dim: enc.Dim()}, o.K, knn.Options{Metric: metric, Session: enc.Session()})
+	hits, how, err := searchIndex(ctx, o, ix, knn.Features{Data: feat, Dim: enc.Dim()}, knn.Options{Metric: metric, Session: enc.Session()})
 	if err != nil {
 		return err
+	}
+	if how != "" && !o.JSON {
+		fmt.Fprintln(out, how)
 	}
 	if o.JSON {
 		enc := json.NewEncoder(out)
@@ -197,4 +229,36 @@ func runSearch(ctx context.Context, o searchOptions, out io.Writer) error {
 		fmt.Fprintf(out, "strip: %s\n", o.Strip)
 	}
 	return nil
+}
+
+// searchIndex searches ix: through its approximate index when it has one
+// (INDEX.hnsw, for cosine) and --exact is not given, else every feature.
+// It says which, with the recall the approximate index measured.
+func searchIndex(ctx context.Context, o searchOptions, ix *search.Index, q knn.Features, ko knn.Options) ([][]search.Hit, string, error) {
+	path := search.ANNPath(o.Index)
+	there := false
+	if !o.Exact {
+		var err error
+		if there, err = store.Exists(ctx, path); err != nil {
+			return nil, "", err
+		}
+	}
+	if !there || ko.Metric != knn.Cosine {
+		hits, err := ix.SearchWith(ctx, q, o.K, ko)
+		how := ""
+		if there {
+			how = fmt.Sprintf("search: exact (%s has an approximate index for cosine only)", path)
+		}
+		return hits, how, err
+	}
+	ann, err := search.LoadANN(ctx, path, ix)
+	if err != nil {
+		return nil, "", fmt.Errorf("%w (--exact searches without it)", err)
+	}
+	defer ann.Close()
+	hits, err := ann.Search(ix, q, o.K, o.Ef)
+	h := ann.Header
+	ef := cmp.Or(o.Ef, h.EfSearch)
+	return hits, fmt.Sprintf("search: approximate (HNSW, M %d, efSearch %d; its recall@10 at efSearch %d, measured when built on %d held-out images: %.4f); --exact searches every feature",
+		h.M, ef, h.EfSearch, h.RecallQueries, h.Recall), err
 }

@@ -3,14 +3,17 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/infomax/infomax/encoder"
 	"github.com/infomax/infomax/search"
+	"github.com/infomax/infomax/testkit/emulators"
 	"github.com/infomax/infomax/testkit/testmodel"
 )
 
@@ -136,4 +139,105 @@ func TestIndexAndSearch(t *testing.T) {
 			t.Errorf("%+v: error %v, want %q", c.o, err, c.want)
 		}
 	}
+}
+
+// runner index --ann hnsw writes INDEX.hnsw beside the index (a file, or a
+// Parquet table in S3), with the recall it measured; runner search uses it
+// and says so, gives the exact search's top 10 for at least 95% of queries
+// (here: all of the ten tried), and refuses a damaged one or one of another index, naming
+// the file, until --exact.
+func TestIndexWithApproximateIndex(t *testing.T) {
+	tmp := t.TempDir()
+	runDir, err := testmodel.Run(filepath.Join(tmp, "run"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fm := testmodel.FashionMNISTSet(t, 300)
+	imgDir := filepath.Join(tmp, "images")
+	os.MkdirAll(imgDir, 0o755)
+	for i := 0; i < fm.Len(); i++ {
+		os.WriteFile(filepath.Join(imgDir, fmt.Sprintf("img%03d.png", i)), testmodel.UpscaledPNG(fm, i), 0o644)
+	}
+	emulators.Start(t, "idx")
+	for _, idx := range []string{filepath.Join(tmp, "images.idx"), "s3://idx/team/images.parquet"} {
+		var out bytes.Buffer
+		o := indexOptions{RunDir: runDir, Images: imgDir, Out: idx, ANN: "hnsw", ANNM: 16, ANNEfConstruction: 100, ANNEf: 32}
+		if err := runIndex(t.Context(), o, &out); err != nil {
+			t.Fatal(err)
+		}
+		m := regexp.MustCompile(`approximate index: HNSW \(M 16, efConstruction 100\) of 300 images built in \S+ \(\+\S+ MiB resident, graph \S+ MB\); recall@10 ([0-9.]+) at efSearch 32 on 30 held-out images → (\S+)`).FindStringSubmatch(out.String())
+		if m == nil || m[2] != idx+".hnsw" {
+			t.Fatalf("index output:\n%s", out.String())
+		}
+		// Each search loads the encoder: 10 queries here, 2 from the bucket.
+		queries := 10
+		if strings.HasPrefix(idx, "s3://") {
+			queries = 2
+		}
+		same := 0
+		for q := 0; q < queries; q++ {
+			query := filepath.Join(imgDir, fmt.Sprintf("img%03d.png", q*29))
+			var approx, exact bytes.Buffer
+			if err := runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 10, Metric: "cosine"}, &approx); err != nil {
+				t.Fatal(err)
+			}
+			if err := runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 10, Metric: "cosine", Exact: true}, &exact); err != nil {
+				t.Fatal(err)
+			}
+			head, rest, _ := strings.Cut(approx.String(), "\n")
+			if !strings.HasPrefix(head, "search: approximate (HNSW, M 16, efSearch 32; its recall@10 at efSearch 32, measured when built on 30 held-out images: "+m[1]+")") {
+				t.Fatalf("the search does not say it is approximate:\n%s", approx.String())
+			}
+			if paths(rest) == paths(exact.String()) {
+				same++
+			}
+		}
+		if same < queries {
+			t.Errorf("%s: the approximate top 10 is the exact one for %d of %d queries", idx, same, queries)
+		}
+	}
+
+	idx := filepath.Join(tmp, "images.idx")
+	query := filepath.Join(imgDir, "img007.png")
+	raw, err := os.ReadFile(idx + ".hnsw")
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(idx+".hnsw", raw[:len(raw)-7], 0o644)
+	err = runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 5, Metric: "cosine"}, new(bytes.Buffer))
+	if err == nil || !strings.Contains(err.Error(), idx+".hnsw: hnsw index: ") || !strings.Contains(err.Error(), "--exact") {
+		t.Errorf("a truncated approximate index: %v", err)
+	}
+	if err := runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 5, Metric: "cosine", Exact: true}, new(bytes.Buffer)); err != nil {
+		t.Errorf("--exact beside a damaged approximate index: %v", err)
+	}
+	// The approximate index of another index (100 of the images).
+	small := filepath.Join(tmp, "small")
+	os.MkdirAll(small, 0o755)
+	for i := 0; i < 100; i++ {
+		os.WriteFile(filepath.Join(small, fmt.Sprintf("img%03d.png", i)), testmodel.UpscaledPNG(fm, i), 0o644)
+	}
+	if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: small, Out: filepath.Join(tmp, "small.idx"), ANN: "hnsw", ANNM: 16, ANNEfConstruction: 50, ANNEf: 16}, new(bytes.Buffer)); err != nil {
+		t.Fatal(err)
+	}
+	other, _ := os.ReadFile(filepath.Join(tmp, "small.idx.hnsw"))
+	os.WriteFile(idx+".hnsw", other, 0o644)
+	err = runSearch(t.Context(), searchOptions{Index: idx, Query: query, K: 5, Metric: "cosine"}, new(bytes.Buffer))
+	if err == nil || !strings.Contains(err.Error(), "indexes 100 rows of dimension") {
+		t.Errorf("the approximate index of another index: %v", err)
+	}
+	if err := runIndex(t.Context(), indexOptions{RunDir: runDir, Images: small, Out: filepath.Join(tmp, "x.idx"), ANN: "ivf"}, new(bytes.Buffer)); err == nil || !strings.Contains(err.Error(), `--ann "ivf"`) {
+		t.Errorf("--ann ivf: %v", err)
+	}
+}
+
+// paths are the paths of runner search's printed hits, in order.
+func paths(out string) string {
+	var ps []string
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) == 3 {
+			ps = append(ps, f[2])
+		}
+	}
+	return strings.Join(ps, "\n")
 }

@@ -61,28 +61,65 @@ func cerr(e *C.char) error {
 	return errors.New("hnswlib: " + C.GoString(e))
 }
 
-// Build makes the index of n rows of dimension dim (data: n·dim values),
-// inserting on every core; seed fixes the layers' random draw.
-func Build(data []float32, dim int, p Params, seed uint64) (*Index, error) {
-	if dim < 1 || len(data)%dim != 0 || len(data) == 0 {
-		return nil, fmt.Errorf("hnsw: %d values are not rows of dimension %d", len(data), dim)
+// New makes an empty index with room for rows rows of dimension dim;
+// seed fixes the layers' random draw.
+func New(rows, dim int, p Params, seed uint64) (*Index, error) {
+	if dim < 1 || rows < 1 {
+		return nil, fmt.Errorf("hnsw: %d rows of dimension %d", rows, dim)
 	}
 	if p.M < 2 || p.M > MaxM || p.EfConstruction < 1 || p.EfConstruction > MaxEfConstruction {
 		return nil, fmt.Errorf("hnsw: M %d, efConstruction %d: want M in 2..%d, efConstruction in 1..%d", p.M, p.EfConstruction, MaxM, MaxEfConstruction)
 	}
-	n := len(data) / dim
 	var e *C.char
-	c := C.hnsw_new(C.int(dim), C.size_t(n), C.int(p.M), C.int(p.EfConstruction), C.size_t(seed), &e)
+	c := C.hnsw_new(C.int(dim), C.size_t(rows), C.int(p.M), C.int(p.EfConstruction), C.size_t(seed), &e)
 	if c == nil {
 		return nil, cerr(e)
 	}
-	ix := &Index{c: c, dim: dim, n: n}
-	pinned := runtime.Pinner{}
+	return &Index{c: c, dim: dim, n: rows}, nil
+}
+
+// Add inserts rows (data: len(labels) rows), each under its label (its
+// row position, below the index's room), on every core.
+func (ix *Index) Add(data []float32, labels []int64) error {
+	if len(labels) == 0 || len(data) != len(labels)*ix.dim {
+		return fmt.Errorf("hnsw: %d values for %d rows of dimension %d", len(data), len(labels), ix.dim)
+	}
+	for _, l := range labels {
+		if l < 0 || l >= int64(ix.n) {
+			return fmt.Errorf("hnsw: label %d of an index of %d rows", l, ix.n)
+		}
+	}
+	ix.mu.Lock()
+	defer ix.mu.Unlock()
+	var pinned runtime.Pinner
 	pinned.Pin(&data[0])
+	pinned.Pin(&labels[0])
 	defer pinned.Unpin()
-	if C.hnsw_add(c, (*C.float)(unsafe.Pointer(&data[0])), C.size_t(n), C.int(runtime.GOMAXPROCS(0)), &e) != 0 {
+	var e *C.char
+	if C.hnsw_add(ix.c, (*C.float)(unsafe.Pointer(&data[0])), (*C.int64_t)(unsafe.Pointer(&labels[0])), C.size_t(len(labels)), C.int(runtime.GOMAXPROCS(0)), &e) != 0 {
+		return cerr(e)
+	}
+	return nil
+}
+
+// Build makes the index of the rows of data (dimension dim), labelled by
+// position.
+func Build(data []float32, dim int, p Params, seed uint64) (*Index, error) {
+	if dim < 1 || len(data)%dim != 0 || len(data) == 0 {
+		return nil, fmt.Errorf("hnsw: %d values are not rows of dimension %d", len(data), dim)
+	}
+	n := len(data) / dim
+	ix, err := New(n, dim, p, seed)
+	if err != nil {
+		return nil, err
+	}
+	labels := make([]int64, n)
+	for i := range labels {
+		labels[i] = int64(i)
+	}
+	if err := ix.Add(data, labels); err != nil {
 		ix.Close()
-		return nil, cerr(e)
+		return nil, err
 	}
 	return ix, nil
 }
@@ -210,15 +247,19 @@ func Check(raw []byte, rows, dim int) (*Header, error) {
 	if uint64(len(raw)) < level0 {
 		return bad("%d bytes, its %d elements need %d", len(raw), count, level0)
 	}
-	// Level 0: each element's neighbour list, its vector, its label.
+	// Level 0: each element's neighbour list, its vector, its label (the
+	// labels: each row position once).
+	seen := make([]bool, count)
 	for i := uint64(0); i < count; i++ {
 		el := raw[uint64(headerBytes)+i*sizePerElement:][:sizePerElement]
 		if err := checkLinks(el, maxM0, count); err != nil {
-			return bad("row %d, level 0: %v", i, err)
+			return bad("element %d, level 0: %v", i, err)
 		}
-		if label := le.Uint64(el[labelOffset:]); label != i {
-			return bad("row %d is labelled %d", i, label)
+		label := le.Uint64(el[labelOffset:])
+		if label >= count || seen[label] {
+			return bad("element %d is labelled %d: not a row, or a row twice", i, label)
 		}
+		seen[label] = true
 	}
 	// The upper levels: a list per element, of whole levels. First each
 	// element's levels, then the lists: a neighbour on level l must have a
@@ -229,34 +270,34 @@ func Check(raw []byte, rows, dim int) (*Header, error) {
 	off := level0
 	for i := uint64(0); i < count; i++ {
 		if uint64(len(raw)) < off+4 {
-			return bad("cut short in row %d's upper levels", i)
+			return bad("cut short in element %d's upper levels", i)
 		}
 		size := uint64(le.Uint32(raw[off:]))
 		off += 4
 		if size%perLevel != 0 || size/perLevel > uint64(maxLevel) {
-			return bad("row %d: %d bytes of upper levels, not at most %d levels of %d bytes", i, size, maxLevel, perLevel)
+			return bad("element %d: %d bytes of upper levels, not at most %d levels of %d bytes", i, size, maxLevel, perLevel)
 		}
 		if uint64(len(raw)) < off+size {
-			return bad("cut short in row %d's upper levels", i)
+			return bad("cut short in element %d's upper levels", i)
 		}
 		if i == uint64(enter) && size/perLevel != uint64(maxLevel) {
-			return bad("the entry point, row %d, has %d levels above 0, the top level is %d", i, size/perLevel, maxLevel)
+			return bad("the entry point, element %d, has %d levels above 0, the top level is %d", i, size/perLevel, maxLevel)
 		}
 		levels[i], starts[i] = uint8(size/perLevel), off
 		off += size
 	}
 	if off != uint64(len(raw)) {
-		return bad("%d bytes after the last row", uint64(len(raw))-off)
+		return bad("%d bytes after the last element", uint64(len(raw))-off)
 	}
 	for i := uint64(0); i < count; i++ {
 		for l := uint64(1); l <= uint64(levels[i]); l++ {
 			b := raw[starts[i]+(l-1)*perLevel:][:perLevel]
 			if err := checkLinks(b, maxM, count); err != nil {
-				return bad("row %d, level %d: %v", i, l, err)
+				return bad("element %d, level %d: %v", i, l, err)
 			}
 			for j := uint64(0); j < uint64(le.Uint16(b)); j++ {
 				if id := le.Uint32(b[4+4*j:]); uint64(levels[id]) < l {
-					return bad("row %d, level %d: neighbour %d has no level %d", i, l, id, l)
+					return bad("element %d, level %d: neighbour %d has no level %d", i, l, id, l)
 				}
 			}
 		}

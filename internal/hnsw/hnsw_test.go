@@ -147,7 +147,7 @@ func TestHostileIndexFiles(t *testing.T) {
 		{"header cut", "shorter than its", func(b []byte) []byte { return b[:50] }},
 		{"rows cut", "elements need", func(b []byte) []byte { return b[:level0-1] }},
 		{"upper levels cut", "cut short", func(b []byte) []byte { return b[:len(b)-1] }},
-		{"a byte more", "after the last row", func(b []byte) []byte { return append(b, 0) }},
+		{"a byte more", "after the last element", func(b []byte) []byte { return append(b, 0) }},
 		{"more elements", "elements", func(b []byte) []byte { le.PutUint64(b[16:], 1<<40); return b }},
 		{"M", "M ", func(b []byte) []byte { le.PutUint64(b[72:], 1000); return b }},
 		{"layout", "element layout", func(b []byte) []byte { le.PutUint64(b[24:], uint64(size)+4); return b }},
@@ -160,7 +160,7 @@ func TestHostileIndexFiles(t *testing.T) {
 			le.PutUint32(b[headerBytes+4:], n)
 			return b
 		}},
-		{"label", "is labelled", func(b []byte) []byte {
+		{"label", "or a row twice", func(b []byte) []byte {
 			off := headerBytes + int(le.Uint64(b[32:]))
 			le.PutUint64(b[off:], 5)
 			return b

@@ -37,7 +37,7 @@ hnsw_index* hnsw_new(int dim, size_t max_elements, int m, int ef_construction, s
   return nullptr;
 }
 
-int hnsw_add(hnsw_index* h, const float* data, size_t n, int threads, char** err) {
+int hnsw_add(hnsw_index* h, const float* data, const int64_t* labels, size_t n, int threads, char** err) {
   std::atomic<size_t> next(0);
   std::atomic<bool> failed(false);
   std::string what;
@@ -45,7 +45,7 @@ int hnsw_add(hnsw_index* h, const float* data, size_t n, int threads, char** err
   auto work = [&]() {
     for (size_t i = next++; i < n && !failed; i = next++) {
       try {
-        h->alg->addPoint(data + i * h->dim, i);
+        h->alg->addPoint(data + i * h->dim, (size_t)labels[i]);
       } catch (const std::exception& e) {
         std::lock_guard<std::mutex> lock(what_mu);
         what = e.what();
