@@ -70,7 +70,7 @@ func runFeatures(tb testing.TB, dir string) (bank, queries knn.Features) {
 		}
 		hl := int(binary.LittleEndian.Uint16(raw[8:10]))
 		var d int
-		if _, err := fmt.Sscanf(string(raw[10:10+hl])[strings.Index(string(raw[10:10+hl]), "'shape': (")+len("'shape': ("):], "%d, %d", new(int), &d); err != nil {
+		if _, err := fmt.Sscanf(string(raw[10 : 10+hl])[strings.Index(string(raw[10:10+hl]), "'shape': (")+len("'shape': ("):], "%d, %d", new(int), &d); err != nil {
 			tb.Fatalf("%s: %v", name, err)
 		}
 		data, _, err := npy.ParseFloat32Rows(raw, name, d)
