@@ -73,3 +73,54 @@ func TestCorruptIndexFiles(t *testing.T) {
 		}
 	}
 }
+
+// Whatever INDEX.hnsw holds, LoadANN gives an error or an index that
+// searches without crashing; a well-formed one of another index is refused.
+func FuzzLoadANN(f *testing.F) {
+	r := make([]float32, 80*6)
+	for i := range r {
+		r[i] = float32((i*37)%23) - 11
+	}
+	paths := make([]string, 80)
+	for i := range paths {
+		paths[i] = "p" + string(rune('A'+i%26))
+	}
+	ix, err := New(paths, knn.Features{Data: r, Dim: 6}, "runs/x", "abc", 3)
+	if err != nil {
+		f.Fatal(err)
+	}
+	ann, err := BuildANN(f.Context(), ix, ANNParams{M: 4, EfConstruction: 20}, 8, knn.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	p := filepath.Join(f.TempDir(), "x.idx.hnsw")
+	if err := ann.Save(f.Context(), p); err != nil {
+		f.Fatal(err)
+	}
+	ann.Close()
+	raw, err := os.ReadFile(p)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(raw)
+	f.Add(raw[:40])
+	f.Add([]byte(annMagic + "\xff\xff\xff\xff"))
+	q := knn.Features{Data: r[:12], Dim: 6}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		path := filepath.Join(t.TempDir(), "x.idx.hnsw")
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		a, err := LoadANN(t.Context(), path, ix)
+		if err != nil {
+			if !strings.Contains(err.Error(), path) {
+				t.Fatalf("an error that does not name the file: %v", err)
+			}
+			return
+		}
+		defer a.Close()
+		if _, err := a.Search(ix, q, 5, 0); err != nil && !strings.Contains(err.Error(), "hnsw") {
+			t.Fatal(err)
+		}
+	})
+}
