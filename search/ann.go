@@ -94,29 +94,39 @@ func BuildANN(ctx context.Context, ix *Index, p hnsw.Params, efSearch int, o knn
 	h := min(500, n/10)
 	perm := rand.New(rand.NewPCG(uint64(n), 17)).Perm(n)
 	held, kept := perm[:h], perm[h:]
-	gather := func(idx []int) ([]float32, []int64) {
-		data, labels := make([]float32, 0, len(idx)*d), make([]int64, len(idx))
-		for i, r := range idx {
-			data = append(data, rows[r*d:(r+1)*d]...)
-			labels[i] = int64(r)
-		}
-		return data, labels
-	}
 	g, err := hnsw.New(n, d, p, 1)
 	if err != nil {
 		return nil, err
 	}
-	keptData, keptLabels := gather(kept)
-	if err := g.Add(keptData, keptLabels); err != nil {
+	// Rows go in by chunks, so that no second copy of them is made.
+	add := func(idx []int) error {
+		const chunk = 1 << 14
+		data, labels := make([]float32, 0, chunk*d), make([]int64, 0, chunk)
+		for c := 0; c < len(idx); c += chunk {
+			data, labels = data[:0], labels[:0]
+			for _, r := range idx[c:min(c+chunk, len(idx))] {
+				data = append(data, rows[r*d:(r+1)*d]...)
+				labels = append(labels, int64(r))
+			}
+			if err := g.Add(data, labels); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := add(kept); err != nil {
 		g.Close()
 		return nil, err
 	}
 	a := &ANN{ix: g, Header: ANNHeader{Kind: "hnsw", Library: "hnswlib 0.8.0", Metric: string(knn.Cosine), Rows: n, Dim: d,
 		ConfigHash: ix.ConfigHash, Step: ix.Step, M: p.M, EfConstruction: p.EfConstruction, EfSearch: efSearch, RecallQueries: h, Recall: 1}}
 	if h > 0 {
-		heldData, heldLabels := gather(held)
+		heldData := make([]float32, 0, h*d)
+		for _, r := range held {
+			heldData = append(heldData, rows[r*d:(r+1)*d]...)
+		}
 		k := min(10, len(kept))
-		exact, err := exactOf(ctx, knn.Features{Data: keptData, Dim: d}, knn.Features{Data: heldData, Dim: d}, k, o)
+		exact, err := exactOf(ctx, pickRows{rows, d, kept}, knn.Features{Data: heldData, Dim: d}, k, o)
 		if err != nil {
 			g.Close()
 			return nil, err
@@ -130,7 +140,7 @@ func BuildANN(ctx context.Context, ix *Index, p hnsw.Params, efSearch int, o knn
 		for q := 0; q < h; q++ {
 			want := map[int64]bool{}
 			for _, i := range exact.Index[q*k : (q+1)*k] {
-				want[keptLabels[i]] = true
+				want[int64(kept[i])] = true
 			}
 			for _, l := range found[q*k : (q+1)*k] {
 				if want[l] {
@@ -139,7 +149,7 @@ func BuildANN(ctx context.Context, ix *Index, p hnsw.Params, efSearch int, o knn
 			}
 		}
 		a.Header.Recall = float64(hits) / float64(h*k)
-		if err := g.Add(heldData, heldLabels); err != nil {
+		if err := add(held); err != nil {
 			g.Close()
 			return nil, err
 		}
@@ -148,7 +158,20 @@ func BuildANN(ctx context.Context, ix *Index, p hnsw.Params, efSearch int, o knn
 	return a, nil
 }
 
-func exactOf(ctx context.Context, bank, queries knn.Features, k int, o knn.Options) (*knn.Neighbours, error) {
+// pickRows are the rows idx of a row-major array, as knn.Rows (no copy).
+type pickRows struct {
+	data []float32
+	dim  int
+	idx  []int
+}
+
+func (p pickRows) Len() int   { return len(p.idx) }
+func (p pickRows) Width() int { return p.dim }
+func (p pickRows) Row(i int, dst []float32) {
+	copy(dst, p.data[p.idx[i]*p.dim:(p.idx[i]+1)*p.dim])
+}
+
+func exactOf(ctx context.Context, bank knn.Rows, queries knn.Features, k int, o knn.Options) (*knn.Neighbours, error) {
 	o.Metric = knn.Cosine
 	b, err := knn.NewBank(bank, o)
 	if err != nil {

@@ -33,16 +33,17 @@ func benchVectors() int {
 }
 
 // clustered makes n unit rows of dimension dim around `clusters` random
-// centres (each row a centre plus Gaussian noise of 0.5 a coordinate
-// against the centres' 1, then normalised), seeded: synthetic vectors with
-// the neighbourhoods real features have, said to be synthetic wherever
-// their figures are printed.
+// centres (the same centres for every seed: the bank's and the queries'
+// rows come from one distribution), each row a centre plus Gaussian noise
+// of 0.5 a coordinate against the centres' 1, then normalised; seed draws
+// the rows. Synthetic, and said to be wherever their figures are printed.
 func clustered(n, dim, clusters int, seed uint64) knn.Features {
-	rng := rand.New(rand.NewPCG(seed, 7))
+	crng := rand.New(rand.NewPCG(1, 7))
 	centres := make([]float32, clusters*dim)
 	for i := range centres {
-		centres[i] = float32(rng.NormFloat64())
+		centres[i] = float32(crng.NormFloat64())
 	}
+	rng := rand.New(rand.NewPCG(seed, 8))
 	out := make([]float32, n*dim)
 	for r := 0; r < n; r++ {
 		c := centres[rng.IntN(clusters)*dim:][:dim]
