@@ -31,7 +31,7 @@ const BankBlockRows = 8192
 // search feeds only its queries. TensorFlow computes each block of scores;
 // the k best of each query are kept in Go as the blocks go, in one pass
 // over the scores against the k-th best so far (TensorFlow's TopKV2 took
-// about 40% of a batch's time: docs/speed.md, "Exact search"). Search is
+// about 40% of a batch's time: docs/speed.md, "Search beside FAISS"). Search is
 // safe for concurrent use. Close frees the tensors and the session.
 type Bank struct {
 	metric Metric
