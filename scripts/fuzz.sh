@@ -17,6 +17,8 @@ targets=(
   "./data FuzzShards"
   "./search FuzzParse"
   "./search FuzzParquet"
+  "./search FuzzLoadANN"
+  "./internal/hnsw FuzzCheck"
   "./tboard FuzzReadEvents"
   "./config FuzzLoad"
   "./checkpoint FuzzLatest"
