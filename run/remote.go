@@ -56,6 +56,7 @@ type Remote struct {
 	stamps   map[string]stamp  // files uploaded as they are now
 	uploaded *checkpoint.State // the newest checkpoint complete in the bucket
 	repoint  *checkpoint.State // a checkpoint pulled instead of a damaged latest, for latest.json to name again
+	staged   int               // staging folders made
 }
 
 // upload is one checkpoint to upload: its state and its files, linked
@@ -419,7 +420,12 @@ func (m *Remote) Checkpoint(st *checkpoint.State) error {
 	if err := m.Err(); err != nil {
 		return err
 	}
-	staged := filepath.Join(m.Local, stagingDir, st.Prefix)
+	// A folder per call: the same step saved twice (a save, then Ctrl-C at
+	// that step) must not share one with an upload in flight.
+	m.mu.Lock()
+	m.staged++
+	staged := filepath.Join(m.Local, stagingDir, fmt.Sprintf("%s-%d", st.Prefix, m.staged))
+	m.mu.Unlock()
 	if err := os.MkdirAll(staged, 0o755); err != nil {
 		return err
 	}
@@ -432,13 +438,13 @@ func (m *Remote) Checkpoint(st *checkpoint.State) error {
 	for _, p := range paths {
 		name := filepath.Base(p)
 		// A hard link: the saver writes new files, never into old ones.
-		if err := os.Link(p, filepath.Join(staged, name)); err != nil && !errors.Is(err, fs.ErrExist) {
+		if err := os.Link(p, filepath.Join(staged, name)); err != nil {
 			return fmt.Errorf("staging %s for its upload: %w", p, err)
 		}
 		u.files = append(u.files, name)
 	}
 	m.mu.Lock()
-	if old := m.pending; old != nil && old.staged != staged {
+	if old := m.pending; old != nil {
 		os.RemoveAll(old.staged)
 	}
 	m.pending = u
