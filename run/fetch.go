@@ -71,21 +71,9 @@ func Fetch(ctx context.Context, url string) (string, error) {
 		return "", fmt.Errorf("run cache: %w", err)
 	}
 	defer os.RemoveAll(tmp) // a failed or beaten copy
-	// What to copy: the files named, and those the globs match (a glob's
-	// * does not cross a "/"; a SavedModel nests two folders deep).
-	files := []string{ConfigFile}
-	for _, g := range []string{
-		CheckpointsDir + "/" + st.Prefix + ".*",
-		ModelDir + "/*", ModelDir + "/*/*", ModelDir + "/*/*/*",
-		MetricsFile,
-	} {
-		m, err := store.List(ctx, store.Join(url, g))
-		if err != nil {
-			return "", fmt.Errorf("run %s: %w", url, err)
-		}
-		for _, u := range m {
-			files = append(files, strings.TrimPrefix(u, url+"/"))
-		}
+	files, err := runObjects(ctx, url, CheckpointsDir+"/"+st.Prefix+".*")
+	if err != nil {
+		return "", fmt.Errorf("run %s: %w", url, err)
 	}
 	// A checkpoint uploaded by training has a manifest (sizes, CRC32C).
 	ckpts := store.Join(url, CheckpointsDir)
@@ -126,6 +114,25 @@ func Fetch(ctx context.Context, url string) (string, error) {
 		return "", fmt.Errorf("run cache: %w", err)
 	}
 	return dir, nil
+}
+
+// runObjects are the objects of the run folder url that reading it
+// needs, relative to url: config.yaml, model/, metrics.jsonl if there is
+// one, and those the extra globs match (a glob's * does not cross a "/";
+// a SavedModel nests two folders deep).
+func runObjects(ctx context.Context, url string, extra ...string) ([]string, error) {
+	files := []string{ConfigFile}
+	globs := append([]string{ModelDir + "/*", ModelDir + "/*/*", ModelDir + "/*/*/*", MetricsFile}, extra...)
+	for _, g := range globs {
+		m, err := store.List(ctx, store.Join(url, g))
+		if err != nil {
+			return nil, err
+		}
+		for _, u := range m {
+			files = append(files, strings.TrimPrefix(u, url+"/"))
+		}
+	}
+	return files, nil
 }
 
 // download copies one object to a local file, checking that as many bytes

@@ -296,15 +296,9 @@ func pullCheckpoint(ctx context.Context, url, local, prefix string, latest *chec
 			os.RemoveAll(tmp)
 		}
 	}()
-	files := []string{ConfigFile}
-	for _, g := range []string{ModelDir + "/*", ModelDir + "/*/*", ModelDir + "/*/*/*", MetricsFile} {
-		m, err := store.List(ctx, store.Join(url, g))
-		if err != nil {
-			return "", err
-		}
-		for _, u := range m {
-			files = append(files, strings.TrimPrefix(u, url+"/"))
-		}
+	files, err := runObjects(ctx, url)
+	if err != nil {
+		return "", err
 	}
 	for _, n := range names {
 		files = append(files, CheckpointsDir+"/"+n)
